@@ -1,0 +1,318 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/storesync/storesync/appstore"
+)
+
+// SignedTransaction is a verified transaction payload and the JWS it came in.
+type SignedTransaction struct {
+	Payload *appstore.TransactionPayload
+	JWS     string
+}
+
+// SignedRenewalInfo is a verified renewal-info payload and its JWS.
+type SignedRenewalInfo struct {
+	Payload *appstore.RenewalInfoPayload
+	JWS     string
+}
+
+// StatusObservation is Apple's statement of a subscription's status (1–5)
+// as of SignedDate: an item of Get All Subscription Statuses, or the
+// data.status of a notification.
+type StatusObservation struct {
+	OriginalTransactionID string
+	Status                int
+	SignedDate            appstore.Millis
+}
+
+// Facts is a set of Apple's signed facts to apply together.
+type Facts struct {
+	Transactions []SignedTransaction
+	RenewalInfos []SignedRenewalInfo
+	Statuses     []StatusObservation
+}
+
+// IsEmpty reports whether f holds nothing.
+func (f *Facts) IsEmpty() bool {
+	return len(f.Transactions) == 0 && len(f.RenewalInfos) == 0 && len(f.Statuses) == 0
+}
+
+// Add appends g's facts to f.
+func (f *Facts) Add(g Facts) {
+	f.Transactions = append(f.Transactions, g.Transactions...)
+	f.RenewalInfos = append(f.RenewalInfos, g.RenewalInfos...)
+	f.Statuses = append(f.Statuses, g.Statuses...)
+}
+
+// Change is one subscription touched by Apply, before and after. Before is
+// nil when the ledger did not know the subscription.
+type Change struct {
+	Before *Subscription
+	After  *Subscription
+}
+
+// Changed reports whether the ledger's view of the subscription moved.
+func (c Change) Changed() bool {
+	return c.Before == nil || !c.Before.SameState(c.After)
+}
+
+// Apply stores facts in one database transaction and recomputes every
+// subscription they touch. It is idempotent and order-independent: a
+// transaction is replaced only by a version Apple signed later, renewal info
+// and status likewise, and every subscription column is a function of the
+// stored facts. Concurrent Apply calls on the same subscriptions serialise on
+// the subscription rows (locked in id order, so they cannot deadlock).
+func (l *Ledger) Apply(ctx context.Context, facts Facts) ([]Change, error) {
+	var changes []Change
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		var err error
+		changes, err = l.ApplyTx(ctx, tx, facts)
+		return err
+	})
+	return changes, err
+}
+
+// ApplyTx is Apply inside the caller's transaction.
+func (l *Ledger) ApplyTx(ctx context.Context, tx pgx.Tx, facts Facts) ([]Change, error) {
+	ids, err := factIDs(facts)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
+		SELECT id FROM unnest($1::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING`, ids); err != nil {
+		return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
+	}
+	beforeRows, err := tx.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+		ORDER BY s.original_transaction_id FOR UPDATE OF s`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: locking subscriptions: %w", err)
+	}
+	before, err := collectSubscriptions(beforeRows)
+	if err != nil {
+		return nil, err
+	}
+
+	batch := &pgx.Batch{}
+	for _, t := range facts.Transactions {
+		queueTransaction(batch, t)
+	}
+	for _, r := range facts.RenewalInfos {
+		queueRenewalInfo(batch, r)
+	}
+	for _, s := range facts.Statuses {
+		batch.Queue(`UPDATE subscriptions SET observed_status = $2, status_signed_date = $3
+			WHERE original_transaction_id = $1 AND ($3::bigint, $2::smallint) > (status_signed_date, observed_status)`,
+			s.OriginalTransactionID, s.Status, int64(s.SignedDate))
+	}
+	batch.Queue(projectSQL, ids)
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("ledger: applying facts: %w", err)
+	}
+
+	afterRows, err := tx.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+		ORDER BY s.original_transaction_id`, ids)
+	if err != nil {
+		return nil, err
+	}
+	after, err := collectSubscriptions(afterRows)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*Subscription, len(before))
+	for _, s := range before {
+		// A row created by this Apply has no facts yet: treat it as unknown.
+		if s.TransactionCount > 0 || s.LastSignedDate != nil {
+			byID[s.OriginalTransactionID] = s
+		}
+	}
+	changes := make([]Change, 0, len(after))
+	for _, a := range after {
+		changes = append(changes, Change{Before: byID[a.OriginalTransactionID], After: a})
+	}
+	return changes, nil
+}
+
+// factIDs returns the sorted, distinct subscriptions facts touch, and
+// rejects facts that cannot be keyed.
+func factIDs(f Facts) ([]string, error) {
+	set := map[string]struct{}{}
+	for i, t := range f.Transactions {
+		if t.Payload == nil || t.Payload.TransactionID == "" || t.Payload.OriginalTransactionID == "" {
+			return nil, fmt.Errorf("ledger: transaction %d has no transactionId or originalTransactionId", i)
+		}
+		if t.JWS == "" {
+			return nil, fmt.Errorf("ledger: transaction %s has no signed JWS to keep", t.Payload.TransactionID)
+		}
+		set[t.Payload.OriginalTransactionID] = struct{}{}
+	}
+	for i, r := range f.RenewalInfos {
+		if r.Payload == nil || r.Payload.OriginalTransactionID == "" || r.JWS == "" {
+			return nil, fmt.Errorf("ledger: renewal info %d has no originalTransactionId or JWS", i)
+		}
+		set[r.Payload.OriginalTransactionID] = struct{}{}
+	}
+	for i, s := range f.Statuses {
+		if s.OriginalTransactionID == "" || s.Status < 1 || s.Status > 5 {
+			return nil, fmt.Errorf("ledger: status observation %d: want an originalTransactionId and a status 1–5, got %q/%d", i, s.OriginalTransactionID, s.Status)
+		}
+		set[s.OriginalTransactionID] = struct{}{}
+	}
+	ids := make([]string, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+func queueTransaction(b *pgx.Batch, t SignedTransaction) {
+	p := t.Payload
+	var revReason *int64
+	if p.RevocationReason != nil {
+		v := int64(*p.RevocationReason)
+		revReason = &v
+	}
+	// A transaction is replaced only by a version signed later (ties broken
+	// by the JWS text so that any order ends the same).
+	b.Queue(`INSERT INTO transactions (transaction_id, original_transaction_id, environment, product_id,
+			subscription_group_identifier, type, purchase_date, original_purchase_date, expires_date,
+			app_account_token, in_app_ownership_type, revocation_date, revocation_reason, revocation_type,
+			is_upgraded, offer_type, offer_identifier, transaction_reason, web_order_line_item_id, price,
+			currency, storefront, signed_date, jws)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
+		ON CONFLICT (transaction_id) DO UPDATE SET
+			environment = excluded.environment, product_id = excluded.product_id,
+			subscription_group_identifier = excluded.subscription_group_identifier, type = excluded.type,
+			purchase_date = excluded.purchase_date, original_purchase_date = excluded.original_purchase_date,
+			expires_date = excluded.expires_date, app_account_token = excluded.app_account_token,
+			in_app_ownership_type = excluded.in_app_ownership_type, revocation_date = excluded.revocation_date,
+			revocation_reason = excluded.revocation_reason, revocation_type = excluded.revocation_type,
+			is_upgraded = excluded.is_upgraded, offer_type = excluded.offer_type,
+			offer_identifier = excluded.offer_identifier, transaction_reason = excluded.transaction_reason,
+			web_order_line_item_id = excluded.web_order_line_item_id, price = excluded.price,
+			currency = excluded.currency, storefront = excluded.storefront,
+			signed_date = excluded.signed_date, jws = excluded.jws, updated_at = now()
+		WHERE (excluded.signed_date, excluded.jws) > (transactions.signed_date, transactions.jws)`,
+		p.TransactionID, p.OriginalTransactionID, string(p.Environment), p.ProductID,
+		p.SubscriptionGroupIdentifier, p.Type, timeOrNil(p.PurchaseDate), timeOrNil(p.OriginalPurchaseDate),
+		timeOrNil(p.ExpiresDate), uuidOrNil(p.AppAccountToken), p.InAppOwnershipType, timeOrNil(p.RevocationDate),
+		revReason, p.RevocationType, p.IsUpgraded, int64(p.OfferType), p.OfferIdentifier, p.TransactionReason,
+		p.WebOrderLineItemID, int64(p.Price), p.Currency, p.Storefront, int64(p.SignedDate), t.JWS)
+}
+
+func queueRenewalInfo(b *pgx.Batch, r SignedRenewalInfo) {
+	p := r.Payload
+	b.Queue(`INSERT INTO renewal_infos (original_transaction_id, environment, auto_renew_status,
+			auto_renew_product_id, product_id, expiration_intent, is_in_billing_retry_period,
+			grace_period_expires_date, renewal_date, app_account_token, signed_date, jws)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+		ON CONFLICT (original_transaction_id) DO UPDATE SET
+			environment = excluded.environment, auto_renew_status = excluded.auto_renew_status,
+			auto_renew_product_id = excluded.auto_renew_product_id, product_id = excluded.product_id,
+			expiration_intent = excluded.expiration_intent,
+			is_in_billing_retry_period = excluded.is_in_billing_retry_period,
+			grace_period_expires_date = excluded.grace_period_expires_date,
+			renewal_date = excluded.renewal_date, app_account_token = excluded.app_account_token,
+			signed_date = excluded.signed_date, jws = excluded.jws, updated_at = now()
+		WHERE (excluded.signed_date, excluded.jws) > (renewal_infos.signed_date, renewal_infos.jws)`,
+		p.OriginalTransactionID, string(p.Environment), p.AutoRenewStatus == 1, p.AutoRenewProductID,
+		p.ProductID, int64(p.ExpirationIntent), p.IsInBillingRetryPeriod, timeOrNil(p.GracePeriodExpiresDate),
+		timeOrNil(p.RenewalDate), uuidOrNil(p.AppAccountToken), int64(p.SignedDate), r.JWS)
+}
+
+// projectSQL recomputes every derived column of the given subscriptions from
+// the stored facts. The latest transaction is the one purchased last (ties:
+// the longer, then greater, transaction id — ids are decimal strings);
+// status is Apple's latest statement, or, when Apple never stated one,
+// derived from the latest transaction as of the newest signed fact.
+const projectSQL = `
+UPDATE subscriptions s SET
+	environment = COALESCE(lt.environment, ri.environment, s.environment),
+	product_id = COALESCE(lt.product_id, ri.product_id, ''),
+	subscription_group_identifier = COALESCE(lt.subscription_group_identifier, ''),
+	expires_date = lt.expires_date,
+	purchase_date = lt.purchase_date,
+	revocation_date = lt.revocation_date,
+	latest_transaction_id = COALESCE(lt.transaction_id, ''),
+	transaction_count = agg.n,
+	app_account_token = COALESCE(tok.app_account_token, ri.app_account_token),
+	auto_renew_status = ri.auto_renew_status,
+	auto_renew_product_id = COALESCE(ri.auto_renew_product_id, ''),
+	is_in_billing_retry = COALESCE(ri.is_in_billing_retry_period, false),
+	grace_period_expires_date = ri.grace_period_expires_date,
+	last_signed_date = sig.last,
+	status = CASE
+		WHEN s.observed_status <> 0 THEN s.observed_status
+		WHEN lt.transaction_id IS NULL THEN 0
+		WHEN lt.revocation_date IS NOT NULL THEN 5
+		WHEN lt.expires_date IS NULL OR lt.expires_date > to_timestamp(sig.last / 1000.0) THEN 1
+		ELSE 2 END,
+	updated_at = now()
+FROM subscriptions s0
+LEFT JOIN LATERAL (
+	SELECT t.* FROM transactions t WHERE t.original_transaction_id = s0.original_transaction_id
+	ORDER BY t.purchase_date DESC NULLS LAST, length(t.transaction_id) DESC, t.transaction_id DESC LIMIT 1
+) lt ON true
+LEFT JOIN LATERAL (
+	SELECT count(*)::int AS n, COALESCE(max(t.signed_date), 0) AS max_signed
+	FROM transactions t WHERE t.original_transaction_id = s0.original_transaction_id
+) agg ON true
+LEFT JOIN LATERAL (
+	SELECT t.app_account_token FROM transactions t
+	WHERE t.original_transaction_id = s0.original_transaction_id AND t.app_account_token IS NOT NULL
+	ORDER BY t.purchase_date DESC NULLS LAST, length(t.transaction_id) DESC, t.transaction_id DESC LIMIT 1
+) tok ON true
+LEFT JOIN renewal_infos ri ON ri.original_transaction_id = s0.original_transaction_id
+CROSS JOIN LATERAL (
+	SELECT GREATEST(s0.status_signed_date, agg.max_signed, COALESCE(ri.signed_date, 0)) AS last
+) sig
+WHERE s.original_transaction_id = s0.original_transaction_id
+  AND s0.original_transaction_id = ANY($1)`
+
+func timeOrNil(m appstore.Millis) any {
+	if m == 0 {
+		return nil
+	}
+	return m.Time()
+}
+
+func uuidOrNil(s string) any {
+	s = strings.TrimSpace(s)
+	if !isUUID(s) {
+		return nil
+	}
+	return s
+}
+
+// isUUID reports whether s is a UUID in its canonical textual form.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// IsUUID reports whether s is a UUID (8-4-4-4-12 hex digits).
+func IsUUID(s string) bool { return isUUID(s) }
