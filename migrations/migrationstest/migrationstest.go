@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -84,21 +85,12 @@ func NewEmptyDatabaseName(t testing.TB) string {
 
 // DatabaseURL returns the URL of database name on the test server.
 func DatabaseURL(name string) string {
-	cfg, err := pgx.ParseConfig(ServerURL())
+	u, err := url.Parse(ServerURL())
 	if err != nil {
-		panic(err)
+		panic(fmt.Sprintf("migrationstest: TEST_DATABASE_URL is not a URL: %v", err))
 	}
-	u := ServerURL()
-	if cfg.Database != "" {
-		// Replace only the path segment naming the database.
-		if i := strings.Index(u, "/"+cfg.Database); i >= 0 {
-			return u[:i] + "/" + name + u[i+1+len(cfg.Database):]
-		}
-	}
-	if i := strings.Index(u, "?"); i >= 0 {
-		return strings.TrimSuffix(u[:i], "/") + "/" + name + u[i:]
-	}
-	return strings.TrimSuffix(u, "/") + "/" + name
+	u.Path = "/" + name
+	return u.String()
 }
 
 // DropDatabase drops name, disconnecting whoever still uses it.

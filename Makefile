@@ -1,0 +1,29 @@
+# storesync — build, test, benchmark. `make help` lists the targets.
+GO ?= go
+PKGS ?= ./...
+
+.PHONY: help build test test-short bench bench-import vet fmt demo clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+build: ## build ./storesync
+	$(GO) build -o storesync ./cmd/storesync
+
+test: ## run every test with the race detector against a real Postgres (started privately when none answers)
+	.ci/with-postgres $(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt: ## gofmt every Go file
+	gofmt -w $$(git ls-files '*.go')
+
+bench: ## run the benchmarks (verification, client, ledger, import)
+	.ci/with-postgres $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+
+demo: build ## run the demo against the simulator
+	./storesync demo
+
+clean:
+	rm -f storesync
