@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/storesync/storesync/config"
+	"github.com/storesync/storesync/migrations"
+)
+
+func init() {
+	register(&command{
+		name:    "migrate",
+		summary: "create the database if needed and apply River's and the ledger's migrations",
+		usage: `storesync migrate
+
+Creates the database named by DATABASE_URL when it does not exist, then applies
+River's migrations and the ledger's under an advisory lock. Safe to run from
+several processes at once, and again: a second run applies nothing.`,
+		run: runMigrate,
+	})
+}
+
+func runMigrate(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	res, err := migrations.Migrate(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if res.CreatedDatabase {
+		fmt.Fprintf(c.stdout, "created database %s\n", config.RedactURL(cfg.DatabaseURL))
+	}
+	fmt.Fprintf(c.stdout, "River migrations applied: %d; ledger migrations applied: %d (database is up to date)\n",
+		len(res.RiverApplied), len(res.LedgerApplied))
+	return nil
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+
+	"github.com/storesync/storesync/ledger"
+)
+
+func init() {
+	register(&command{
+		name:    "show",
+		summary: "print the ledger's view of a subscription or a customer as JSON",
+		usage: `storesync show --original-transaction-id ID | --app-account-token UUID
+
+Prints the ledger's view of one subscription, or of every subscription of one
+appAccountToken, as JSON. Exits 1 with "not found" for an unknown id.`,
+		run: runShow,
+	})
+}
+
+func runShow(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("show", flag.ContinueOnError)
+	otid := fs.String("original-transaction-id", "", "the subscription's originalTransactionId")
+	token := fs.String("app-account-token", "", "the customer's appAccountToken (UUID)")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if (*otid == "") == (*token == "") {
+		return usagef("give exactly one of --original-transaction-id and --app-account-token")
+	}
+	if *token != "" && !ledger.IsUUID(*token) {
+		return usagef("--app-account-token %q is not a UUID", *token)
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	l := ledger.New(pool)
+
+	var out any
+	if *otid != "" {
+		out, err = l.Subscription(ctx, *otid)
+	} else {
+		var subs []*ledger.Subscription
+		subs, err = l.SubscriptionsByAppAccountToken(ctx, *token)
+		out = struct {
+			AppAccountToken string                 `json:"appAccountToken"`
+			Subscriptions   []*ledger.Subscription `json:"subscriptions"`
+		}{*token, subs}
+	}
+	if errors.Is(err, ledger.ErrNotFound) {
+		return errors.New("not found")
+	}
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

@@ -1,0 +1,330 @@
+// Package config loads storesync's configuration from the environment and
+// validates all of it at once, so a user fixes every problem in one pass.
+package config
+
+import (
+	"crypto/ecdsa"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/storesync/storesync/appstore"
+)
+
+// Defaults of the optional settings.
+const (
+	DefaultDatabaseURL        = "postgres://127.0.0.1:5432/storesync?sslmode=disable"
+	DefaultListen             = ":8080"
+	DefaultReconcileCron      = "0 3 * * *"
+	DefaultBackfillCron       = "0 * * * *"
+	DefaultReconcileFullCycle = 7 * 24 * time.Hour
+	DefaultReconcileBudget    = "25%"
+)
+
+// Config is storesync's whole configuration. Load fills it from the
+// environment; the zero value is not valid.
+type Config struct {
+	DatabaseURL string
+
+	Environment     appstore.Environment
+	SandboxFallback bool
+	BaseURL         string
+	KeyID           string
+	IssuerID        string
+	PrivateKeyFile  string
+	PrivateKeyPEM   []byte // secret: never printed
+	PrivateKey      *ecdsa.PrivateKey
+	BundleID        string
+	AppAppleID      int64
+	RootCertFiles   []string
+	RateLimits      map[appstore.Endpoint]float64 // overrides, requests/s
+	RateShare       float64
+
+	Listen     string
+	AdminToken string // secret: never printed
+
+	ReconcileCron      string
+	BackfillCron       string
+	ReconcileBudget    Budget
+	ReconcileFullCycle time.Duration
+}
+
+// Budget is a reconciliation budget: either a share of a day's statuses
+// budget (Fraction) or an absolute number of calls (Calls).
+type Budget struct {
+	Fraction float64
+	Calls    int64
+}
+
+// Calls returns the number of calls b allows when a day's budget is daily.
+func (b Budget) CallsOf(daily int64) int64 {
+	if b.Calls > 0 {
+		return b.Calls
+	}
+	return int64(b.Fraction * float64(daily))
+}
+
+func (b Budget) String() string {
+	if b.Calls > 0 {
+		return strconv.FormatInt(b.Calls, 10)
+	}
+	return strconv.FormatFloat(b.Fraction*100, 'f', -1, 64) + "%"
+}
+
+// Problems is every configuration problem found, each naming the variable
+// and the fix.
+type Problems []string
+
+func (p Problems) Error() string {
+	if len(p) == 1 {
+		return "configuration: " + p[0]
+	}
+	return fmt.Sprintf("configuration has %d problems:\n  - %s", len(p), strings.Join(p, "\n  - "))
+}
+
+// Load reads every variable of the design's configuration table through
+// getenv (os.Getenv in production) and validates the format of each one that
+// is set. Values needed only to call Apple are checked by RequireAppStore, so
+// that commands which only touch the database run without credentials.
+func Load(getenv func(string) string) (*Config, error) {
+	var problems Problems
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
+
+	c := &Config{
+		DatabaseURL:        get("DATABASE_URL"),
+		BaseURL:            get("APPSTORE_BASE_URL"),
+		KeyID:              get("APPSTORE_KEY_ID"),
+		IssuerID:           get("APPSTORE_ISSUER_ID"),
+		PrivateKeyFile:     get("APPSTORE_PRIVATE_KEY_FILE"),
+		BundleID:           get("APPSTORE_BUNDLE_ID"),
+		Listen:             get("STORESYNC_LISTEN"),
+		AdminToken:         get("STORESYNC_ADMIN_TOKEN"),
+		ReconcileCron:      get("STORESYNC_RECONCILE_CRON"),
+		BackfillCron:       get("STORESYNC_BACKFILL_CRON"),
+		RateShare:          1,
+		ReconcileFullCycle: DefaultReconcileFullCycle,
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = DefaultDatabaseURL
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		add("DATABASE_URL is not a postgres:// URL: set it like postgres://user:pass@host:5432/storesync")
+	}
+
+	c.Environment = appstore.Production
+	if v := get("APPSTORE_ENVIRONMENT"); v != "" {
+		env, err := appstore.ParseEnvironment(v)
+		if err != nil || !env.HasServer() {
+			add("APPSTORE_ENVIRONMENT=%q is not an App Store server environment: use production or sandbox", v)
+		} else {
+			c.Environment = env
+		}
+	}
+	if v := get("APPSTORE_SANDBOX_FALLBACK"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			add("APPSTORE_SANDBOX_FALLBACK=%q is not a boolean: use true or false", v)
+		}
+		c.SandboxFallback = b
+	}
+	if c.BaseURL != "" {
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("APPSTORE_BASE_URL=%q is not an http(s) URL: use e.g. https://api.storekit.apple.com or the simulator's URL", c.BaseURL)
+		}
+	}
+
+	keyText := getenv("APPSTORE_PRIVATE_KEY")
+	switch {
+	case c.PrivateKeyFile != "" && strings.TrimSpace(keyText) != "":
+		add("APPSTORE_PRIVATE_KEY_FILE and APPSTORE_PRIVATE_KEY are both set: set only one")
+	case c.PrivateKeyFile != "":
+		b, err := os.ReadFile(c.PrivateKeyFile)
+		if err != nil {
+			add("APPSTORE_PRIVATE_KEY_FILE=%q cannot be read (%v): point it at the .p8 file downloaded from App Store Connect", c.PrivateKeyFile, unwrapPathError(err))
+		} else {
+			c.PrivateKeyPEM = b
+		}
+	case strings.TrimSpace(keyText) != "":
+		c.PrivateKeyPEM = []byte(strings.ReplaceAll(keyText, `\n`, "\n"))
+	}
+	if c.PrivateKeyPEM != nil {
+		key, err := appstore.ParsePrivateKey(c.PrivateKeyPEM)
+		if err != nil {
+			add("%s is not a usable In-App Purchase key (%v): use the PKCS#8 .p8 file (EC P-256) from App Store Connect", keyVarName(c), err)
+		}
+		c.PrivateKey = key
+	}
+
+	if v := get("APPSTORE_APP_APPLE_ID"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			add("APPSTORE_APP_APPLE_ID=%q is not a positive number: use the app's Apple ID from App Store Connect (App Information)", v)
+		}
+		c.AppAppleID = n
+	}
+	if v := get("APPSTORE_ROOT_CERTS"); v != "" {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			if _, err := os.Stat(p); err != nil {
+				add("APPSTORE_ROOT_CERTS names %q, which cannot be read (%v): give comma-separated paths of PEM or DER root certificates", p, unwrapPathError(err))
+			}
+			c.RootCertFiles = append(c.RootCertFiles, p)
+		}
+	}
+	if v := get("APPSTORE_RATE_LIMITS"); v != "" {
+		limits, errs := parseRateLimits(v)
+		problems = append(problems, errs...)
+		c.RateLimits = limits
+	}
+	if v := get("APPSTORE_RATE_SHARE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f > 0 && f <= 1) {
+			add("APPSTORE_RATE_SHARE=%q is not a fraction in (0, 1]: use e.g. 0.8 to leave 20%% of Apple's limit to other services", v)
+		} else {
+			c.RateShare = f
+		}
+	}
+
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if _, _, err := splitHostPort(c.Listen); err != nil {
+		add("STORESYNC_LISTEN=%q is not a listen address: use host:port or :port, e.g. :8080", c.Listen)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		add("STORESYNC_ADMIN_TOKEN is shorter than 16 characters: use a long random token, e.g. openssl rand -hex 32")
+	}
+	if c.ReconcileCron == "" {
+		c.ReconcileCron = DefaultReconcileCron
+	}
+	if _, err := cron.ParseStandard(c.ReconcileCron); err != nil {
+		add("STORESYNC_RECONCILE_CRON=%q does not parse (%v): use a 5-field cron spec such as \"0 3 * * *\"", c.ReconcileCron, err)
+	}
+	if c.BackfillCron == "" {
+		c.BackfillCron = DefaultBackfillCron
+	}
+	if _, err := cron.ParseStandard(c.BackfillCron); err != nil {
+		add("STORESYNC_BACKFILL_CRON=%q does not parse (%v): use a 5-field cron spec such as \"0 * * * *\"", c.BackfillCron, err)
+	}
+	budgetText := get("STORESYNC_RECONCILE_BUDGET")
+	if budgetText == "" {
+		budgetText = DefaultReconcileBudget
+	}
+	if b, err := ParseBudget(budgetText); err != nil {
+		add("STORESYNC_RECONCILE_BUDGET=%q %v: use a share of a day's statuses budget such as 25%% or a number of calls", budgetText, err)
+	} else {
+		c.ReconcileBudget = b
+	}
+	if v := get("STORESYNC_RECONCILE_FULL_CYCLE"); v != "" {
+		d, err := ParseDuration(v)
+		if err != nil || d < time.Hour {
+			add("STORESYNC_RECONCILE_FULL_CYCLE=%q is not a duration of at least 1h: use e.g. 7d or 72h", v)
+		} else {
+			c.ReconcileFullCycle = d
+		}
+	}
+
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return c, nil
+}
+
+// RequireAppStore checks that everything needed to call Apple's API is set,
+// listing every missing value at once.
+func (c *Config) RequireAppStore() error {
+	var problems Problems
+	if c.KeyID == "" {
+		problems = append(problems, "APPSTORE_KEY_ID is not set: use the key ID of the In-App Purchase key (App Store Connect → Users and Access → Integrations → In-App Purchase)")
+	}
+	if c.IssuerID == "" {
+		problems = append(problems, "APPSTORE_ISSUER_ID is not set: use the issuer ID shown above the keys list in App Store Connect")
+	}
+	if c.PrivateKey == nil {
+		problems = append(problems, "APPSTORE_PRIVATE_KEY_FILE (or APPSTORE_PRIVATE_KEY) is not set: point it at the .p8 file of the In-App Purchase key")
+	}
+	if c.BundleID == "" {
+		problems = append(problems, "APPSTORE_BUNDLE_ID is not set: use the app's bundle ID, e.g. com.example.app")
+	}
+	if c.Environment == appstore.Production && c.AppAppleID == 0 {
+		problems = append(problems, "APPSTORE_APP_APPLE_ID is not set: it is required in production; use the app's Apple ID from App Store Connect")
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	return nil
+}
+
+// RootCertificates reads the configured trusted roots; nil means the
+// embedded Apple Root CA G3.
+func (c *Config) RootCertificates() ([][]byte, error) {
+	var roots [][]byte
+	for _, p := range c.RootCertFiles {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("APPSTORE_ROOT_CERTS: reading %s: %w", p, unwrapPathError(err))
+		}
+		roots = append(roots, b)
+	}
+	return roots, nil
+}
+
+// EffectiveRateLimits returns the requests per second storesync may send to
+// each endpoint in env: Apple's default (10% in sandbox), replaced by an
+// APPSTORE_RATE_LIMITS override, times APPSTORE_RATE_SHARE.
+func (c *Config) EffectiveRateLimits(env appstore.Environment) map[appstore.Endpoint]float64 {
+	limits := make(map[appstore.Endpoint]float64, len(appstore.Endpoints))
+	for _, e := range appstore.Endpoints {
+		l := appstore.DefaultRateLimit(e, env)
+		if o, ok := c.RateLimits[e]; ok {
+			l = o
+		}
+		limits[e] = l * c.RateShare
+	}
+	return limits
+}
+
+// String describes c with every secret redacted, for logs and `status`.
+func (c *Config) String() string {
+	key := "unset"
+	if c.PrivateKey != nil {
+		key = "set (redacted)"
+	}
+	admin := "off"
+	if c.AdminToken != "" {
+		admin = "on (token redacted)"
+	}
+	return fmt.Sprintf("database=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s reconcile_cron=%q backfill_cron=%q",
+		RedactURL(c.DatabaseURL), c.Environment, c.SandboxFallback, c.BaseURL, c.KeyID, c.IssuerID, key,
+		c.BundleID, c.AppAppleID, c.RateShare, c.Listen, admin, c.ReconcileCron, c.BackfillCron)
+}
+
+// RedactURL hides the password of a database URL.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+		}
+	}
+	return u.String()
+}
+
+func keyVarName(c *Config) string {
+	if c.PrivateKeyFile != "" {
+		return fmt.Sprintf("APPSTORE_PRIVATE_KEY_FILE=%q", c.PrivateKeyFile)
+	}
+	return "APPSTORE_PRIVATE_KEY"
+}
