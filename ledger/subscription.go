@@ -178,10 +178,11 @@ func (l *Ledger) HistoryRevision(ctx context.Context, originalTransactionID stri
 	return rev, err
 }
 
-// SetHistoryRevision saves the revision of the last page of a complete
-// history sync, for incremental syncs later.
-func (l *Ledger) SetHistoryRevision(ctx context.Context, originalTransactionID, revision string) error {
-	_, err := l.pool.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id, history_revision, history_synced_at)
+// SetHistoryRevision saves, through q (a pool or the transaction that
+// applied the last page), the revision of the last page of a complete history
+// sync, for incremental syncs later.
+func (l *Ledger) SetHistoryRevision(ctx context.Context, q Querier, originalTransactionID, revision string) error {
+	_, err := q.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id, history_revision, history_synced_at)
 		VALUES ($1, $2, now()) ON CONFLICT (original_transaction_id)
 		DO UPDATE SET history_revision = excluded.history_revision, history_synced_at = now()`,
 		originalTransactionID, revision)

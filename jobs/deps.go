@@ -1,0 +1,85 @@
+package jobs
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/ledger"
+)
+
+// Deps is what every worker needs. Construct it once per process.
+type Deps struct {
+	Pool   *pgxpool.Pool
+	Ledger *ledger.Ledger
+	// Apple is the API client; its Budget should be the shared
+	// PostgresBudget so every process spends from one budget.
+	Apple *appstore.Client
+	// Verifier verifies signed data of Apple's configured environment;
+	// WithEnvironment gives the other (sandbox fallback, App Review).
+	Verifier *appstore.Verifier
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	// Now is the clock (the simulator's in tests); default time.Now.
+	Now func() time.Time
+	// Settings tunes the workers; the zero value gives the defaults.
+	Settings Settings
+}
+
+// Settings tunes job behaviour. Zero fields take the defaults.
+type Settings struct {
+	// RetryAttempts is how many times a transient Apple error (5xx,
+	// retryable 404, network) is retried inside one job run before the run
+	// fails and River's own retry takes over. Default 4.
+	RetryAttempts int
+	// RetryBase is the first in-job backoff, doubled each time with jitter.
+	// Default 500ms.
+	RetryBase time.Duration
+}
+
+func (d *Deps) validate() error {
+	var errs []error
+	if d.Pool == nil {
+		errs = append(errs, errors.New("jobs: Deps.Pool is nil"))
+	}
+	if d.Ledger == nil {
+		errs = append(errs, errors.New("jobs: Deps.Ledger is nil"))
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d *Deps) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}
+
+// verifierFor returns the verifier for payloads of env.
+func (d *Deps) verifierFor(env appstore.Environment) (*appstore.Verifier, error) {
+	if d.Verifier == nil {
+		return nil, errors.New("jobs: no verifier configured")
+	}
+	return d.Verifier.WithEnvironment(env), nil
+}
+
+func (d *Deps) settings() Settings {
+	s := d.Settings
+	if s.RetryAttempts == 0 {
+		s.RetryAttempts = 4
+	}
+	if s.RetryBase == 0 {
+		s.RetryBase = 500 * time.Millisecond
+	}
+	return s
+}

@@ -1,0 +1,9 @@
+// Package jobs holds storesync's River job arguments and workers (import,
+// notification processing, backfill, re-sync, reconciliation), their
+// periodic schedules, the webhook handler that enqueues, and the
+// Postgres-backed Apple rate budget every worker draws from.
+//
+// Every job is idempotent: it may run twice, concurrently, or again after a
+// crash mid-way, because the ledger's writes are idempotent upserts and long
+// work checkpoints its cursor in the same transaction as its ledger writes.
+package jobs
