@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -23,24 +21,15 @@ import (
 // testNow is the fixed clock of client tests: 2023-11-14T22:13:10Z.
 var testNow = time.UnixMilli(1699999990000).UTC()
 
-// readVector reads a file of Apple's library test vectors.
-func readVector(t *testing.T, rel string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(vectorsDir(t), filepath.FromSlash(rel)))
-	if err != nil {
-		t.Fatalf("reading vector %s: %v", rel, err)
-	}
-	return b
-}
-
+// modelFixture reads one of Apple's API response fixtures.
 func modelFixture(t *testing.T, name string) []byte {
-	return readVector(t, "tests/resources/models/"+name)
+	return vectorBytes(t, "tests/resources/models/"+name)
 }
 
 // testSigningKey is the API key of Apple's client tests.
-func testSigningKey(t *testing.T) *ecdsa.PrivateKey {
+func testSigningKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
-	k, err := ParsePrivateKey(readVector(t, "tests/resources/certs/testSigningKey.p8"))
+	k, err := ParsePrivateKey(vectorBytes(t, "tests/resources/certs/testSigningKey.p8"))
 	if err != nil {
 		t.Fatal(err)
 	}

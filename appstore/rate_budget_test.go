@@ -51,17 +51,19 @@ func (f *fakeClock) NewTimer(d time.Duration) (<-chan time.Time, func() bool) {
 	}
 }
 
-// Advance moves the clock and fires every timer now due.
+// Advance moves the clock and fires every timer now due, the most recent
+// first: Go tends to run the goroutine woken last first, so callers that
+// queued early get the first chance, which makes priority tests adversarial.
 func (f *fakeClock) Advance(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = f.now.Add(d)
-	kept := f.timers[:0]
-	for _, t := range f.timers {
-		if !t.at.After(f.now) {
+	var kept []*fakeTimer
+	for i := len(f.timers) - 1; i >= 0; i-- {
+		if t := f.timers[i]; !t.at.After(f.now) {
 			t.c <- f.now
 		} else {
-			kept = append(kept, t)
+			kept = append([]*fakeTimer{t}, kept...)
 		}
 	}
 	f.timers = kept

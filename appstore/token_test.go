@@ -2,8 +2,6 @@ package appstore
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +45,7 @@ func TestTokenVerifiesAndExpires(t *testing.T) {
 }
 
 func testSigningKeyOther(t *testing.T) *ecdsa.PrivateKey {
-	k, err := ParsePrivateKey(readVector(t, "java/src/test/resources/certs/testLeaf.key"))
+	k, err := ParsePrivateKey(vectorBytes(t, "java/src/test/resources/certs/testLeaf.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +54,7 @@ func testSigningKeyOther(t *testing.T) *ecdsa.PrivateKey {
 
 // BenchmarkToken measures signing one bearer token, done once per request.
 func BenchmarkToken(b *testing.B) {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := tokenSigner{keyID: "keyId", issuerID: "issuerId", bundleID: "com.example", key: k}
+	s := tokenSigner{keyID: "keyId", issuerID: "issuerId", bundleID: "com.example", key: testSigningKey(b)}
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
