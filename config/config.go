@@ -279,16 +279,17 @@ func (c *Config) RootCertificates() ([][]byte, error) {
 }
 
 // EffectiveRateLimits returns the requests per second storesync may send to
-// each endpoint in env: Apple's default (10% in sandbox), replaced by an
-// APPSTORE_RATE_LIMITS override, times APPSTORE_RATE_SHARE.
+// each endpoint in env: Apple's default (10% of production in the sandbox),
+// times APPSTORE_RATE_SHARE. An APPSTORE_RATE_LIMITS override is the limit of
+// the configured environment (APPSTORE_ENVIRONMENT); the sandbox reached by
+// fallback from production gets 10% of it, as Apple's own limits do.
 func (c *Config) EffectiveRateLimits(env appstore.Environment) map[appstore.Endpoint]float64 {
-	limits := make(map[appstore.Endpoint]float64, len(appstore.Endpoints))
-	for _, e := range appstore.Endpoints {
-		l := appstore.DefaultRateLimit(e, env)
-		if o, ok := c.RateLimits[e]; ok {
-			l = o
+	limits := appstore.DefaultRateLimits(env, c.RateShare, nil)
+	for e, o := range c.RateLimits {
+		if env != c.Environment && env != appstore.Production {
+			o /= 10
 		}
-		limits[e] = l * c.RateShare
+		limits[e] = o * c.RateShare
 	}
 	return limits
 }
