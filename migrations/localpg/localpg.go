@@ -30,6 +30,17 @@ type Server struct {
 	// Private reports whether the cluster was started here.
 	Private bool
 	stop    func() error
+	restart func() error
+}
+
+// Restart stops and starts a private cluster (for chaos tests: every
+// connection is cut, as when a database server restarts). It fails for a
+// shared server, which this package must never disturb.
+func (s *Server) Restart() error {
+	if s.restart == nil {
+		return errors.New("localpg: only a private cluster can be restarted")
+	}
+	return s.restart()
 }
 
 // Stop stops and deletes a private cluster; a no-op for a shared server.
@@ -166,6 +177,12 @@ func StartPrivate(ctx context.Context, logf func(string, ...any)) (*Server, erro
 		return nil, fmt.Errorf("pg_ctl start: %v\n%s", err, out)
 	}
 	s := &Server{URL: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port), Private: true}
+	s.restart = func() error {
+		if out, err := run("pg_ctl", "-D", data, "-m", "fast", "-w", "-t", "60", "-o", opts, "-l", filepath.Join(dir, "server.log"), "restart"); err != nil {
+			return fmt.Errorf("pg_ctl restart: %v\n%s", err, out)
+		}
+		return nil
+	}
 	s.stop = func() error {
 		_, err := run("pg_ctl", "-D", data, "-m", "fast", "stop")
 		os.RemoveAll(dir)

@@ -41,6 +41,16 @@ func TestPrivateClusterStartsAndStops(t *testing.T) {
 		t.Fatalf("private cluster %s does not answer: %v", s.URL, err)
 	}
 	conn.Close(ctx)
+	if err := s.Restart(); err != nil {
+		s.Stop()
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, s.URL)
+	if err != nil {
+		s.Stop()
+		t.Fatalf("private cluster does not answer after Restart: %v", err)
+	}
+	conn.Close(ctx)
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
