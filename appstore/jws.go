@@ -80,6 +80,11 @@ func (j *compactJWS) decodeHeader(b []byte) error {
 	if j.decodeHeaderFast(string(b)) {
 		return nil
 	}
+	return j.decodeHeaderSlow(b)
+}
+
+// decodeHeaderSlow is decodeHeader for any JSON, with encoding/json.
+func (j *compactJWS) decodeHeaderSlow(b []byte) error {
 	j.alg, j.hasX5C, j.x5c = "", false, nil
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
