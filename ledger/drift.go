@@ -1,0 +1,450 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DriftClass classifies a difference reconciliation found between the
+// ledger and Apple.
+type DriftClass string
+
+// Drift classes. The *_at_apple classes name the status Apple reports that
+// the ledger did not hold.
+const (
+	// DriftMissingNotification: Apple's notification history holds a
+	// notification the ledger never received.
+	DriftMissingNotification DriftClass = "missing_notification"
+	// DriftMissingTransaction: Apple holds a transaction (or a whole
+	// subscription of the account) the ledger lacks.
+	DriftMissingTransaction  DriftClass = "missing_transaction"
+	DriftExpiredAtApple      DriftClass = "expired_at_apple"
+	DriftActiveAtApple       DriftClass = "active_at_apple"
+	DriftRevokedAtApple      DriftClass = "revoked_at_apple"
+	DriftBillingRetryAtApple DriftClass = "billing_retry_at_apple"
+	DriftGracePeriodAtApple  DriftClass = "grace_period_at_apple"
+	DriftRenewalChanged      DriftClass = "renewal_changed"    // expiresDate, latest transaction or product moved
+	DriftAutoRenewChanged    DriftClass = "auto_renew_changed" // autoRenewStatus flipped
+	DriftCustomerConflict    DriftClass = "customer_conflict"  // appAccountToken differs
+)
+
+// DriftClasses lists every class in the order summaries print them.
+var DriftClasses = []DriftClass{
+	DriftMissingNotification, DriftMissingTransaction, DriftExpiredAtApple, DriftActiveAtApple,
+	DriftRevokedAtApple, DriftBillingRetryAtApple, DriftGracePeriodAtApple, DriftRenewalChanged,
+	DriftAutoRenewChanged, DriftCustomerConflict,
+}
+
+// DriftClassForStatus is the class of a status difference when Apple
+// reports status (1–5); "" for anything else.
+func DriftClassForStatus(status int) DriftClass {
+	switch status {
+	case 1:
+		return DriftActiveAtApple
+	case 2:
+		return DriftExpiredAtApple
+	case 3:
+		return DriftBillingRetryAtApple
+	case 4:
+		return DriftGracePeriodAtApple
+	case 5:
+		return DriftRevokedAtApple
+	}
+	return ""
+}
+
+// Drift is one difference: what the ledger held in Field and what Apple
+// says, recorded before the ledger is repaired.
+type Drift struct {
+	ID                    int64      `json:"id,omitempty"`
+	RunID                 int64      `json:"runId,omitempty"`
+	OriginalTransactionID string     `json:"originalTransactionId"`
+	Class                 DriftClass `json:"class"`
+	Field                 string     `json:"field"`
+	LedgerValue           string     `json:"ledgerValue"`
+	AppleValue            string     `json:"appleValue"`
+	FoundAt               time.Time  `json:"foundAt"`
+	RepairedAt            *time.Time `json:"repairedAt,omitempty"`
+}
+
+// RecordDrift stores ds as findings of run runID (0: outside any run)
+// through q, and returns their ids in order. Call it before applying the
+// facts that repair them, in the same transaction, so a difference is never
+// repaired unrecorded.
+func (l *Ledger) RecordDrift(ctx context.Context, q Querier, runID int64, ds []Drift) ([]int64, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	otids := make([]string, len(ds))
+	classes := make([]string, len(ds))
+	fields := make([]string, len(ds))
+	ours := make([]string, len(ds))
+	apples := make([]string, len(ds))
+	for i, d := range ds {
+		if d.OriginalTransactionID == "" || d.Class == "" || d.Field == "" {
+			return nil, fmt.Errorf("ledger: RecordDrift: finding %d needs an originalTransactionId, a class and a field", i)
+		}
+		otids[i], classes[i], fields[i], ours[i], apples[i] = d.OriginalTransactionID, string(d.Class), d.Field, d.LedgerValue, d.AppleValue
+	}
+	rows, err := q.Query(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value)
+		SELECT NULLIF($1::bigint, 0), o, c, f, lv, av
+		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS x(o, c, f, lv, av, n)
+		ORDER BY n RETURNING id`, runID, otids, classes, fields, ours, apples)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: recording drift: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("ledger: recording drift: %w", err)
+	}
+	return ids, nil
+}
+
+// MarkDriftRepaired records that the findings ids no longer hold: the
+// ledger now agrees with Apple on them.
+func (l *Ledger) MarkDriftRepaired(ctx context.Context, q Querier, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := q.Exec(ctx, `UPDATE drift SET repaired_at = now() WHERE id = ANY($1) AND repaired_at IS NULL`, ids)
+	if err != nil {
+		return fmt.Errorf("ledger: marking drift repaired: %w", err)
+	}
+	return nil
+}
+
+// RecordNewTransactionsAsDrift records, as repaired missing_transaction
+// findings of run runID, every transaction of the subscription inserted by
+// the current database transaction q (created_at is the transaction's start
+// time). Call it from a history page's checkpoint: the page brought them,
+// so they were missing. It returns how many it recorded.
+func (l *Ledger) RecordNewTransactionsAsDrift(ctx context.Context, q Querier, runID int64, originalTransactionID string) (int64, error) {
+	tag, err := q.Exec(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value, repaired_at)
+		SELECT NULLIF($1::bigint, 0), t.original_transaction_id, $3, 'transaction_id', '', t.transaction_id, now()
+		FROM transactions t WHERE t.original_transaction_id = $2 AND t.created_at = now()
+		ORDER BY t.purchase_date, t.transaction_id`, runID, originalTransactionID, string(DriftMissingTransaction))
+	if err != nil {
+		return 0, fmt.Errorf("ledger: recording missing transactions: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DriftOfRun returns every finding of a run, in the order found.
+func (l *Ledger) DriftOfRun(ctx context.Context, runID int64) ([]Drift, error) {
+	rows, err := l.pool.Query(ctx, `SELECT id, COALESCE(run_id, 0), original_transaction_id, class, field,
+		ledger_value, apple_value, found_at, repaired_at FROM drift WHERE run_id = $1 ORDER BY id`, runID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Drift, error) {
+		var d Drift
+		var class string
+		err := row.Scan(&d.ID, &d.RunID, &d.OriginalTransactionID, &class, &d.Field, &d.LedgerValue,
+			&d.AppleValue, &d.FoundAt, &d.RepairedAt)
+		d.Class = DriftClass(class)
+		return d, err
+	})
+}
+
+// LockSubscriptions returns the ledger's view of the given subscriptions,
+// locking their rows inside tx, so that a comparison with Apple and the
+// repair that follows see no concurrent change in between. A subscription
+// the ledger holds no facts about (unknown, or imported but never synced) is
+// absent from the map. Rows are created and locked in id order, as Apply
+// does, so the two cannot deadlock.
+func (l *Ledger) LockSubscriptions(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*Subscription, error) {
+	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
+		SELECT id FROM unnest($1::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING`, ids); err != nil {
+		return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
+	}
+	rows, err := tx.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+		ORDER BY s.original_transaction_id FOR UPDATE OF s`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: locking subscriptions: %w", err)
+	}
+	subs, err := collectSubscriptions(rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Subscription, len(subs))
+	for _, s := range subs {
+		if s.TransactionCount > 0 || s.LastSignedDate != nil {
+			out[s.OriginalTransactionID] = s
+		}
+	}
+	return out, nil
+}
+
+// KnownTransactions returns which of the transaction ids the ledger holds.
+func (l *Ledger) KnownTransactions(ctx context.Context, q Querier, transactionIDs []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(transactionIDs))
+	if len(transactionIDs) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT transaction_id FROM transactions WHERE transaction_id = ANY($1)`, transactionIDs)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// Reconciliation run phases, in order.
+const (
+	PhaseSweep    = "sweep"
+	PhaseTargeted = "targeted"
+	PhaseRolling  = "rolling"
+	PhaseDone     = "done"
+)
+
+// ReconcileRun is one reconciliation run: its progress while it runs and
+// its summary once finished.
+type ReconcileRun struct {
+	ID  int64  `json:"id"`
+	Key string `json:"key"`
+	// StartedAt is on the database clock (what last_checked_at compares
+	// with); AsOf is Apple's clock at the start (what expiresDate and
+	// notification dates compare with). They differ only under a simulator.
+	StartedAt  time.Time    `json:"startedAt"`
+	AsOf       time.Time    `json:"asOf"`
+	FinishedAt *time.Time   `json:"finishedAt,omitempty"`
+	Phase      string       `json:"phase"`
+	Cursor     SelectCursor `json:"-"`
+	// The notification-history sweep: its window and how many
+	// notifications it found that the ledger lacked.
+	SweepSince *time.Time `json:"sweepSince,omitempty"`
+	SweepUntil *time.Time `json:"sweepUntil,omitempty"`
+	SweepNew   int64      `json:"sweepNew"`
+	// CallCap is the most calls to Apple the run may make; CallsUsed what
+	// it made (every attempt, retries included).
+	CallCap   int64 `json:"callCap"`
+	CallsUsed int64 `json:"callsUsed"`
+	// Checked counts subscriptions checked, by CheckReason; Failed those
+	// Apple could not answer for (unknown id, unverifiable answer).
+	Checked map[string]int64 `json:"checked"`
+	Failed  int64            `json:"failed"`
+	// RollingQuota is the rolling slice's size for this run, out of
+	// TotalSubscriptions.
+	RollingQuota       int64 `json:"rollingQuota"`
+	TotalSubscriptions int64 `json:"totalSubscriptions"`
+	// Drifted counts drifted subscriptions by class; DriftedSubscriptions
+	// counts distinct subscriptions (one may drift in several classes).
+	Drifted              map[string]int64 `json:"drifted"`
+	DriftedSubscriptions int64            `json:"driftedSubscriptions"`
+	// Repaired counts subscriptions whose drift the run repaired.
+	Repaired      int64  `json:"repaired"`
+	StoppedReason string `json:"stoppedReason,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
+// CheckedTotal is the number of subscriptions checked, all reasons.
+func (r *ReconcileRun) CheckedTotal() int64 {
+	var n int64
+	for _, v := range r.Checked {
+		n += v
+	}
+	return n
+}
+
+// NewReconcileRun describes a run to start.
+type NewReconcileRun struct {
+	// Key names the run; starting a key again returns the existing run.
+	Key string
+	// AsOf is Apple's now (the simulator's clock in tests).
+	AsOf    time.Time
+	CallCap int64
+	// FullCycle sets the rolling quota (RollingSliceSize).
+	FullCycle time.Duration
+	// FirstSweep is how far back the sweep of the first run ever looks
+	// (later runs start at the previous run's AsOf). MaxSweep bounds any
+	// sweep (Apple keeps 180 days of notification history).
+	FirstSweep time.Duration
+	MaxSweep   time.Duration
+}
+
+// StartReconcileRun creates the run n.Key, or returns the existing one
+// (created false) so a job that runs again continues where it was. A new run
+// sweeps notifications from the previous run's AsOf to n.AsOf and takes its
+// rolling quota from the ledger's size now.
+func (l *Ledger) StartReconcileRun(ctx context.Context, n NewReconcileRun) (*ReconcileRun, bool, error) {
+	if n.Key == "" {
+		return nil, false, errors.New("ledger: StartReconcileRun: Key is empty")
+	}
+	if run, err := l.ReconcileRunByKey(ctx, l.pool, n.Key); err == nil {
+		return run, false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, false, err
+	}
+	created := false
+	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+		var prev *time.Time
+		err := tx.QueryRow(ctx, `SELECT as_of FROM reconcile_runs WHERE as_of IS NOT NULL AND as_of < $1
+			ORDER BY started_at DESC LIMIT 1`, n.AsOf).Scan(&prev)
+		if err != nil && !isNoRows(err) {
+			return err
+		}
+		since := n.AsOf.Add(-n.FirstSweep)
+		if prev != nil {
+			since = *prev
+		}
+		if n.MaxSweep > 0 && n.AsOf.Sub(since) > n.MaxSweep {
+			since = n.AsOf.Add(-n.MaxSweep)
+		}
+		total, err := l.CountSubscriptions(ctx, tx)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO reconcile_runs (run_key, as_of, call_cap, sweep_since, sweep_until,
+				total_subscriptions, rolling_quota, phase)
+			VALUES ($1, $2, $3, $4, $2, $5, $6, $7) ON CONFLICT (run_key) DO NOTHING`,
+			n.Key, n.AsOf, n.CallCap, since, total, RollingSliceSize(total, n.FullCycle), PhaseSweep)
+		created = tag.RowsAffected() == 1
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("ledger: starting reconciliation run %q: %w", n.Key, err)
+	}
+	run, err := l.ReconcileRunByKey(ctx, l.pool, n.Key)
+	return run, created, err
+}
+
+const reconcileRunSelect = `SELECT r.id, COALESCE(r.run_key, ''), r.started_at, COALESCE(r.as_of, r.started_at),
+	r.finished_at, r.phase, r.cursor, r.sweep_since, r.sweep_until, r.sweep_new, r.call_cap, r.calls_used,
+	r.checked, r.failed, r.rolling_quota, r.total_subscriptions, r.repaired, r.stopped_reason,
+	COALESCE(r.error, ''),
+	(SELECT count(DISTINCT d.original_transaction_id) FROM drift d WHERE d.run_id = r.id),
+	(SELECT COALESCE(jsonb_object_agg(class, n), '{}') FROM (
+		SELECT d.class, count(DISTINCT d.original_transaction_id) AS n FROM drift d
+		WHERE d.run_id = r.id GROUP BY d.class) c)
+	FROM reconcile_runs r`
+
+func (l *Ledger) reconcileRunWhere(ctx context.Context, q Querier, where string, args ...any) (*ReconcileRun, error) {
+	var r ReconcileRun
+	var cursor, checked, drifted []byte
+	err := q.QueryRow(ctx, reconcileRunSelect+" "+where, args...).Scan(&r.ID, &r.Key, &r.StartedAt, &r.AsOf,
+		&r.FinishedAt, &r.Phase, &cursor, &r.SweepSince, &r.SweepUntil, &r.SweepNew, &r.CallCap, &r.CallsUsed,
+		&checked, &r.Failed, &r.RollingQuota, &r.TotalSubscriptions, &r.Repaired, &r.StoppedReason, &r.Error,
+		&r.DriftedSubscriptions, &drifted)
+	if isNoRows(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reading reconciliation run: %w", err)
+	}
+	for _, j := range []struct {
+		b []byte
+		v any
+	}{{cursor, &r.Cursor}, {checked, &r.Checked}, {drifted, &r.Drifted}} {
+		if err := json.Unmarshal(j.b, j.v); err != nil {
+			return nil, fmt.Errorf("ledger: reading reconciliation run %d: %w", r.ID, err)
+		}
+	}
+	for _, tp := range []*time.Time{&r.StartedAt, &r.AsOf} {
+		*tp = tp.UTC()
+	}
+	return &r, nil
+}
+
+// ReconcileRunByKey returns the run named key, or ErrNotFound.
+func (l *Ledger) ReconcileRunByKey(ctx context.Context, q Querier, key string) (*ReconcileRun, error) {
+	return l.reconcileRunWhere(ctx, q, "WHERE r.run_key = $1", key)
+}
+
+// ReconcileRunByID returns run id, or ErrNotFound.
+func (l *Ledger) ReconcileRunByID(ctx context.Context, q Querier, id int64) (*ReconcileRun, error) {
+	return l.reconcileRunWhere(ctx, q, "WHERE r.id = $1", id)
+}
+
+// LatestReconcileRun returns the run started last, or ErrNotFound.
+func (l *Ledger) LatestReconcileRun(ctx context.Context, q Querier) (*ReconcileRun, error) {
+	return l.reconcileRunWhere(ctx, q, "ORDER BY r.started_at DESC, r.id DESC LIMIT 1")
+}
+
+// SetReconcileProgress moves run runID to phase at cursor.
+func (l *Ledger) SetReconcileProgress(ctx context.Context, q Querier, runID int64, phase string, cursor SelectCursor) error {
+	b, err := json.Marshal(cursor)
+	if err != nil {
+		return err
+	}
+	_, err = q.Exec(ctx, `UPDATE reconcile_runs SET phase = $2, cursor = $3 WHERE id = $1 AND finished_at IS NULL`, runID, phase, b)
+	return err
+}
+
+// AddReconcileSweep adds a sweep's findings (notifications the ledger
+// lacked) and calls to run runID.
+func (l *Ledger) AddReconcileSweep(ctx context.Context, q Querier, runID, newNotifications, calls int64) error {
+	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET sweep_new = sweep_new + $2, calls_used = calls_used + $3 WHERE id = $1`,
+		runID, newNotifications, calls)
+	return err
+}
+
+// AddReconcileCalls adds calls to Apple that no check accounted for (a
+// call answered with 429 or a transient error the job gives up on).
+func (l *Ledger) AddReconcileCalls(ctx context.Context, q Querier, runID, calls int64) error {
+	if calls == 0 {
+		return nil
+	}
+	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET calls_used = calls_used + $2 WHERE id = $1`, runID, calls)
+	return err
+}
+
+// CheckOutcome is what one check adds to a run's counters.
+type CheckOutcome struct {
+	Reason   CheckReason
+	Calls    int64
+	Failed   bool // Apple could not answer for the subscription
+	Repaired bool // drift was found and repaired
+}
+
+// CountCheck adds one check to run runID. Call it in the transaction that
+// marks the subscription checked, so the counters are exact across crashes.
+func (l *Ledger) CountCheck(ctx context.Context, q Querier, runID int64, o CheckOutcome) error {
+	failed, repaired := 0, 0
+	if o.Failed {
+		failed = 1
+	}
+	if o.Repaired {
+		repaired = 1
+	}
+	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET
+			checked = jsonb_set(checked, ARRAY[$2::text], to_jsonb(COALESCE((checked->>$2::text)::bigint, 0) + 1)),
+			calls_used = calls_used + $3, failed = failed + $4, repaired = repaired + $5
+		WHERE id = $1`, runID, string(o.Reason), o.Calls, failed, repaired)
+	return err
+}
+
+// FinishReconcileRun ends run runID: phase done, finished now, the drift
+// counts by class kept with it, and why it stopped early ("" when it did
+// all it set out to do) or the error that ended it.
+func (l *Ledger) FinishReconcileRun(ctx context.Context, q Querier, runID int64, stoppedReason, errText string) error {
+	_, err := q.Exec(ctx, `UPDATE reconcile_runs r SET phase = 'done', finished_at = now(),
+			stopped_reason = $2, error = NULLIF($3, ''),
+			drifted = (SELECT COALESCE(jsonb_object_agg(class, n), '{}') FROM (
+				SELECT d.class, count(DISTINCT d.original_transaction_id) AS n FROM drift d
+				WHERE d.run_id = r.id GROUP BY d.class) c)
+		WHERE id = $1 AND finished_at IS NULL`, runID, stoppedReason, errText)
+	return err
+}
+
+// MarkChecked records that the subscriptions were checked with Apple now
+// (database clock), which moves them to the end of the rolling order and
+// out of the rest of this run's selection.
+func (l *Ledger) MarkChecked(ctx context.Context, q Querier, originalTransactionIDs []string) error {
+	if len(originalTransactionIDs) == 0 {
+		return nil
+	}
+	_, err := q.Exec(ctx, `UPDATE subscriptions SET last_checked_at = now() WHERE original_transaction_id = ANY($1)`,
+		originalTransactionIDs)
+	return err
+}

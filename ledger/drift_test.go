@@ -1,0 +1,201 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/migrations/migrationstest"
+)
+
+func TestReconcileRunLifecycle(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id) SELECT 's' || g FROM generate_series(1, 15) g`); err != nil {
+		t.Fatal(err)
+	}
+	night1 := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
+	n := ledger.NewReconcileRun{Key: "nightly 2026-11-02T03:00:00Z", AsOf: night1, CallCap: 500,
+		FullCycle: 7 * 24 * time.Hour, FirstSweep: 24 * time.Hour, MaxSweep: 180 * 24 * time.Hour}
+	run, created, err := l.StartReconcileRun(ctx, n)
+	if err != nil || !created {
+		t.Fatalf("created %v err %v", created, err)
+	}
+	if run.Phase != ledger.PhaseSweep || run.CallCap != 500 || run.TotalSubscriptions != 15 || run.RollingQuota != 3 ||
+		!run.SweepSince.Equal(night1.Add(-24*time.Hour)) || !run.SweepUntil.Equal(night1) || !run.AsOf.Equal(night1) {
+		t.Fatalf("new run %+v", run)
+	}
+	// Starting the same key again (a job run again) continues it.
+	again, created, err := l.StartReconcileRun(ctx, n)
+	if err != nil || created || again.ID != run.ID {
+		t.Fatalf("restart: created %v id %d/%d err %v", created, again.ID, run.ID, err)
+	}
+
+	cursor := ledger.SelectCursor{Reason: ledger.ReasonRolling, PastNulls: true, Key: &night1, ID: "s7"}
+	if err := l.SetReconcileProgress(ctx, pool, run.ID, ledger.PhaseRolling, cursor); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AddReconcileSweep(ctx, pool, run.ID, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []ledger.CheckOutcome{
+		{Reason: ledger.ReasonDue, Calls: 1, Repaired: true},
+		{Reason: ledger.ReasonRolling, Calls: 2},
+		{Reason: ledger.ReasonRolling, Calls: 1, Failed: true},
+	} {
+		if err := l.CountCheck(ctx, pool, run.ID, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.AddReconcileCalls(ctx, pool, run.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	findings := []ledger.Drift{
+		{OriginalTransactionID: "s1", Class: ledger.DriftExpiredAtApple, Field: "status", LedgerValue: "active", AppleValue: "expired"},
+		{OriginalTransactionID: "s1", Class: ledger.DriftRenewalChanged, Field: "expires_date", LedgerValue: "a", AppleValue: "b"},
+		{OriginalTransactionID: "s1", Class: ledger.DriftAutoRenewChanged, Field: "auto_renew_status", LedgerValue: "true", AppleValue: "false"},
+		{OriginalTransactionID: "s2", Class: ledger.DriftRenewalChanged, Field: "expires_date", LedgerValue: "c", AppleValue: "d"},
+		{OriginalTransactionID: "s2", Class: ledger.DriftRenewalChanged, Field: "latest_transaction_id", LedgerValue: "1", AppleValue: "2"},
+	}
+	idsOut, err := l.RecordDrift(ctx, pool, run.ID, findings)
+	if err != nil || len(idsOut) != len(findings) {
+		t.Fatalf("ids %v err %v", idsOut, err)
+	}
+	if err := l.MarkDriftRepaired(ctx, pool, idsOut[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.RecordDrift(ctx, pool, run.ID, []ledger.Drift{{OriginalTransactionID: "s3", Field: "status"}}); err == nil {
+		t.Fatal("a finding without a class was recorded")
+	}
+	if err := l.FinishReconcileRun(ctx, pool, run.ID, "call cap reached", ""); err != nil {
+		t.Fatal(err)
+	}
+	done, err := l.ReconcileRunByKey(ctx, pool, n.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.Phase != ledger.PhaseDone || done.FinishedAt == nil || done.StoppedReason != "call cap reached" ||
+		done.CallsUsed != 3+4+1 || done.SweepNew != 2 || done.Failed != 1 || done.Repaired != 1 || done.CheckedTotal() != 3 ||
+		!reflect.DeepEqual(done.Checked, map[string]int64{"due": 1, "rolling": 2}) ||
+		done.DriftedSubscriptions != 2 ||
+		!reflect.DeepEqual(done.Drifted, map[string]int64{"expired_at_apple": 1, "renewal_changed": 2, "auto_renew_changed": 1}) ||
+		!reflect.DeepEqual(done.Cursor, cursor) {
+		t.Fatalf("finished run %+v", done)
+	}
+	drift, err := l.DriftOfRun(ctx, run.ID)
+	if err != nil || len(drift) != 5 {
+		t.Fatalf("drift %v err %v", drift, err)
+	}
+	for i, d := range drift {
+		if d.ID != idsOut[i] || d.Field != findings[i].Field || d.AppleValue != findings[i].AppleValue || (d.RepairedAt != nil) != (i < 3) {
+			t.Fatalf("drift %d: %+v", i, d)
+		}
+	}
+
+	// The next night sweeps from this run's AsOf; the latest run is it.
+	night2 := night1.Add(24 * time.Hour)
+	n2 := n
+	n2.Key, n2.AsOf = "nightly 2026-11-03T03:00:00Z", night2
+	run2, created, err := l.StartReconcileRun(ctx, n2)
+	if err != nil || !created || !run2.SweepSince.Equal(night1) {
+		t.Fatalf("second run %+v created %v err %v", run2, created, err)
+	}
+	latest, err := l.LatestReconcileRun(ctx, pool)
+	if err != nil || latest.ID != run2.ID {
+		t.Fatalf("latest %+v err %v", latest, err)
+	}
+	// A sweep never reaches further back than MaxSweep.
+	n3 := n
+	n3.Key, n3.AsOf, n3.MaxSweep = "manual far", night2.Add(400*24*time.Hour), 180*24*time.Hour
+	run3, _, err := l.StartReconcileRun(ctx, n3)
+	if err != nil || !run3.SweepSince.Equal(n3.AsOf.Add(-180*24*time.Hour)) {
+		t.Fatalf("far run %+v err %v", run3, err)
+	}
+	if _, err := l.ReconcileRunByKey(ctx, pool, "nope"); !errors.Is(err, ledger.ErrNotFound) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+func TestLockSubscriptionsAndNewTransactionsAsDrift(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+	base := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	tx := func(id string, month int) ledger.SignedTransaction {
+		p := &appstore.TransactionPayload{
+			TransactionID: id, OriginalTransactionID: "100", ProductID: "com.example.monthly",
+			PurchaseDate: appstore.MillisOf(base.AddDate(0, month, 0)), ExpiresDate: appstore.MillisOf(base.AddDate(0, month+1, 0)),
+			SignedDate: appstore.MillisOf(base.AddDate(0, month, 1)), Environment: appstore.Production,
+		}
+		return ledger.SignedTransaction{Payload: p, JWS: "jws-" + id}
+	}
+	if _, err := l.Apply(ctx, ledger.Facts{Transactions: []ledger.SignedTransaction{tx("1001", 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id) VALUES ('imported-only')`); err != nil {
+		t.Fatal(err)
+	}
+	run, _, err := l.StartReconcileRun(ctx, ledger.NewReconcileRun{Key: "k", AsOf: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = pgx.BeginFunc(ctx, pool, func(dbtx pgx.Tx) error {
+		subs, err := l.LockSubscriptions(ctx, dbtx, []string{"100", "imported-only", "unknown"})
+		if err != nil {
+			return err
+		}
+		if len(subs) != 1 || subs["100"] == nil || subs["100"].LatestTransactionID != "1001" {
+			t.Errorf("locked views %v: want only 100, the one with facts", subs)
+		}
+		known, err := l.KnownTransactions(ctx, dbtx, []string{"1001", "1002"})
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(known, map[string]bool{"1001": true}) {
+			t.Errorf("known %v", known)
+		}
+		// A history page brings 1002 and 1003 (and 1001 again).
+		if _, err := l.ApplyTx(ctx, dbtx, ledger.Facts{Transactions: []ledger.SignedTransaction{tx("1001", 0), tx("1003", 2), tx("1002", 1)}}); err != nil {
+			return err
+		}
+		n, err := l.RecordNewTransactionsAsDrift(ctx, dbtx, run.ID, "100")
+		if err != nil {
+			return err
+		}
+		if n != 2 {
+			t.Errorf("recorded %d new transactions, want 2", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drift, err := l.DriftOfRun(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drift) != 2 || drift[0].AppleValue != "1002" || drift[1].AppleValue != "1003" ||
+		drift[0].Class != ledger.DriftMissingTransaction || drift[0].RepairedAt == nil || drift[0].LedgerValue != "" {
+		t.Fatalf("drift %+v", drift)
+	}
+}
+
+func TestDriftClassForStatus(t *testing.T) {
+	t.Parallel()
+	want := map[int]ledger.DriftClass{0: "", 1: ledger.DriftActiveAtApple, 2: ledger.DriftExpiredAtApple,
+		3: ledger.DriftBillingRetryAtApple, 4: ledger.DriftGracePeriodAtApple, 5: ledger.DriftRevokedAtApple, 6: ""}
+	for s, c := range want {
+		if got := ledger.DriftClassForStatus(s); got != c {
+			t.Errorf("DriftClassForStatus(%d) = %q, want %q", s, got, c)
+		}
+	}
+}
