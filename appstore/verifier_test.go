@@ -975,3 +975,23 @@ func compareDecoders(t testing.TB, b []byte) bool {
 	}
 	return true
 }
+
+// TestHasSpecialByte checks the word-at-a-time scan of the fast JSON reader
+// against the byte-wise rule, for every byte value in every position.
+func TestHasSpecialByte(t *testing.T) {
+	t.Parallel()
+	for pos := range 8 {
+		for b := range 256 {
+			w := uint64(0x6161616161616161) &^ (0xff << (8 * pos)) // "aaaaaaaa"
+			w |= uint64(b) << (8 * pos)
+			want := b == '"' || b == '\\' || b < 0x20 || b >= 0x80
+			if got := hasSpecialByte(w); got != want {
+				t.Errorf("byte %#x at %d: %v, want %v", b, pos, got, want)
+			}
+		}
+	}
+	r := jsonReader{s: `"` + strings.Repeat("abcdefgh", 5) + `\n"`}
+	if _, ok := r.plain(); ok {
+		t.Error("plain accepted an escape after a long run of plain bytes")
+	}
+}
