@@ -67,8 +67,10 @@ func decodeSegment(s string) ([]byte, error) {
 	return b[:n], err
 }
 
-// isJSONObject reports whether b is valid JSON whose top level is an object
-// (json.Unmarshal into a struct would accept null, which is not a payload).
+// isJSONObject reports whether b starts like a JSON object; whether it is
+// valid JSON is the decoder's business. It rejects null, which
+// json.Unmarshal into a struct would accept, and arrays and scalars, which
+// are not payloads either.
 func isJSONObject(b []byte) bool {
 	b = bytes.TrimLeft(b, " \t\r\n")
 	return len(b) > 0 && b[0] == '{'
