@@ -122,4 +122,3 @@ func TestOptionsValidation(t *testing.T) {
 		}
 	}
 }
-

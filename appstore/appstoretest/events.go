@@ -124,7 +124,7 @@ func (w *world) scheduleSpontaneous() {
 		perSub += r.rate
 	}
 	perDay := perSub * float64(max(len(w.subs), 50))
-	wait := time.Duration(w.rng.ExpFloat64() / perDay * float64(day))
+	wait := time.Duration(w.rng.ExpFloat64() / perDay * float64(day)).Truncate(time.Millisecond)
 	w.push(w.now().Add(wait+time.Millisecond), evSpontaneous, nil)
 }
 

@@ -83,12 +83,14 @@ func (w *world) populate(n int) {
 // pick returns true with probability p.
 func (w *world) pick(p float64) bool { return w.rng.Float64() < p }
 
-// between returns a uniformly random duration in [lo, hi).
+// between returns a uniformly random duration in [lo, hi), in whole
+// milliseconds: Apple's dates have millisecond precision, and so must the
+// world's, or truth and signed payloads would differ.
 func (w *world) between(lo, hi time.Duration) time.Duration {
 	if hi <= lo {
 		return lo
 	}
-	return lo + time.Duration(w.rng.Int64N(int64(hi-lo)))
+	return (lo + time.Duration(w.rng.Int64N(int64(hi-lo)))).Truncate(time.Millisecond)
 }
 
 func (w *world) pickGroup() *group {
