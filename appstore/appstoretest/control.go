@@ -55,16 +55,22 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /sim/ids", func(w http.ResponseWriter, r *http.Request) {
-		env, ok := envParam(w, r)
-		if !ok {
-			return
+		envs := []appstore.Environment{appstore.Production, appstore.Sandbox}
+		if r.URL.Query().Get("env") != "all" {
+			env, ok := envParam(w, r)
+			if !ok {
+				return
+			}
+			envs = []appstore.Environment{env}
 		}
 		w.Header().Set("Content-Type", "text/csv")
 		cw := csv.NewWriter(w)
 		_ = cw.Write([]string{"original_transaction_id", "app_account_token"})
-		for _, id := range s.OriginalTransactionIDs(env) {
-			t, _ := s.TruthOf(id)
-			_ = cw.Write([]string{id, t.AppAccountToken})
+		for _, env := range envs {
+			for _, id := range s.OriginalTransactionIDs(env) {
+				t, _ := s.TruthOf(id)
+				_ = cw.Write([]string{id, t.AppAccountToken})
+			}
 		}
 		cw.Flush()
 	})

@@ -41,6 +41,7 @@
 //	GET  /sim/truth/{otid}           SubscriptionTruth of one subscription
 //	GET  /sim/truth?env=production   every SubscriptionTruth of one environment
 //	GET  /sim/ids?env=production     CSV import file: original_transaction_id,app_account_token
+//	                                 (env=all: production then sandbox-only customers)
 //	POST /sim/mutate?otid=…&kind=…   silent change (refund, expire, renew,
 //	                                 auto-renew-off, auto-renew-on, change-renewal-product)
 //	GET  /sim/faults, POST /sim/faults  read / replace the Faults (JSON)
