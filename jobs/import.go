@@ -1,0 +1,318 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/ledger"
+)
+
+// ImportArgs is the job migrating one subscription of an import file. It is
+// unique by OriginalTransactionID alone: one job per subscription, however
+// often (and by whichever run) it is imported.
+type ImportArgs struct {
+	OriginalTransactionID string `json:"original_transaction_id" river:"unique"`
+	// AppAccountToken and CustomerID are the import row's (may be empty):
+	// linked to the subscription, a disagreement with Apple recorded as a
+	// conflict.
+	AppAccountToken string `json:"app_account_token,omitempty"`
+	CustomerID      string `json:"customer_id,omitempty"`
+	// RunID is the import run that enqueued the job.
+	RunID int64 `json:"run_id"`
+}
+
+// Kind is the River job kind.
+func (ImportArgs) Kind() string { return "import" }
+
+// InsertOpts puts imports on the bulk queue, behind interactive and live
+// work, unique by originalTransactionId.
+func (ImportArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:      QueueBulk,
+		Priority:   PriorityBulk,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	}
+}
+
+// ImportSource is the conflict source of customer links made by imports.
+const ImportSource = "import"
+
+// importHistoryCursor is the durable position of the history step: the
+// revision of the last page stored.
+type importHistoryCursor struct {
+	Revision string `json:"revision"`
+}
+
+// Import job steps (River resumable steps: a retried job skips what is done).
+const (
+	importStepStatuses = "statuses"
+	importStepHistory  = "history"
+	importStepFinish   = "finish"
+)
+
+// Timings of the import job.
+const (
+	// accountLeaseTTL bounds how long one job may hold an account's
+	// statuses lease (a dead process's lease expires).
+	accountLeaseTTL = 90 * time.Second
+	// historyStopMargin is how long before the job's timeout the history
+	// step stops at a page boundary and snoozes, so a long history goes on
+	// in a fresh run instead of being killed mid-page.
+	historyStopMargin = 10 * time.Second
+)
+
+// ImportWorker migrates one import row:
+//
+//  1. statuses: one Get All Subscription Statuses call per Apple account.
+//     When another row of the same account (same customer id, else same
+//     appAccountToken) already fetched them after this row was imported,
+//     the call is skipped; while one is fetching, the others wait (snooze)
+//     for its answer. Rows with neither column cannot be grouped before
+//     Apple answers and may each make the call.
+//  2. history: the whole transaction history of the subscription's group in
+//     its environment (sandbox after fallback), page by page, each page
+//     stored in the same transaction as the job's cursor
+//     (river.ResumableSetStepCursorTx), so a crash resumes at the next
+//     page. A job nearing its timeout stops between pages and snoozes for
+//     under a second; the next run resumes where it stopped.
+//  3. finish: links the row's customer id and appAccountToken to the
+//     subscription (a disagreement with Apple becomes a conflict) and marks
+//     the row done, in one transaction.
+//
+// Errors: transient ones are retried inside the job (retryTransient), then
+// by River; a 429 snoozes the job until Retry-After; a permanent one (the
+// id unknown in production and sandbox, an invalid id, data that fails
+// verification) marks the row failed with the reason and cancels the job. A
+// row whose job runs out of attempts is marked failed as well.
+type ImportWorker struct {
+	river.WorkerDefaults[ImportArgs]
+	d *Deps
+}
+
+func init() {
+	registerWorker(func(w *river.Workers, d *Deps) { river.AddWorker(w, &ImportWorker{d: d}) })
+}
+
+// Work runs the steps of one import row.
+func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) error {
+	var outcome error
+	defer func() { recordImportOutcome(w.d.Metrics, outcome) }()
+	otid := job.Args.OriginalTransactionID
+	row, err := w.d.Ledger.ImportRowOf(ctx, w.d.Pool, otid)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		row = nil // a job without its row: migrate it all the same
+	case err != nil:
+		outcome = err
+		return err
+	case row.State != ledger.ImportPending:
+		return nil // finished by an earlier run that died before completing the job
+	}
+
+	river.ResumableStep(ctx, importStepStatuses, nil, func(ctx context.Context) error {
+		outcome = w.statuses(ctx, job, row)
+		return outcome
+	})
+	river.ResumableStepCursor(ctx, importStepHistory, nil, func(ctx context.Context, cur importHistoryCursor) error {
+		outcome = w.history(ctx, job, cur)
+		return outcome
+	})
+	river.ResumableStep(ctx, importStepFinish, nil, func(ctx context.Context) error {
+		outcome = pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
+			if _, err := w.d.Ledger.LinkCustomer(ctx, tx, otid, job.Args.AppAccountToken, job.Args.CustomerID, ImportSource); err != nil {
+				return err
+			}
+			return w.d.Ledger.MarkImportRowDone(ctx, tx, otid)
+		})
+		if outcome != nil {
+			outcome = w.outcome(ctx, job, "linking the customer", outcome)
+		}
+		return outcome
+	})
+	return nil
+}
+
+// statuses fetches and applies the statuses of the row's Apple account,
+// unless a sibling row's job already did.
+func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs], row *ledger.ImportRowState) error {
+	d := w.d
+	otid := job.Args.OriginalTransactionID
+	if row != nil && row.StatusesFetchedAt != nil {
+		return nil
+	}
+	if key := importAccountKey(job.Args); key != "" && row != nil {
+		holder := strconv.FormatInt(job.ID, 10)
+		ok, err := d.Ledger.AcquireImportAccountLease(ctx, d.Pool, key, holder, accountLeaseTTL)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// Another row of this account is asking Apple right now; its
+			// answer covers this row too.
+			return river.JobSnooze(time.Second + time.Duration(rand.Int64N(int64(time.Second))))
+		}
+		defer func() {
+			_ = d.Ledger.ReleaseImportAccountLease(context.WithoutCancel(ctx), d.Pool, key, holder)
+		}()
+		fresh, err := d.Ledger.ImportRowOf(ctx, d.Pool, otid)
+		if err != nil {
+			return err
+		}
+		if fresh.StatusesFetchedAt != nil {
+			return nil
+		}
+	}
+	changes, _, err := d.syncStatuses(ctx, otid)
+	if err != nil {
+		return w.outcome(ctx, job, "statuses", err)
+	}
+	ids := make([]string, 0, len(changes)+1)
+	ids = append(ids, otid)
+	for _, c := range changes {
+		if c.After != nil && c.After.OriginalTransactionID != otid {
+			ids = append(ids, c.After.OriginalTransactionID)
+		}
+	}
+	return d.Ledger.MarkStatusesFetched(ctx, d.Pool, ids)
+}
+
+// importAccountKey groups the rows of one Apple account before Apple says
+// which they are: the company's customer id, else the appAccountToken.
+func importAccountKey(a ImportArgs) string {
+	switch {
+	case a.CustomerID != "":
+		return "customer:" + a.CustomerID
+	case a.AppAccountToken != "":
+		return "token:" + strings.ToLower(a.AppAccountToken)
+	}
+	return ""
+}
+
+// history pages the subscription's transaction history from cur (or the
+// ledger's saved revision), checkpointing every page durably.
+func (w *ImportWorker) history(ctx context.Context, job *river.Job[ImportArgs], cur importHistoryCursor) error {
+	d := w.d
+	otid := job.Args.OriginalTransactionID
+	sub, err := d.Ledger.Subscription(ctx, otid)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return w.failRow(ctx, job, errors.New("Apple reports no subscription with this originalTransactionId (is it the id of a renewal, or of a purchase that is not a subscription?)"))
+	}
+	if err != nil {
+		return err
+	}
+	from := cur.Revision
+	if from == "" {
+		from = sub.HistoryRevision
+	}
+	hctx, cancel := historyContext(ctx)
+	defer cancel()
+	checkpoint := func(ctx context.Context, tx pgx.Tx, revision string) error {
+		_, err := river.ResumableSetStepCursorTx[*riverpgxv5.Driver](ctx, tx, job, importHistoryCursor{Revision: revision})
+		return err
+	}
+	_, err = d.syncHistory(hctx, otid, appstore.Environment(sub.Environment), sub.SubscriptionGroupIdentifier, from, checkpoint)
+	if err != nil && hctx.Err() != nil && ctx.Err() == nil {
+		// Near the timeout: every stored page is checkpointed; go on in a
+		// fresh run almost at once.
+		return river.JobSnooze(time.Duration(rand.Int64N(int64(time.Second))))
+	}
+	if err != nil {
+		return w.outcome(ctx, job, "history", err)
+	}
+	return nil
+}
+
+// historyContext ends historyStopMargin before ctx's deadline (the job's
+// timeout), or a quarter of the remaining time before it when that is short.
+func historyContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := min(historyStopMargin, time.Until(deadline)/4)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
+}
+
+// outcome turns an error of stage into the job's result: a permanent
+// Apple error fails the row and cancels the job; a 429 snoozes; a
+// transient error retries (and fails the row when attempts run out).
+func (w *ImportWorker) outcome(ctx context.Context, job *river.Job[ImportArgs], stage string, err error) error {
+	var apiErr *appstore.APIError
+	if errors.As(err, &apiErr) && apiErr.Unauthorized() {
+		// Not this row's fault: every row would fail the same way. Keep
+		// the rows pending until the key is fixed.
+		w.d.logger().Error("storesync: Apple refused the API key; import jobs wait until it is fixed", "error", err)
+		return river.JobSnooze(time.Minute)
+	}
+	if isPermanentAppleError(err) {
+		return w.failRow(ctx, job, fmt.Errorf("%s: %s", stage, reasonOf(err)))
+	}
+	if ctx.Err() != nil {
+		// Shutting down (or out of time): no attempt is used.
+		return river.JobSnooze(0)
+	}
+	// Retry-After is a wall-clock instant, whatever clock Deps.Now is.
+	out := appleOutcome(err, time.Now())
+	var snooze *river.JobSnoozeError
+	var cancel *river.JobCancelError
+	if !errors.As(out, &snooze) && !errors.As(out, &cancel) && job.Attempt >= job.MaxAttempts {
+		if ferr := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), w.d.Pool, job.Args.OriginalTransactionID,
+			fmt.Sprintf("%s: gave up after %d attempts: %s", stage, job.Attempt, reasonOf(err))); ferr != nil {
+			return errors.Join(out, ferr)
+		}
+	}
+	return out
+}
+
+// failRow marks the row failed with reason and cancels the job.
+func (w *ImportWorker) failRow(ctx context.Context, job *river.Job[ImportArgs], reason error) error {
+	if err := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), w.d.Pool, job.Args.OriginalTransactionID, reason.Error()); err != nil {
+		return err // retried: the row must not stay pending with its job cancelled
+	}
+	return river.JobCancel(reason)
+}
+
+// reasonOf is the part of err ops need: Apple's error or the verification
+// failure, without the ids of the wrapping messages, so that failures group
+// by reason.
+func reasonOf(err error) string {
+	var apiErr *appstore.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Error()
+	}
+	var verr *appstore.VerificationError
+	if errors.As(err, &verr) {
+		return verr.Error()
+	}
+	return err.Error()
+}
+
+// recordImportOutcome counts one import job run by outcome.
+func recordImportOutcome(m *Metrics, err error) {
+	if m == nil {
+		return
+	}
+	outcome := "completed"
+	var snooze *river.JobSnoozeError
+	var cancel *river.JobCancelError
+	switch {
+	case err == nil:
+	case errors.As(err, &snooze):
+		outcome = "snoozed"
+	case errors.As(err, &cancel):
+		outcome = "cancelled"
+	default:
+		outcome = "retried"
+	}
+	m.JobOutcomes.WithLabelValues(ImportArgs{}.Kind(), outcome).Inc()
+}
