@@ -1,10 +1,15 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 )
@@ -21,6 +26,11 @@ type Metrics struct {
 	WebhookAnswers *prometheus.CounterVec // outcome
 	VerifyFailures *prometheus.CounterVec // status
 	DriftFound     *prometheus.CounterVec // class
+	// WebhookSeconds is the time from request to answer of the webhook.
+	WebhookSeconds prometheus.Histogram
+	// BackfillNotifications counts notifications read from Apple's
+	// notification history by environment and outcome (new, known).
+	BackfillNotifications *prometheus.CounterVec
 }
 
 // NewMetrics registers every metric in a new registry.
@@ -52,9 +62,16 @@ func NewMetrics() *Metrics {
 		DriftFound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storesync_drift_found_total", Help: "Drift found by reconciliation, by class.",
 		}, []string{"class"}),
+		WebhookSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "storesync_webhook_seconds", Help: "Webhook request latency, from request to answer.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		BackfillNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "storesync_backfill_notifications_total", Help: "Notifications read from Apple's notification history, by environment and outcome (new, known).",
+		}, []string{"environment", "outcome"}),
 	}
 	m.Registry.MustRegister(m.JobOutcomes, m.AppleCalls, m.AppleThrottled, m.BudgetWait, m.TransientRetry,
-		m.WebhookAnswers, m.VerifyFailures, m.DriftFound,
+		m.WebhookAnswers, m.VerifyFailures, m.DriftFound, m.WebhookSeconds, m.BackfillNotifications,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -83,4 +100,73 @@ func (m *Metrics) appleCall(ep appstore.Endpoint, err error) {
 		outcome = "error"
 	}
 	m.AppleCalls.WithLabelValues(string(ep), outcome).Inc()
+}
+
+// webhookAnswer counts one webhook answer by outcome and records its
+// latency.
+func (m *Metrics) webhookAnswer(outcome string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.WebhookAnswers.WithLabelValues(outcome).Inc()
+	m.WebhookSeconds.Observe(took.Seconds())
+}
+
+// verifyFailure counts one verification failure by Apple's status name.
+func (m *Metrics) verifyFailure(err error) {
+	if m != nil {
+		m.VerifyFailures.WithLabelValues(appstore.StatusOf(err).String()).Inc()
+	}
+}
+
+// backfillNotifications counts notifications read by a backfill.
+func (m *Metrics) backfillNotifications(env appstore.Environment, fresh, known int) {
+	if m == nil {
+		return
+	}
+	m.BackfillNotifications.WithLabelValues(string(env), "new").Add(float64(fresh))
+	m.BackfillNotifications.WithLabelValues(string(env), "known").Add(float64(known))
+}
+
+// jobOutcomeOf names what River does with a job run that returned err:
+// completed, snoozed, cancelled, retried, or discarded (the last attempt
+// failed).
+func jobOutcomeOf(job *rivertype.JobRow, err error) string {
+	var snooze *river.JobSnoozeError
+	var cancel *river.JobCancelError
+	switch {
+	case err == nil:
+		return "completed"
+	case errors.As(err, &snooze):
+		return "snoozed"
+	case errors.As(err, &cancel):
+		return "cancelled"
+	case job != nil && job.Attempt >= job.MaxAttempts:
+		return "discarded"
+	default:
+		return "retried"
+	}
+}
+
+// jobDone counts a job run by kind and outcome and logs one line for it,
+// then returns err unchanged, so a worker ends with
+// `return d.jobDone(ctx, job.JobRow, err, attrs...)`. attrs say what the
+// run did; they must never hold a secret or a signed payload.
+func (d *Deps) jobDone(ctx context.Context, job *rivertype.JobRow, err error, attrs ...slog.Attr) error {
+	outcome := jobOutcomeOf(job, err)
+	if d.Metrics != nil {
+		d.Metrics.JobOutcomes.WithLabelValues(job.Kind, outcome).Inc()
+	}
+	level := slog.LevelInfo
+	switch outcome {
+	case "retried", "cancelled", "discarded":
+		level = slog.LevelWarn
+	}
+	all := append([]slog.Attr{slog.String("kind", job.Kind), slog.Int64("job_id", job.ID),
+		slog.Int("attempt", job.Attempt), slog.String("outcome", outcome)}, attrs...)
+	if err != nil {
+		all = append(all, slog.String("error", err.Error()))
+	}
+	d.logger().LogAttrs(ctx, level, "job", all...)
+	return err
 }

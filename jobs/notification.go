@@ -1,0 +1,248 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/ledger"
+)
+
+// ProcessNotificationArgs applies one stored notification to the ledger.
+// It is inserted in the transaction that stored the notification (webhook,
+// backfill, re-sync), so a stored notification is always processed.
+type ProcessNotificationArgs struct {
+	NotificationUUID string `json:"notification_uuid"`
+}
+
+// Kind is the River job kind.
+func (ProcessNotificationArgs) Kind() string { return "process_notification" }
+
+// InsertOpts puts live notifications on their own queue, ahead of bulk
+// work; backfilled ones are inserted with PriorityBulk instead.
+func (ProcessNotificationArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueNotifications, Priority: PriorityLive}
+}
+
+func init() {
+	registerWorker(func(w *river.Workers, d *Deps) {
+		river.AddWorker(w, &processNotificationWorker{d: d})
+	})
+}
+
+type processNotificationWorker struct {
+	river.WorkerDefaults[ProcessNotificationArgs]
+	d *Deps
+}
+
+func (w *processNotificationWorker) Work(ctx context.Context, job *river.Job[ProcessNotificationArgs]) error {
+	res, err := w.d.processNotification(ctx, job.Args.NotificationUUID)
+	attrs := []slog.Attr{slog.String("notification_uuid", job.Args.NotificationUUID)}
+	if res != nil {
+		attrs = append(attrs, slog.String("type", res.Type), slog.String("environment", string(res.Environment)),
+			slog.String("original_transaction_id", res.OriginalTransactionID), slog.Int("changed", res.Changed),
+			slog.Bool("import_enqueued", res.ImportEnqueued), slog.Bool("refreshed", res.Refreshed))
+		if res.Subtype != "" {
+			attrs = append(attrs, slog.String("subtype", res.Subtype))
+		}
+		if res.Note != "" {
+			attrs = append(attrs, slog.String("note", res.Note))
+		}
+	}
+	return w.d.jobDone(ctx, job.JobRow, err, attrs...)
+}
+
+// notificationResult says what processing one notification did.
+type notificationResult struct {
+	Type, Subtype         string
+	Environment           appstore.Environment
+	OriginalTransactionID string
+	Changed               int  // subscriptions whose state moved
+	ImportEnqueued        bool // the subscription was new: full import enqueued
+	Refreshed             bool // statuses re-read because the payload cannot settle the state
+	Note                  string
+}
+
+// Notification types whose payload does not settle a subscription's state
+// on its own: the subscription is re-read from Get All Subscription
+// Statuses. (Mass-extension summaries name no subscription; see
+// markProductForReconcile.)
+var refreshTypes = map[string]bool{
+	"CONSUMPTION_REQUEST": true, // refund requested: the outcome comes later, the state may have moved
+	"RENEWAL_EXTENSION":   true, // FAILURE names one subscription whose extension failed
+}
+
+// autoRenewable is the transaction type the ledger keeps.
+const autoRenewable = "Auto-Renewable Subscription"
+
+// processNotification loads a stored notification, verifies it again (the
+// ledger keeps payloads raw, and trust is checked where it is used), applies
+// its signed facts and marks it processed in one transaction, enqueueing a
+// full import when the subscription was new to the ledger. When the payload
+// cannot settle the state alone it then refreshes the subscription's
+// statuses at interactive priority. TEST and unknown types never fail.
+func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
+	stored, err := d.Ledger.NotificationByUUID(ctx, d.Pool, uuid)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, river.JobCancel(fmt.Errorf("notification %s is not stored", uuid))
+	}
+	if err != nil {
+		return nil, err
+	}
+	res := &notificationResult{Type: stored.Type, Subtype: stored.Subtype, Environment: stored.Environment,
+		OriginalTransactionID: stored.OriginalTransactionID}
+	v, err := d.verifierFor(stored.Environment)
+	if err != nil {
+		return res, err
+	}
+	vn, err := v.VerifyNotificationDeep(stored.SignedPayload)
+	if err != nil {
+		d.Metrics.verifyFailure(err)
+		var verr *appstore.VerificationError
+		if errors.As(err, &verr) && !verr.Retryable() {
+			// Stored after verifying, so the configuration changed (roots,
+			// bundle id). Keep it, say why, and do not retry ten times.
+			if merr := d.Ledger.MarkNotificationProcessed(ctx, d.Pool, uuid, "verification: "+err.Error()); merr != nil {
+				return res, merr
+			}
+			return res, river.JobCancel(err)
+		}
+		return res, err
+	}
+	facts, refreshOTID, note := notificationPlan(vn)
+	res.Note = note
+	if res.OriginalTransactionID == "" {
+		res.OriginalTransactionID = refreshOTID
+	}
+	if stored.ProcessedAt == nil {
+		var client *river.Client[pgx.Tx]
+		if client, err = river.ClientFromContextSafely[pgx.Tx](ctx); err != nil {
+			return res, ErrNoRiverClient
+		}
+		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+			changes, err := d.Ledger.ApplyTx(ctx, tx, facts)
+			if err != nil {
+				return err
+			}
+			res.Changed, res.ImportEnqueued = 0, false
+			for _, c := range changes {
+				if c.Changed() {
+					res.Changed++
+				}
+				if c.Before == nil || c.Before.TransactionCount == 0 {
+					// New to the ledger: one transaction is not its history.
+					if err := d.enqueueImportTx(ctx, client, tx, c.After.OriginalTransactionID); err != nil {
+						return err
+					}
+					res.ImportEnqueued = true
+				}
+			}
+			if vn.Payload.Summary != nil && vn.Payload.NotificationType == "RENEWAL_EXTENSION" {
+				if err := markProductForReconcile(ctx, tx, vn.Payload.Summary.ProductID); err != nil {
+					return err
+				}
+			}
+			return d.Ledger.MarkNotificationProcessed(ctx, tx, uuid, "")
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	if refreshOTID != "" {
+		ctx := appstore.WithPriority(ctx, appstore.PriorityInteractive)
+		changes, _, err := d.syncStatuses(ctx, refreshOTID)
+		if err != nil {
+			return res, appleOutcome(fmt.Errorf("refreshing %s: %w", refreshOTID, err), d.now())
+		}
+		res.Refreshed = true
+		for _, c := range changes {
+			if c.Changed() {
+				res.Changed++
+			}
+		}
+	}
+	return res, nil
+}
+
+// notificationPlan decides what a verified notification contributes: the
+// facts to apply, the subscription to refresh from Get All Subscription
+// Statuses ("" for none) and a note for the log.
+func notificationPlan(vn *appstore.VerifiedNotification) (facts ledger.Facts, refreshOTID, note string) {
+	p := vn.Payload
+	var txJWS, riJWS string
+	if p.Data != nil {
+		txJWS, riJWS = p.Data.SignedTransactionInfo, p.Data.SignedRenewalInfo
+	}
+	otid := ""
+	switch {
+	case vn.Transaction != nil:
+		otid = vn.Transaction.OriginalTransactionID
+	case vn.RenewalInfo != nil:
+		otid = vn.RenewalInfo.OriginalTransactionID
+	}
+	switch {
+	case p.NotificationType == "TEST":
+		return facts, "", "test notification: recorded"
+	case p.Data == nil && p.Summary != nil:
+		return facts, "", "mass extension summary of product " + p.Summary.ProductID + ": its subscriptions are checked first by the next reconciliation"
+	case p.Data == nil:
+		return facts, "", "no data: recorded only"
+	case vn.Transaction != nil && vn.Transaction.Type != "" && vn.Transaction.Type != autoRenewable:
+		return facts, "", "transaction of type " + vn.Transaction.Type + ": not a subscription, recorded only"
+	}
+	facts = ledger.NotificationFacts(p, vn.Transaction, txJWS, vn.RenewalInfo, riJWS)
+	switch {
+	case otid == "":
+		note = "no transaction or renewal info: recorded only"
+	case vn.Transaction == nil:
+		refreshOTID, note = otid, "no signedTransactionInfo: refreshing statuses"
+	case refreshTypes[p.NotificationType]:
+		refreshOTID, note = otid, p.NotificationType+": refreshing statuses"
+	case p.Data.Status == 0:
+		refreshOTID, note = otid, "no status: refreshing statuses"
+	case !knownNotificationTypes[p.NotificationType]:
+		note = "unknown notification type: its signed facts applied"
+	}
+	return facts, refreshOTID, note
+}
+
+// knownNotificationTypes are the V2 types of appstore-api.md §6.3. Others
+// are stored, logged and applied for their signed facts, never failed.
+var knownNotificationTypes = map[string]bool{
+	"SUBSCRIBED": true, "DID_CHANGE_RENEWAL_PREF": true, "DID_CHANGE_RENEWAL_STATUS": true,
+	"OFFER_REDEEMED": true, "DID_RENEW": true, "EXPIRED": true, "DID_FAIL_TO_RENEW": true,
+	"GRACE_PERIOD_EXPIRED": true, "PRICE_INCREASE": true, "REFUND": true, "REFUND_DECLINED": true,
+	"REFUND_REVERSED": true, "CONSUMPTION_REQUEST": true, "RENEWAL_EXTENDED": true,
+	"RENEWAL_EXTENSION": true, "REVOKE": true, "TEST": true, "EXTERNAL_PURCHASE_TOKEN": true,
+	"ONE_TIME_CHARGE": true, "RESCIND_CONSENT": true, "METADATA_UPDATE": true, "MIGRATION": true,
+	"PRICE_CHANGE": true,
+}
+
+// markProductForReconcile makes the next reconciliation check first the
+// live subscriptions of a product whose renewal dates a mass extension
+// moved: the summary names no subscription, and re-reading them all at
+// once would spend the budget of a whole hour.
+func markProductForReconcile(ctx context.Context, tx pgx.Tx, productID string) error {
+	if productID == "" {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE subscriptions SET last_checked_at = NULL
+		WHERE product_id = $1 AND status IN (1, 3, 4)`, productID)
+	return err
+}
+
+// enqueueImportTx enqueues, in tx, the full import (statuses and whole
+// history) of a subscription the ledger had never seen: not from a file, so
+// RunID 0 and no customer link. Imports are unique per subscription.
+func (d *Deps) enqueueImportTx(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, otid string) error {
+	_, err := client.InsertTx(ctx, tx, ImportArgs{OriginalTransactionID: otid}, nil)
+	if err != nil {
+		return fmt.Errorf("enqueueing the import of %s: %w", otid, err)
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/ledger"
+)
+
+// MaxWebhookBody bounds a webhook request body. A real notification is
+// about 15 KB (three x5c chains); anything above 64 KiB is refused with 413
+// before it is read.
+const MaxWebhookBody = 64 << 10
+
+// Webhook outcomes, the label of storesync_webhook_answers_total.
+const (
+	webhookStored      = "stored"      // 200: new, stored and its processing enqueued
+	webhookDuplicate   = "duplicate"   // 200: notificationUUID already stored
+	webhookTooLarge    = "too_large"   // 413
+	webhookMalformed   = "malformed"   // 400: not {"signedPayload": JWS} or not a notification
+	webhookUnverified  = "unverified"  // 400: verification failed
+	webhookRetryVerify = "retry_later" // 503: an online check could not complete
+	webhookOverloaded  = "overloaded"  // 503: too many notifications waiting for the database
+	webhookUnavailable = "unavailable" // 503: the database did not store it
+	webhookError       = "error"       // 500: our configuration
+)
+
+// webhook is POST /webhooks/appstore: it verifies a notification (and its
+// inner signed fields) and stores it with its processing job in one
+// transaction, answering 200 only after the commit.
+type webhook struct {
+	deps     *Deps
+	verifier map[appstore.Environment]*appstore.Verifier
+	ingest   *ingester
+}
+
+func newWebhook(d *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) *webhook {
+	h := &webhook{deps: d, ingest: &ingester{
+		deps: d, river: client,
+		maxActive: orInt(opts.IngestConcurrency, 4),
+		maxBatch:  orInt(opts.IngestMaxBatch, 128),
+		maxQueue:  orInt(opts.IngestMaxQueue, 20000),
+	}}
+	if d.Verifier != nil {
+		// Both environments, always: App Review buys in the sandbox against
+		// the production server. One verifier each, sharing the chain cache.
+		h.verifier = map[appstore.Environment]*appstore.Verifier{
+			appstore.Production: d.Verifier.WithEnvironment(appstore.Production),
+			appstore.Sandbox:    d.Verifier.WithEnvironment(appstore.Sandbox),
+		}
+	}
+	return h
+}
+
+func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	outcome, status := h.handle(r)
+	h.deps.Metrics.webhookAnswer(outcome, time.Since(start))
+	if status == http.StatusOK {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	http.Error(w, outcome, status)
+}
+
+// handle returns the outcome and the HTTP status to answer.
+func (h *webhook) handle(r *http.Request) (string, int) {
+	if r.ContentLength > MaxWebhookBody {
+		h.reject(r, webhookTooLarge, "", nil)
+		return webhookTooLarge, http.StatusRequestEntityTooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxWebhookBody+1))
+	if err != nil {
+		h.reject(r, webhookMalformed, "", err)
+		return webhookMalformed, http.StatusBadRequest
+	}
+	if len(body) > MaxWebhookBody {
+		h.reject(r, webhookTooLarge, "", nil)
+		return webhookTooLarge, http.StatusRequestEntityTooLarge
+	}
+	var req struct {
+		SignedPayload string `json:"signedPayload"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || req.SignedPayload == "" {
+		if err == nil {
+			err = errors.New("no signedPayload")
+		}
+		h.reject(r, webhookMalformed, "", err)
+		return webhookMalformed, http.StatusBadRequest
+	}
+	if h.verifier == nil {
+		h.deps.logger().Error("webhook: no verifier configured; answering 500 so Apple retries")
+		return webhookError, http.StatusInternalServerError
+	}
+	// The claimed environment only picks the verifier, which then rejects
+	// a false claim. Xcode and LocalTesting are never accepted here: their
+	// data is not signed, so accepting them would accept forgeries.
+	env, err := appstore.PeekNotificationEnvironment(req.SignedPayload)
+	if err != nil {
+		h.deps.Metrics.verifyFailure(err)
+		h.reject(r, webhookMalformed, "", err)
+		return webhookMalformed, http.StatusBadRequest
+	}
+	v := h.verifier[env]
+	if v == nil {
+		err := &appstore.VerificationError{Status: appstore.InvalidEnvironment, Reason: "environment " + string(env) + " is not accepted by the webhook"}
+		h.deps.Metrics.verifyFailure(err)
+		h.reject(r, webhookUnverified, "", err)
+		return webhookUnverified, http.StatusBadRequest
+	}
+	vn, err := v.VerifyNotificationDeep(req.SignedPayload)
+	if err != nil {
+		var verr *appstore.VerificationError
+		if !errors.As(err, &verr) {
+			h.deps.logger().Error("webhook: verifier failed", "error", err)
+			return webhookError, http.StatusInternalServerError
+		}
+		h.deps.Metrics.verifyFailure(err)
+		if verr.Retryable() {
+			h.reject(r, webhookRetryVerify, "", err)
+			return webhookRetryVerify, http.StatusServiceUnavailable
+		}
+		h.reject(r, webhookUnverified, "", err)
+		return webhookUnverified, http.StatusBadRequest
+	}
+	n := notificationRecord(vn, env, req.SignedPayload, ledger.SourceWebhook, nil)
+	if !isUUID(n.UUID) {
+		h.reject(r, webhookMalformed, n.UUID, errors.New("notificationUUID is not a UUID"))
+		return webhookMalformed, http.StatusBadRequest
+	}
+	inserted, err := h.ingest.store(n)
+	switch {
+	case errors.Is(err, errIngestOverloaded):
+		h.reject(r, webhookOverloaded, n.UUID, err)
+		return webhookOverloaded, http.StatusServiceUnavailable
+	case err != nil:
+		h.reject(r, webhookUnavailable, n.UUID, err)
+		return webhookUnavailable, http.StatusServiceUnavailable
+	case !inserted:
+		return webhookDuplicate, http.StatusOK
+	}
+	return webhookStored, http.StatusOK
+}
+
+// reject logs why a request was not stored: never the payload, only the
+// notificationUUID when it verified.
+func (h *webhook) reject(r *http.Request, outcome, uuid string, err error) {
+	attrs := []any{"outcome", outcome, "remote", r.RemoteAddr}
+	if uuid != "" {
+		attrs = append(attrs, "notification_uuid", uuid)
+	}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	h.deps.logger().Warn("webhook: not stored", attrs...)
+}
+
+// notificationRecord is what the ledger stores of a verified notification.
+func notificationRecord(vn *appstore.VerifiedNotification, env appstore.Environment, signedPayload, source string,
+	attempts []appstore.SendAttemptItem) ledger.Notification {
+	p := vn.Payload
+	n := ledger.Notification{
+		UUID: p.NotificationUUID, Type: p.NotificationType, Subtype: p.Subtype, Environment: env,
+		SignedDate: p.SignedDate, SignedPayload: signedPayload, Source: source, SendAttempts: attempts,
+	}
+	if vn.Transaction != nil {
+		n.OriginalTransactionID = vn.Transaction.OriginalTransactionID
+		n.TransactionID = vn.Transaction.TransactionID
+	}
+	if n.OriginalTransactionID == "" && vn.RenewalInfo != nil {
+		n.OriginalTransactionID = vn.RenewalInfo.OriginalTransactionID
+	}
+	return n
+}
+
+// isUUID reports whether s has the 8-4-4-4-12 hex form of a UUID.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+var errIngestOverloaded = errors.New("jobs: too many notifications waiting to be stored")
+
+// ingester stores webhook notifications in group commits: concurrent
+// requests share one transaction (each notification still stored together
+// with its processing job, and answered only after the commit), so the
+// webhook is not bounded by one WAL flush per notification. With no load
+// it commits each notification alone at once; under load each committer
+// takes whatever queued while it was busy. Committers are started on
+// demand and exit when the queue is empty, so nothing needs closing.
+type ingester struct {
+	deps      *Deps
+	river     *river.Client[pgx.Tx]
+	maxActive int // concurrent committers (each holds one connection)
+	maxBatch  int // notifications per transaction
+	maxQueue  int // waiting notifications before answering 503
+
+	mu     sync.Mutex
+	queue  []*ingestItem
+	active int
+}
+
+type ingestItem struct {
+	n        ledger.Notification
+	inserted bool
+	err      error
+	done     chan struct{}
+}
+
+// store stores n and enqueues its processing unless its UUID is already
+// stored; it returns whether n was new, once durable.
+func (g *ingester) store(n ledger.Notification) (bool, error) {
+	it := &ingestItem{n: n, done: make(chan struct{})}
+	g.mu.Lock()
+	if len(g.queue) >= g.maxQueue {
+		g.mu.Unlock()
+		return false, errIngestOverloaded
+	}
+	g.queue = append(g.queue, it)
+	spawn := g.active < g.maxActive
+	if spawn {
+		g.active++
+	}
+	g.mu.Unlock()
+	if spawn {
+		go g.run()
+	}
+	<-it.done
+	return it.inserted, it.err
+}
+
+func (g *ingester) run() {
+	for {
+		g.mu.Lock()
+		n := min(len(g.queue), g.maxBatch)
+		if n == 0 {
+			g.active--
+			g.mu.Unlock()
+			return
+		}
+		batch := make([]*ingestItem, n)
+		copy(batch, g.queue)
+		rest := copy(g.queue, g.queue[n:])
+		clear(g.queue[rest:])
+		g.queue = g.queue[:rest]
+		g.mu.Unlock()
+		g.commit(batch)
+	}
+}
+
+// commit stores a batch in one transaction. If that fails and the batch
+// had several notifications, each is tried alone, so one bad row cannot
+// fail its neighbours.
+func (g *ingester) commit(batch []*ingestItem) {
+	// Requests already answered by a disconnecting client still commit:
+	// Apple will retry and find it stored.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// A fixed order of UUIDs across batches rules out deadlocks between
+	// committers inserting the same notifications.
+	sort.Slice(batch, func(i, j int) bool { return batch[i].n.UUID < batch[j].n.UUID })
+	err := g.commitTx(ctx, batch)
+	if err != nil && len(batch) > 1 && ctx.Err() == nil {
+		for _, it := range batch {
+			it.err = g.commitTx(ctx, []*ingestItem{it})
+			close(it.done)
+		}
+		return
+	}
+	for _, it := range batch {
+		it.err = err
+		close(it.done)
+	}
+}
+
+func (g *ingester) commitTx(ctx context.Context, batch []*ingestItem) error {
+	return pgx.BeginFunc(ctx, g.deps.Pool, func(tx pgx.Tx) error {
+		params := make([]river.InsertManyParams, 0, len(batch))
+		for _, it := range batch {
+			inserted, err := g.deps.Ledger.RecordNotification(ctx, tx, it.n)
+			if err != nil {
+				return err
+			}
+			it.inserted = inserted
+			if inserted {
+				params = append(params, river.InsertManyParams{Args: ProcessNotificationArgs{NotificationUUID: it.n.UUID}})
+			}
+		}
+		if len(params) == 0 {
+			return nil
+		}
+		_, err := g.river.InsertManyFastTx(ctx, tx, params)
+		return err
+	})
+}
