@@ -56,6 +56,8 @@ type hookEnvOptions struct {
 	ExtraRoots [][]byte
 	// NoApple leaves Deps.Apple nil even with a simulator.
 	NoApple bool
+	// CA signs (and is trusted) when there is no simulator; nil: a new one.
+	CA *appstoretest.CA
 }
 
 func newHookEnv(t *testing.T, o hookEnvOptions) *hookEnv {
@@ -67,6 +69,8 @@ func newHookEnv(t *testing.T, o hookEnvOptions) *hookEnv {
 		e.sim = appstoretest.StartTest(t, *o.Sim)
 		e.ca = e.sim.CA()
 		now = e.sim.Now
+	} else if o.CA != nil {
+		e.ca = o.CA
 	} else {
 		ca, err := appstoretest.NewCA()
 		if err != nil {

@@ -83,7 +83,7 @@ const autoRenewable = "Auto-Renewable Subscription"
 // processNotification loads a stored notification, verifies it again (the
 // ledger keeps payloads raw, and trust is checked where it is used), applies
 // its signed facts and marks it processed in one transaction, enqueueing a
-// full import when the subscription was new to the ledger. When the payload
+// full import when the ledger never synced the subscription's history. When the payload
 // cannot settle the state alone it then refreshes the subscription's
 // statuses at interactive priority. TEST and unknown types never fail.
 func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
@@ -134,8 +134,10 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 				if c.Changed() {
 					res.Changed++
 				}
-				if c.Before == nil || c.Before.TransactionCount == 0 {
-					// New to the ledger: one transaction is not its history.
+				if c.Before == nil || c.Before.HistoryRevision == "" {
+					// New to the ledger, or known only from single signed
+					// items (another account's statuses): one transaction
+					// is not its history.
 					if err := d.enqueueImportTx(ctx, client, tx, c.After.OriginalTransactionID); err != nil {
 						return err
 					}
@@ -163,6 +165,14 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 		for _, c := range changes {
 			if c.Changed() {
 				res.Changed++
+			}
+			if c.After != nil && c.After.HistoryRevision == "" {
+				// The statuses answer covers the whole account: a subscription
+				// it revealed needs its history too.
+				if err := d.enqueueImport(ctx, c.After.OriginalTransactionID); err != nil {
+					return res, err
+				}
+				res.ImportEnqueued = true
 			}
 		}
 	}
@@ -234,6 +244,19 @@ func markProductForReconcile(ctx context.Context, tx pgx.Tx, productID string) e
 	_, err := tx.Exec(ctx, `UPDATE subscriptions SET last_checked_at = NULL
 		WHERE product_id = $1 AND status IN (1, 3, 4)`, productID)
 	return err
+}
+
+// enqueueImport is enqueueImportTx outside a transaction (imports are
+// unique per subscription, so a repeat is skipped).
+func (d *Deps) enqueueImport(ctx context.Context, otid string) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return ErrNoRiverClient
+	}
+	if _, err := client.Insert(ctx, ImportArgs{OriginalTransactionID: otid}, nil); err != nil {
+		return fmt.Errorf("enqueueing the import of %s: %w", otid, err)
+	}
+	return nil
 }
 
 // enqueueImportTx enqueues, in tx, the full import (statuses and whole

@@ -1,0 +1,199 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/ledger"
+)
+
+// sweep enqueues the scheduled sweep of every environment as the periodic
+// job would at end, and waits for it and what it enqueued.
+func (e *hookEnv) sweep(end time.Time) {
+	e.t.Helper()
+	for _, env := range e.deps.SweptEnvironments() {
+		if _, err := e.river.Insert(context.Background(), BackfillArgs{Environment: env, End: end, Sweep: true}, nil); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	e.waitIdle(90*time.Second, "backfill", "process_notification", "import")
+}
+
+// TestBackfillRecoversDroppedDeliveries: the simulator drops 30% of its
+// webhook deliveries; after the sweep every notification it sent is in the
+// ledger and every subscription equals its truth; sweeping again changes
+// nothing.
+func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
+	t.Parallel()
+	simOpts := appstoretest.Options{Seed: 21, Subscribers: 80, DisableRateLimits: true, DropShare: 0.3}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true})
+	if err := e.sim.SetWebhookURL(e.server.URL + "/webhooks/appstore"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if got := e.deps.SweptEnvironments(); !reflect.DeepEqual(got, []appstore.Environment{appstore.Production, appstore.Sandbox}) {
+		t.Fatalf("swept environments %v", got)
+	}
+	e.sweep(e.sim.Now()) // the first sweep: [now-24h, now], before anything happened
+
+	e.sim.Advance(25 * 24 * time.Hour)
+	if err := e.sim.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(90*time.Second, "process_notification", "import")
+	var sent []string
+	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
+		for _, n := range e.sim.Notifications(env) {
+			sent = append(sent, n.NotificationUUID)
+		}
+	}
+	stats := e.sim.Stats().Webhook
+	before := e.count(`SELECT count(*) FROM notifications`)
+	if stats.Dropped == 0 || before >= len(sent) {
+		t.Fatalf("the simulator dropped %d of %d; the ledger already has %d", stats.Dropped, len(sent), before)
+	}
+
+	e.sweep(e.sim.Now())
+	if missing := e.count(`SELECT count(*) FROM unnest($1::uuid[]) AS u(id)
+		WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE notification_uuid = u.id)`, sent); missing != 0 {
+		t.Fatalf("%d of %d notifications still missing after the sweep", missing, len(sent))
+	}
+	if n := e.count(`SELECT count(*) FROM notifications WHERE source = 'backfill'`); n != len(sent)-before {
+		t.Fatalf("%d backfilled, want the %d dropped", n, len(sent)-before)
+	}
+	compared := 0
+	for _, truth := range e.sim.Truth() {
+		s, err := e.deps.Ledger.Subscription(ctx, truth.OriginalTransactionID)
+		if err != nil {
+			if len(truth.Notifications) > 0 {
+				t.Errorf("%s had notifications but is not in the ledger", truth.OriginalTransactionID)
+			}
+			continue
+		}
+		compared++
+		// A subscription without notifications is in the ledger only as a
+		// sibling in another subscription's statuses answer: its latest
+		// state, not its history (which its own import would bring).
+		count := truth.TransactionCount
+		if len(truth.Notifications) == 0 {
+			count = s.TransactionCount
+		}
+		if s.Status != truth.Status || s.ProductID != truth.ProductID || s.LatestTransactionID != truth.LatestTransactionID ||
+			s.TransactionCount != count || s.AutoRenewStatus == nil || *s.AutoRenewStatus != truth.AutoRenewStatus ||
+			s.ExpiresDate == nil || !s.ExpiresDate.Equal(truth.ExpiresDate) || string(truth.Environment) != s.Environment {
+			t.Errorf("%s: ledger %+v\ntruth %+v", truth.OriginalTransactionID, s, truth)
+		}
+	}
+	if compared < 20 {
+		t.Fatalf("only %d subscriptions compared", compared)
+	}
+	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
+		wm, ok, err := e.deps.Ledger.BackfillWatermark(ctx, env)
+		if err != nil || !ok || !wm.Equal(e.sim.Now()) {
+			t.Errorf("%s watermark %v %v %v, want %v", env, wm, ok, err, e.sim.Now())
+		}
+	}
+	windows, err := e.deps.Ledger.RecentBackfillWindows(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(windows) != 4 {
+		t.Fatalf("%d windows recorded, want 2 per environment: %+v", len(windows), windows)
+	}
+	for _, w := range windows {
+		if w.FinishedAt == nil || w.Kind != ledger.BackfillSweep {
+			t.Errorf("window %+v", w)
+		}
+	}
+	var prod []ledger.BackfillWindow // newest first
+	for _, w := range windows {
+		if w.Environment == appstore.Production {
+			prod = append(prod, w)
+		}
+	}
+	if len(prod) != 2 || prod[0].New == 0 || prod[0].Pages < 2 || !prod[0].Start.Equal(prod[1].End.Add(-BackfillOverlap)) ||
+		!prod[1].Start.Equal(prod[1].End.Add(-BackfillInitialLookback)) {
+		t.Errorf("production windows do not chain: %+v", prod)
+	}
+	t.Logf("%d notifications sent, %d dropped, %d delivered before the sweep; %d subscriptions compared; windows %+v",
+		len(sent), stats.Dropped, before, compared, prod)
+
+	// Sweeping again, and re-reading the whole span, changes nothing.
+	dump := ledgerDump(t, e.pool)
+	jobs := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification'`)
+	e.sweep(e.sim.Now().Add(time.Minute))
+	if _, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.sim.Now().Add(-26 * 24 * time.Hour), End: e.sim.Now()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
+	if got := ledgerDump(t, e.pool); !reflect.DeepEqual(got, dump) {
+		t.Fatal("a second sweep changed the ledger")
+	}
+	if n := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification'`); n != jobs {
+		t.Fatalf("a second sweep enqueued %d processing jobs", n-jobs)
+	}
+	if n := e.count(`SELECT coalesce(sum(new), 0) FROM backfill_windows WHERE started_at > now() - interval '1 minute' AND id > $1`, windows[0].ID); n != 0 {
+		t.Fatalf("later windows found %d new notifications", n)
+	}
+}
+
+// TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken: a job whose
+// durable cursor holds a paginationToken that expired meanwhile gets
+// PaginationTokenExpiredError, restarts its window from the first page and
+// still ends complete, with the restart recorded.
+func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
+	t.Parallel()
+	simOpts := appstoretest.Options{Seed: 5, Subscribers: 60, DisableRateLimits: true, PaginationTokenTTL: 2 * time.Second}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true})
+	e.sim.Advance(20 * 24 * time.Hour)
+	ctx := context.Background()
+	start, end := e.sim.Now().Add(-21*24*time.Hour), e.sim.Now()
+	win, err := e.deps.Ledger.OpenBackfillWindow(ctx, e.pool, ledger.BackfillWindow{
+		Environment: appstore.Production, Kind: ledger.BackfillManual, Start: start, End: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first page as the job would have read it before dying.
+	first, err := e.deps.Apple.GetNotificationHistory(ctx, appstore.NotificationHistoryRequest{
+		StartDate: appstore.MillisOf(start), EndDate: appstore.MillisOf(end)}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.HasMore {
+		t.Fatal("want several pages")
+	}
+	time.Sleep(2100 * time.Millisecond) // the token expires
+	meta, _ := json.Marshal(map[string]any{"river:resumable_cursor": map[string]any{
+		"pages": backfillCursor{WindowID: win.ID, Token: first.PaginationToken}}})
+	res, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: start, End: end},
+		&river.InsertOpts{Metadata: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
+	got, err := e.deps.Ledger.BackfillWindowByID(ctx, e.pool, win.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := len(e.sim.Notifications(appstore.Production))
+	if got.FinishedAt == nil || got.Restarts != 1 || got.Seen != total || got.New != total {
+		t.Fatalf("window after the restart: %+v (the simulator sent %d)", got, total)
+	}
+	job, err := e.river.JobGet(ctx, res.Job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Attempt != 1 {
+		t.Fatalf("the restart took %d attempts", job.Attempt)
+	}
+	if n := e.count(`SELECT count(*) FROM notifications WHERE source = 'backfill' AND environment = 'Production'`); n != total {
+		t.Fatalf("%d stored, want %d", n, total)
+	}
+}

@@ -1,0 +1,284 @@
+package jobs
+
+import (
+	"context"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/ledger"
+)
+
+// simHistory returns every notification the simulator lists in env over
+// its look-back (the signed payloads a webhook would have received).
+func simHistory(t *testing.T, e *hookEnv, env appstore.Environment) []appstore.NotificationHistoryResponseItem {
+	t.Helper()
+	apple, err := e.deps.Apple.InEnvironment(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := e.sim.Now()
+	req := appstore.NotificationHistoryRequest{
+		StartDate: appstore.MillisOf(now.Add(-notificationLookback(env) + time.Hour)), EndDate: appstore.MillisOf(now.Add(time.Millisecond)),
+	}
+	var out []appstore.NotificationHistoryResponseItem
+	for page, err := range apple.NotificationHistory(context.Background(), req) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, page.NotificationHistory...)
+	}
+	return out
+}
+
+// ledgerDump is every ledger row that notifications decide, as text.
+func ledgerDump(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		`SELECT 's|' || original_transaction_id || '|' || environment || '|' || product_id || '|' || status || '|' ||
+			observed_status || '|' || status_signed_date || '|' || coalesce(expires_date::text, '') || '|' ||
+			coalesce(auto_renew_status::text, '') || '|' || latest_transaction_id || '|' || transaction_count || '|' ||
+			coalesce(app_account_token::text, '') || '|' || last_signed_date FROM subscriptions`,
+		`SELECT 't|' || transaction_id || '|' || signed_date || '|' || md5(jws) || '|' || coalesce(revocation_date::text, '') FROM transactions`,
+		`SELECT 'r|' || original_transaction_id || '|' || signed_date || '|' || md5(jws) || '|' || auto_renew_status FROM renewal_infos`,
+		`SELECT 'n|' || notification_uuid || '|' || (processed_at IS NOT NULL) || '|' || coalesce(process_error, '') FROM notifications`,
+	} {
+		rows, err := pool.Query(context.Background(), q+" ORDER BY 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s...)
+	}
+	return out
+}
+
+// TestNotificationsInAnyOrderGiveTheSameLedger delivers the simulator's
+// notifications in order to one ledger, and shuffled, duplicated and mixed
+// with backfilled copies to another: both must end identical. Apple is
+// unreachable, so imports of new subscriptions cannot mask an ordering bug.
+func TestNotificationsInAnyOrderGiveTheSameLedger(t *testing.T) {
+	t.Parallel()
+	simOpts := appstoretest.Options{Seed: 7, Subscribers: 60, DisableRateLimits: true}
+	source := newHookEnv(t, hookEnvOptions{Sim: &simOpts})
+	source.sim.Advance(25 * 24 * time.Hour)
+	var items []appstore.NotificationHistoryResponseItem
+	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
+		items = append(items, simHistory(t, source, env)...)
+	}
+	if len(items) < 40 {
+		t.Fatalf("the simulator sent only %d notifications", len(items))
+	}
+
+	inOrder := newHookEnv(t, hookEnvOptions{Work: true, CA: source.ca})
+	shuffled := newHookEnv(t, hookEnvOptions{Work: true, CA: source.ca})
+	for _, it := range items {
+		if c := inOrder.postSigned(it.SignedPayload); c != 200 {
+			t.Fatalf("in order: status %d", c)
+		}
+	}
+
+	r := rand.New(rand.NewPCG(11, 12))
+	order := append([]appstore.NotificationHistoryResponseItem(nil), items...)
+	for range len(items) / 4 {
+		order = append(order, items[r.IntN(len(items))]) // webhook retries
+	}
+	r.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	ctx := context.Background()
+	for i, it := range order {
+		if i%3 == 0 {
+			// A backfilled copy: stored through the history path.
+			env, err := appstore.PeekNotificationEnvironment(it.SignedPayload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = pgx.BeginFunc(ctx, shuffled.pool, func(tx pgx.Tx) error {
+				_, _, err := shuffled.deps.storeHistoryItems(ctx, tx, shuffled.river, env,
+					[]appstore.NotificationHistoryResponseItem{it}, ledger.SourceBackfill, PriorityBulk)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if c := shuffled.postSigned(it.SignedPayload); c != 200 {
+			t.Fatalf("shuffled: status %d", c)
+		}
+	}
+	inOrder.waitIdle(60*time.Second, "process_notification")
+	shuffled.waitIdle(60*time.Second, "process_notification")
+
+	want, got := ledgerDump(t, inOrder.pool), ledgerDump(t, shuffled.pool)
+	if !reflect.DeepEqual(got, want) {
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				t.Fatalf("ledgers differ (%d vs %d rows); first difference:\n got %s\nwant %s", len(got), len(want), got[i], want[i])
+			}
+		}
+		t.Fatalf("ledgers differ: %d rows vs %d", len(got), len(want))
+	}
+	if n := inOrder.count(`SELECT count(*) FROM notifications WHERE processed_at IS NULL`); n != 0 {
+		t.Fatalf("%d notifications unprocessed", n)
+	}
+	if n := shuffled.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification'`); n != len(items) {
+		t.Fatalf("%d processing jobs for %d distinct notifications", n, len(items))
+	}
+	// Every subscription a notification named holds the simulator's state
+	// as of its latest notification: the latest one at the simulated now.
+	checked := 0
+	for _, truth := range source.sim.Truth() {
+		if len(truth.Notifications) == 0 {
+			continue
+		}
+		s, err := inOrder.deps.Ledger.Subscription(ctx, truth.OriginalTransactionID)
+		if err != nil {
+			t.Fatalf("%s: %v", truth.OriginalTransactionID, err)
+		}
+		checked++
+		if s.Status != truth.Status || s.ProductID != truth.ProductID || s.LatestTransactionID != truth.LatestTransactionID ||
+			s.AutoRenewStatus == nil || *s.AutoRenewStatus != truth.AutoRenewStatus || !s.ExpiresDate.Equal(truth.ExpiresDate) {
+			t.Errorf("%s: ledger %s/%s/%s/%v/%v, truth %s/%s/%s/%v/%v", truth.OriginalTransactionID,
+				s.Status, s.ProductID, s.LatestTransactionID, deref(s.AutoRenewStatus), s.ExpiresDate,
+				truth.Status, truth.ProductID, truth.LatestTransactionID, truth.AutoRenewStatus, truth.ExpiresDate)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no subscription was checked against the truth")
+	}
+	t.Logf("%d notifications (%d deliveries shuffled), %d ledger rows, %d subscriptions checked against the truth",
+		len(items), len(order), len(want), checked)
+	// New subscriptions asked for their full import (Apple is unreachable
+	// here, so those jobs wait).
+	if n := inOrder.count(`SELECT count(DISTINCT args->>'original_transaction_id') FROM river_job WHERE kind = 'import'`); n != checked {
+		t.Fatalf("%d imports enqueued for %d new subscriptions", n, checked)
+	}
+}
+
+func deref[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestNotificationProcessing covers the kinds of notification one by one:
+// a new subscription (import enqueued), one that cannot settle its state
+// (statuses refreshed at interactive priority), TEST and an unknown type
+// (recorded, never failed).
+func TestNotificationProcessing(t *testing.T) {
+	t.Parallel()
+	simOpts := appstoretest.Options{Seed: 3, Subscribers: 20, DisableRateLimits: true}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true})
+	ctx := context.Background()
+	truth := e.sim.Truth()[0]
+	now := e.sim.Now()
+
+	// Renewal info only: the payload cannot say the status, so statuses are
+	// re-read and the subscription ends equal to Apple's truth.
+	n := newTestNote(appstore.Production, now)
+	n.N.NotificationType, n.N.Subtype = "DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED"
+	n.Tx = nil
+	n.RI.OriginalTransactionID = truth.OriginalTransactionID
+	n.RI.SignedDate = appstore.MillisOf(now.Add(-time.Hour))
+	if c := e.postSigned(n.sign(t, e.ca)); c != 200 {
+		t.Fatalf("status %d", c)
+	}
+	e.waitIdle(30*time.Second, "process_notification", "import")
+	s, err := e.deps.Ledger.Subscription(ctx, truth.OriginalTransactionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Status != truth.Status || s.LatestTransactionID != truth.LatestTransactionID || s.TransactionCount != truth.TransactionCount {
+		t.Fatalf("after refresh and import: %+v, truth %+v", s, truth)
+	}
+	if c := counterValue(e.deps.Metrics.AppleCalls.WithLabelValues(string(appstore.EndpointStatuses), "ok")); c < 1 {
+		t.Fatalf("no statuses call counted")
+	}
+	if k := e.count(`SELECT count(*) FROM river_job WHERE kind = 'import' AND args->>'original_transaction_id' = $1`, truth.OriginalTransactionID); k != 1 {
+		t.Fatalf("%d imports of the new subscription", k)
+	}
+
+	// A later notification of the now known subscription: no new import.
+	known := newTestNote(appstore.Production, now)
+	known.Tx.OriginalTransactionID = truth.OriginalTransactionID
+	known.RI.OriginalTransactionID = truth.OriginalTransactionID
+	known.N.NotificationType = "DID_CHANGE_RENEWAL_PREF"
+	// TEST, an unknown type with data, and a non-subscription purchase.
+	test := &testNote{N: appstore.NotificationPayload{NotificationType: "TEST", NotificationUUID: testUUID(noteSeq.Add(1)),
+		Version: "2.0", SignedDate: appstore.MillisOf(now), Data: &appstore.NotificationData{
+			AppAppleID: appstoretest.DefaultAppAppleID, BundleID: appstoretest.DefaultBundleID, Environment: appstore.Production}}}
+	future := newTestNote(appstore.Production, now)
+	future.N.NotificationType = "SOMETHING_NEW_FROM_APPLE"
+	consumable := newTestNote(appstore.Production, now)
+	consumable.N.NotificationType, consumable.Tx.Type = "ONE_TIME_CHARGE", "Consumable"
+	for _, note := range []*testNote{known, test, future, consumable} {
+		if c := e.postSigned(note.sign(t, e.ca)); c != 200 {
+			t.Fatalf("%s: status %d", note.N.NotificationType, c)
+		}
+	}
+	e.waitIdle(30*time.Second, "process_notification")
+	if k := e.count(`SELECT count(*) FROM river_job WHERE kind = 'import' AND args->>'original_transaction_id' = $1`, truth.OriginalTransactionID); k != 1 {
+		t.Fatalf("a known subscription was imported again (%d)", k)
+	}
+	if k := e.count(`SELECT count(*) FROM notifications WHERE processed_at IS NULL OR process_error IS NOT NULL`); k != 0 {
+		t.Fatalf("%d notifications unprocessed or failed", k)
+	}
+	if _, err := e.deps.Ledger.Subscription(ctx, future.Tx.OriginalTransactionID); err != nil {
+		t.Fatalf("unknown type's signed facts not applied: %v", err)
+	}
+	if _, err := e.deps.Ledger.Subscription(ctx, consumable.Tx.OriginalTransactionID); err == nil {
+		t.Fatal("a consumable became a subscription")
+	}
+	if got := counterValue(e.deps.Metrics.JobOutcomes.WithLabelValues("process_notification", "completed")); got != 5 {
+		t.Fatalf("completed processing jobs counted %v, want 5", got)
+	}
+}
+
+// TestProcessingCancelsWhenStoredPayloadNoLongerVerifies: the trusted
+// roots changed after storing: the notification is marked with the reason
+// and the job cancelled, not retried.
+func TestProcessingCancelsWhenStoredPayloadNoLongerVerifies(t *testing.T) {
+	t.Parallel()
+	e := newHookEnv(t, hookEnvOptions{})
+	n := newTestNote(appstore.Production, time.Now())
+	if c := e.postSigned(n.sign(t, e.ca)); c != 200 {
+		t.Fatalf("status %d", c)
+	}
+	other, err := appstoretest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := appstore.NewVerifier(appstore.VerifierOptions{RootCertificates: [][]byte{other.RootDER()},
+		Environment: appstore.Production, BundleID: appstoretest.DefaultBundleID, AppAppleID: appstoretest.DefaultAppAppleID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := *e.deps
+	deps.Verifier = v
+	_, err = deps.processNotification(context.Background(), n.N.NotificationUUID)
+	if !isJobCancel(err) {
+		t.Fatalf("want a cancel, got %v", err)
+	}
+	stored, err := e.deps.Ledger.NotificationByUUID(context.Background(), e.pool, n.N.NotificationUUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.ProcessedAt == nil || !strings.HasPrefix(stored.ProcessError, "verification: ") {
+		t.Fatalf("not marked: %+v", stored)
+	}
+	if _, err := e.deps.Ledger.Subscription(context.Background(), n.Tx.OriginalTransactionID); err == nil {
+		t.Fatal("applied although it no longer verifies")
+	}
+}
