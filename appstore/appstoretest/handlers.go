@@ -107,7 +107,7 @@ func (s *Simulator) lookupOrder(w http.ResponseWriter, r *http.Request, env apps
 	wd.mu.RLock()
 	defer wd.mu.RUnlock()
 	resp := appstore.OrderLookupResponse{Status: 1, SignedTransactions: []string{}}
-	if t := wd.env(env).orders[r.PathValue("id")]; t != nil {
+	if t := wd.env(env).txByID[txIDOfOrder(r.PathValue("id"))]; t != nil {
 		jws, err := wd.signedTx(t, wd.now())
 		if err != nil {
 			writeError(w, errInternal)

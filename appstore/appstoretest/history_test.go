@@ -345,9 +345,10 @@ func TestOrderLookupAndRefundHistory(t *testing.T) {
 	}
 	call(t, s, "GET", "/inApps/v2/refund/lookup/"+revoked.OriginalTransactionID+"?revision=bogus", nil).wantError(t, 400, 4000005)
 
-	s.world.mu.RLock()
-	order := s.world.envs[0].txByID[revoked.LatestTransactionID].orderID
-	s.world.mu.RUnlock()
+	order := s.OrderID(revoked.LatestTransactionID)
+	if txIDOfOrder(order) != revoked.LatestTransactionID {
+		t.Fatalf("order id %s does not decode to %s", order, revoked.LatestTransactionID)
+	}
 	var ol appstore.OrderLookupResponse
 	call(t, s, "GET", "/inApps/v1/lookup/"+order, nil).decode(t, &ol)
 	if ol.Status != 0 || len(ol.SignedTransactions) != 1 {

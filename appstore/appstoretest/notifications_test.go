@@ -163,7 +163,7 @@ func pageNotificationHistory(t *testing.T, s *Simulator, prefix string, req apps
 
 func TestNotificationHistoryTokensAndLimits(t *testing.T) {
 	t.Parallel()
-	s := StartTest(t, unlimited(Options{Seed: 4, Subscribers: 2000, PaginationTokenTTL: 300 * time.Millisecond}))
+	s := StartTest(t, unlimited(Options{Seed: 4, Subscribers: 2000, PaginationTokenTTL: time.Second}))
 	rep := s.Advance(48 * time.Hour)
 	if rep.Notifications <= 2*pageSize {
 		t.Fatalf("only %d notifications", rep.Notifications)
@@ -184,7 +184,7 @@ func TestNotificationHistoryTokensAndLimits(t *testing.T) {
 	call(t, s, "POST", "/inApps/v1/notifications/history?paginationToken=nonsense", body).wantError(t, 400, 4000014)
 	call(t, s, "POST", "/sandbox/inApps/v1/notifications/history"+tok, body).wantError(t, 400, 4000014)
 	call(t, s, "POST", "/inApps/v1/notifications/history"+tok, body).decode(t, &h) // identical body: fine
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	call(t, s, "POST", "/inApps/v1/notifications/history"+tok, body).wantError(t, 400, 4000017)
 
 	// Every notification of the window exactly once, in signedDate order.

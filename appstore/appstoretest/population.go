@@ -3,6 +3,7 @@ package appstoretest
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/storesync/storesync/appstore"
@@ -63,11 +64,15 @@ func (w *world) populate(n int) {
 			all = append(all, s.txs...)
 		}
 	}
-	slices.SortStableFunc(all, func(x, y *transaction) int {
+	// A total order (ids are unique), so the unstable sort is deterministic.
+	slices.SortFunc(all, func(x, y *transaction) int {
 		if c := x.modAt.Compare(y.modAt); c != 0 {
 			return c
 		}
-		return cmp.Compare(x.sub.acct.index, y.sub.acct.index)
+		if c := cmp.Compare(x.sub.acct.index, y.sub.acct.index); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(len(x.id), len(y.id)), strings.Compare(x.id, y.id))
 	})
 	for _, t := range all {
 		t.seq = w.nextSeq()

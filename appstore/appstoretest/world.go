@@ -1,11 +1,11 @@
 package appstoretest
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,7 +61,6 @@ type envWorld struct {
 	txByID      map[string]*transaction
 	subByOTID   map[string]*subscription
 	acctByAppTx map[string]*account
-	orders      map[string]*transaction
 	log         []*notification // sent notifications, by signedDate
 	tests       map[string]*notification
 }
@@ -72,7 +71,6 @@ func newEnvWorld(env appstore.Environment) *envWorld {
 		txByID:      map[string]*transaction{},
 		subByOTID:   map[string]*subscription{},
 		acctByAppTx: map[string]*account{},
-		orders:      map[string]*transaction{},
 		tests:       map[string]*notification{},
 	}
 	if env == appstore.Production {
@@ -133,7 +131,6 @@ type transaction struct {
 	purchase  time.Time
 	expires   time.Time
 	webOrder  string
-	orderID   string
 	reason    string // PURCHASE, RENEWAL
 	offerType int
 	offerDisc string
@@ -240,8 +237,6 @@ func (w *world) newTx(s *subscription, p *product, purchase, expires time.Time, 
 		price:    s.acct.storefront.localPrice(p.Price),
 		modAt:    purchase,
 	}
-	t.orderID = orderIDFor(e, t.id)
-	e.orders[t.orderID] = t
 	if len(s.txs) == 0 {
 		s.otid = t.id
 		e.subByOTID[s.otid] = s
@@ -258,20 +253,58 @@ func (w *world) newTx(s *subscription, p *product, purchase, expires time.Time, 
 	return t
 }
 
-// orderIDFor derives a receipt order id (like Apple's "MK5TTTVWJH") from a
-// transaction id; collisions are resolved deterministically.
-func orderIDFor(e *envWorld, txID string) string {
-	const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-	for salt := 0; ; salt++ {
-		h := sha256.Sum256([]byte(string(e.env) + "/" + txID + "/" + strconv.Itoa(salt)))
-		b := []byte("M")
-		for _, c := range h[:9] {
-			b = append(b, alphabet[int(c)%len(alphabet)])
-		}
-		if _, taken := e.orders[string(b)]; !taken {
-			return string(b)
-		}
+// Order ids (the id on the customer's emailed receipt, like Apple's
+// "MK5TTTVWJH") are derived from the transaction id by an invertible
+// scramble, so they need no storage and Look Up Order ID decodes them.
+const (
+	orderAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789" // 32 symbols, no 0/O/1/I
+	orderBits     = 55                                 // transaction ids are < 2^55
+	orderMask     = 1<<orderBits - 1
+	orderMul      = 0x2545F4914F6CDD1D & orderMask // odd, so invertible mod 2^55
+)
+
+// orderMulInv is orderMul's inverse mod 2^64 (hence mod 2^55), by Newton.
+var orderMulInv = func() uint64 {
+	inv := uint64(orderMul)
+	for range 6 {
+		inv *= 2 - orderMul*inv
 	}
+	return inv
+}()
+
+// orderIDOf returns the order id of transaction id (a decimal string).
+func orderIDOf(txID string) string {
+	n, err := strconv.ParseUint(txID, 10, 64)
+	if err != nil || n > orderMask {
+		return ""
+	}
+	x := (n * orderMul) & orderMask
+	b := make([]byte, 12)
+	b[0] = 'M'
+	for i := 11; i >= 1; i-- {
+		b[i] = orderAlphabet[x&31]
+		x >>= 5
+	}
+	return string(b)
+}
+
+// txIDOfOrder inverts orderIDOf; "" when s is not an order id.
+func txIDOfOrder(s string) string {
+	if len(s) != 12 || s[0] != 'M' {
+		return ""
+	}
+	var x uint64
+	for i := 1; i < 12; i++ {
+		k := strings.IndexByte(orderAlphabet, s[i])
+		if k < 0 {
+			return ""
+		}
+		x = x<<5 | uint64(k)
+	}
+	if x > orderMask {
+		return ""
+	}
+	return strconv.FormatUint((x*orderMulInv)&orderMask, 10)
 }
 
 // touchTx records a change to t: a new modification sequence number, which
