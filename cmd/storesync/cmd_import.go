@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/ledger"
+)
+
+func init() {
+	register(&command{
+		name:    "import",
+		summary: "import subscribers by originalTransactionId: one migration job per subscription",
+		usage: `storesync import FILE|- [--wait] [--rejects PATH] [--batch N]
+
+Reads FILE (or standard input for -), CSV with the header
+original_transaction_id,app_account_token,customer_id (only the first column
+is required) or JSON Lines with the same keys, streaming it whatever its
+size. Every valid row becomes an import row with one job that migrates the
+subscription from Apple (run by storesync serve); a subscription already
+imported, by this file or an earlier one, is skipped, so running the same
+file again enqueues nothing new.
+
+Rows that fail validation (originalTransactionId: a decimal of at most 20
+digits; appAccountToken: a UUID; customer id: at most 255 characters) are
+written, with their line number and the reason, to FILE.rejects, or to
+import-RUN.rejects in the current directory for standard input; the other
+rows are imported all the same.
+
+  --wait         follow the import until every row is done or failed: a
+                 live line with done/total, rate, ETA, 429s and failures,
+                 then a summary. Ctrl-C stops following, not the import.
+  --rejects PATH where to write rejected rows
+  --batch N      rows stored per transaction (default 2000)`,
+		run: runImport,
+	})
+}
+
+func runImport(ctx context.Context, c *cli, args []string) error {
+	fset := flag.NewFlagSet("import", flag.ContinueOnError)
+	wait := fset.Bool("wait", false, "")
+	rejectsPath := fset.String("rejects", "", "")
+	batch := fset.Int("batch", 2000, "")
+	rest, err := parseFlags(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return usagef("give one FILE to import, or - for standard input")
+	}
+	if *batch < 1 || *batch > 50_000 {
+		return usagef("--batch %d: use 1..50000 rows per transaction", *batch)
+	}
+	source := rest[0]
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	var in io.Reader = c.stdin
+	if source != "-" {
+		f, err := os.Open(source)
+		if err != nil {
+			return fmt.Errorf("opening the import file: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
+	if err != nil {
+		return err
+	}
+
+	run, err := deps.Ledger.CreateImportRun(ctx, pool, source)
+	if err != nil {
+		return err
+	}
+	defaultRejects := *rejectsPath == ""
+	if defaultRejects {
+		*rejectsPath = source + ".rejects"
+		if source == "-" {
+			*rejectsPath = fmt.Sprintf("import-%d.rejects", run)
+		}
+	}
+	rejects := &lazyFile{path: *rejectsPath}
+	defer rejects.Close()
+
+	progress := newLiveLine(c.stdout)
+	started := time.Now()
+	im, err := jobs.NewImporter(jobs.ImporterOptions{
+		Pool: pool, Ledger: deps.Ledger, River: client, BatchSize: *batch, Rejects: rejects,
+		Progress: func(n ledger.ImportCounts) {
+			progress.update(fmt.Sprintf("import run %d: %s rows enqueued, %s already imported", run,
+				withCommas(n.Enqueued), withCommas(n.Duplicates)))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	counts, err := im.Import(ctx, run, in)
+	progress.clear()
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("import run %d interrupted after %s rows (%s enqueued): run the same import again to finish it", run, withCommas(counts.Rows), withCommas(counts.Enqueued))
+		}
+		return fmt.Errorf("import run %d: %w (rows stored so far stay imported; run the same import again to finish it)", run, err)
+	}
+	if err := rejects.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", *rejectsPath, err)
+	}
+	if err := deps.Ledger.FinishImportRun(ctx, pool, run, counts); err != nil {
+		return err
+	}
+	elapsed := time.Since(started)
+	fmt.Fprintf(c.stdout, "import run %d (%s): %s rows read in %s (%s rows/s): %s enqueued, %s duplicates or already imported, %s rejected\n",
+		run, source, withCommas(counts.Rows), elapsed.Round(time.Millisecond), withCommas(int64(float64(counts.Rows)/max(elapsed.Seconds(), 1e-3))),
+		withCommas(counts.Enqueued), withCommas(counts.Duplicates), withCommas(counts.Rejected))
+	if counts.Rejected > 0 {
+		fmt.Fprintf(c.stdout, "rejected rows (line, reason, row) are in %s\n", *rejectsPath)
+	} else if defaultRejects && source != "-" {
+		// A rejects file of an earlier run of this file would mislead.
+		if err := os.Remove(*rejectsPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(c.stderr, "storesync import: removing the stale %s: %v\n", *rejectsPath, err)
+		}
+	}
+	if !*wait {
+		if counts.Enqueued > 0 {
+			fmt.Fprintf(c.stdout, "storesync serve works the jobs; follow them with storesync status\n")
+		}
+		return nil
+	}
+	return followImport(ctx, c, pool, deps.Ledger, run, started)
+}
+
+// followImport prints the progress of run until every row is done or
+// failed, then a summary. The end of ctx (Ctrl-C) stops following only.
+func followImport(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Ledger, run int64, since time.Time) error {
+	progress := newLiveLine(c.stdout)
+	type sample struct {
+		at       time.Time
+		finished int64
+	}
+	var window []sample
+	tick := time.NewTicker(followInterval)
+	defer tick.Stop()
+	started := time.Now()
+	for {
+		p, err := l.ImportProgressOf(context.WithoutCancel(ctx), pool, run)
+		if err != nil {
+			return err
+		}
+		throttled, err := jobs.BudgetThrottledSince(context.WithoutCancel(ctx), pool, since)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		window = append(window, sample{now, p.Done + p.Failed})
+		for len(window) > 2 && now.Sub(window[0].at) > 30*time.Second {
+			window = window[1:]
+		}
+		rate := 0.0
+		if first := window[0]; now.Sub(first.at) > 0 {
+			rate = float64(p.Done+p.Failed-first.finished) / now.Sub(first.at).Seconds()
+		}
+		eta := "unknown"
+		if rate > 0 {
+			eta = (time.Duration(float64(p.Pending)/rate) * time.Second).Round(time.Second).String()
+		}
+		if p.Finished() {
+			progress.clear()
+			return printImportSummary(ctx, c, pool, l, run, p, throttled, time.Since(started))
+		}
+		progress.update(fmt.Sprintf("import run %d: %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s, 429s %s",
+			run, withCommas(p.Done), withCommas(p.Total), 100*float64(p.Done+p.Failed)/float64(max(p.Total, 1)),
+			withCommas(p.Failed), rate, eta, withCommas(throttled)))
+		select {
+		case <-ctx.Done():
+			progress.clear()
+			fmt.Fprintf(c.stdout, "stopped following import run %d (%s of %s rows finished); the import goes on: storesync status shows its progress\n",
+				run, withCommas(p.Done+p.Failed), withCommas(p.Total))
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// followInterval is how often --wait polls the database.
+var followInterval = time.Second
+
+func printImportSummary(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Ledger, run int64, p ledger.ImportProgress, throttled int64, took time.Duration) error {
+	if p.Total == 0 {
+		fmt.Fprintf(c.stdout, "import run %d: nothing new to import\n", run)
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "import run %d finished: %s subscriptions migrated, %s failed, in %s; Apple answered 429 %s times\n",
+		run, withCommas(p.Done), withCommas(p.Failed), took.Round(time.Second), withCommas(throttled))
+	if p.Failed == 0 {
+		return nil
+	}
+	failures, err := l.ImportFailures(context.WithoutCancel(ctx), pool, run, 5)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "failures by reason:")
+	for _, f := range failures {
+		fmt.Fprintf(c.stdout, "  %8s  %s\n", withCommas(f.Rows), f.Reason)
+	}
+	return nil
+}
+
+// lazyFile creates its file at the first Write, so a clean import leaves
+// no empty rejects file behind.
+type lazyFile struct {
+	path string
+	f    *os.File
+	err  error
+}
+
+func (l *lazyFile) Write(p []byte) (int, error) {
+	if l.f == nil && l.err == nil {
+		l.f, l.err = os.Create(l.path)
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.f.Write(p)
+}
+
+// Close closes the file if it was created; closing twice is harmless.
+func (l *lazyFile) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	if err != nil && !errors.Is(err, os.ErrClosed) {
+		l.err = err
+		return err
+	}
+	l.err = errors.New("closed")
+	return nil
+}
+
+// liveLine rewrites one line in place on a terminal; elsewhere (a log,
+// a pipe) it prints a line every 10 s, so logs do not fill with updates.
+type liveLine struct {
+	w        io.Writer
+	terminal bool
+	shown    bool
+	last     time.Time
+}
+
+func newLiveLine(w io.Writer) *liveLine {
+	p := &liveLine{w: w}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.terminal = true
+		}
+	}
+	return p
+}
+
+func (p *liveLine) update(s string) {
+	now := time.Now()
+	switch {
+	case p.terminal:
+		if now.Sub(p.last) < 200*time.Millisecond {
+			return
+		}
+		fmt.Fprintf(p.w, "\r\033[K%s", s)
+		p.shown = true
+	case now.Sub(p.last) >= 10*time.Second:
+		fmt.Fprintln(p.w, s)
+	default:
+		return
+	}
+	p.last = now
+}
+
+func (p *liveLine) clear() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
+	}
+}
+
+// withCommas formats n with thousands separators: 1,000,000.
+func withCommas(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

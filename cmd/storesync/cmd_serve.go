@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/config"
+	"github.com/storesync/storesync/jobs"
+)
+
+func init() {
+	register(&command{
+		name:    "serve",
+		summary: "run the workers, periodic jobs, webhook, admin API, /metrics and /healthz",
+		usage: `storesync serve [--bulk-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--verbose]
+
+Works every job (imports, notifications, re-syncs, backfills, reconciliation)
+with River, runs the periodic jobs (only the elected leader enqueues them),
+and serves on STORESYNC_LISTEN: POST /webhooks/appstore, /admin/* (with
+STORESYNC_ADMIN_TOKEN), GET /metrics and GET /healthz. Any number of serve
+processes may share one database: they share Apple's rate budget through it,
+and the jobs of a process that dies are worked again by the others within
+90 s.
+
+SIGTERM or Ctrl-C stops gracefully: no new jobs are started, jobs in flight
+get --stop-timeout to finish, then are cancelled at their last checkpoint
+and returned to the queue without using an attempt.
+
+  --bulk-workers N   concurrent bulk jobs (imports) in this process (default 60)
+  --stop-timeout D   how long jobs in flight may take to finish on stop (default 20s)
+  --job-timeout D    longest run of one job (default 60s); long work checkpoints
+                     and continues in a new run
+  --rescue-after D   when a job whose process died is worked again (default 75s;
+                     must exceed --job-timeout)
+  --verbose          log River's informational messages too`,
+		run: runServe,
+	})
+}
+
+func runServe(ctx context.Context, c *cli, args []string) error {
+	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
+	bulk := fset.Int("bulk-workers", 60, "")
+	stopTimeout := fset.Duration("stop-timeout", 20*time.Second, "")
+	verbose := fset.Bool("verbose", false, "")
+	jobTimeout := fset.Duration("job-timeout", 60*time.Second, "")
+	rescueAfter := fset.Duration("rescue-after", 75*time.Second, "")
+	rest, err := parseFlags(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *bulk < 1 || *bulk > 1000 {
+		return usagef("--bulk-workers %d: use 1..1000", *bulk)
+	}
+	if *stopTimeout <= 0 {
+		return usagef("--stop-timeout %s: use a positive duration such as 20s", *stopTimeout)
+	}
+	if *jobTimeout < time.Second || *rescueAfter <= *jobTimeout {
+		return usagef("--job-timeout %s, --rescue-after %s: use a job timeout of at least 1s and a longer rescue delay", *jobTimeout, *rescueAfter)
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireAppStore(); err != nil {
+		return err
+	}
+	pool, err := openPoolSized(ctx, cfg, 40)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	deps, err := buildDeps(ctx, cfg, pool)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	deps.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{
+		Work: true, BulkWorkers: *bulk, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
+		JobTimeout: *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on STORESYNC_LISTEN=%s: %w (pick another address)", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           jobs.NewHTTPHandler(deps, client, jobs.HTTPOptions{AdminToken: cfg.AdminToken}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	// Jobs run under a context of their own: a signal asks for a graceful
+	// stop below instead of cancelling every job at once.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("starting the workers: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "storesync serving on http://%s (%s, Apple API at %s, %d bulk workers)\n",
+		ln.Addr(), cfg.Environment, appleTarget(cfg), *bulk)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("HTTP server on %s: %w", ln.Addr(), err)
+	}
+
+	fmt.Fprintf(c.stdout, "stopping: letting jobs in flight finish (up to %s)\n", *stopTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), *stopTimeout)
+	defer cancelStop()
+	if err := client.Stop(stopCtx); err != nil {
+		fmt.Fprintf(c.stdout, "jobs still running after %s: cancelling them at their last checkpoint\n", *stopTimeout)
+		hardCtx, cancelHard := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancelHard()
+		if err := client.StopAndCancel(hardCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			runErr = errors.Join(runErr, fmt.Errorf("stopping the workers: %w", err))
+		}
+	}
+	fmt.Fprintln(c.stdout, "stopped")
+	return runErr
+}
+
+// appleTarget names where Apple requests go, for the start-up line.
+func appleTarget(cfg *config.Config) string {
+	switch {
+	case cfg.BaseURL != "":
+		return cfg.BaseURL
+	case cfg.Environment == appstore.Sandbox:
+		return appstore.DefaultSandboxBaseURL
+	}
+	return appstore.DefaultProductionBaseURL
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/ledger"
+)
+
+func init() {
+	register(&command{
+		name:    "status",
+		summary: "show queue depth, import progress, Apple budget use, backfills and reconciliations",
+		usage: `storesync status [--runs N]
+
+Prints, from the database, one section per concern: the job queue by kind
+and state, the latest import runs (done, failed, pending rows), the Apple
+rate budget used per endpoint over the last minute and hour (with 429s),
+and whatever other sections are registered (backfill windows,
+reconciliation runs).
+
+  --runs N   how many import runs to list (default 5)`,
+		run: runStatus,
+	})
+	registerStatusSection(statusSection{Order: 10, Title: "Job queue", Write: writeQueueStatus})
+	registerStatusSection(statusSection{Order: 20, Title: "Imports", Write: writeImportStatus})
+	registerStatusSection(statusSection{Order: 30, Title: "Apple rate budget", Write: writeBudgetStatus})
+}
+
+// statusSection is one section of `storesync status`. Other commands' files
+// add theirs from an init() with registerStatusSection (backfill windows,
+// reconciliation summaries), each printed under its title in Order.
+type statusSection struct {
+	Order int
+	Title string
+	// Write prints the section's body to w. An error is printed in place
+	// of the section; the other sections still run.
+	Write func(ctx context.Context, s *statusContext, w io.Writer) error
+}
+
+// statusContext is what a section may use.
+type statusContext struct {
+	Pool   *pgxpool.Pool
+	Ledger *ledger.Ledger
+	// Runs is --runs: how many recent runs a section of runs lists.
+	Runs int
+}
+
+var statusSections []statusSection
+
+func registerStatusSection(s statusSection) { statusSections = append(statusSections, s) }
+
+func runStatus(ctx context.Context, c *cli, args []string) error {
+	fset := flag.NewFlagSet("status", flag.ContinueOnError)
+	runs := fset.Int("runs", 5, "")
+	rest, err := parseFlags(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *runs < 1 || *runs > 1000 {
+		return usagef("--runs %d: use 1..1000", *runs)
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	sc := &statusContext{Pool: pool, Ledger: ledger.New(pool), Runs: *runs}
+	if failed := writeStatus(ctx, sc, c.stdout, statusSections); failed == len(statusSections) && failed > 0 {
+		return fmt.Errorf("no section of the status could be read")
+	}
+	return nil
+}
+
+// writeStatus prints sections in Order, each under its title; a failing
+// section prints its error in place and the others still run. It returns
+// how many failed.
+func writeStatus(ctx context.Context, sc *statusContext, w io.Writer, sections []statusSection) int {
+	sections = append([]statusSection(nil), sections...)
+	sort.SliceStable(sections, func(i, j int) bool { return sections[i].Order < sections[j].Order })
+	failed := 0
+	for i, s := range sections {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "== %s ==\n", s.Title)
+		if err := s.Write(ctx, sc, w); err != nil {
+			failed++
+			fmt.Fprintf(w, "(unavailable: %v)\n", err)
+		}
+	}
+	return failed
+}
+
+// riverStates are River's job states in lifecycle order.
+var riverStates = []string{"available", "scheduled", "pending", "running", "retryable", "completed", "cancelled", "discarded"}
+
+func writeQueueStatus(ctx context.Context, s *statusContext, w io.Writer) error {
+	rows, err := s.Pool.Query(ctx, `SELECT kind, queue, state::text, count(*) FROM river_job GROUP BY 1, 2, 3 ORDER BY 1, 2`)
+	if err != nil {
+		return fmt.Errorf("reading river_job: %w", err)
+	}
+	defer rows.Close()
+	type key struct{ kind, queue string }
+	counts := map[key]map[string]int64{}
+	var keys []key
+	for rows.Next() {
+		var k key
+		var state string
+		var n int64
+		if err := rows.Scan(&k.kind, &k.queue, &state, &n); err != nil {
+			return err
+		}
+		if counts[k] == nil {
+			counts[k] = map[string]int64{}
+			keys = append(keys, k)
+		}
+		counts[k][state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(w, "no jobs")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "kind\tqueue\t%s\t\n", strings.Join(riverStates, "\t"))
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t", k.kind, k.queue)
+		for _, st := range riverStates {
+			fmt.Fprintf(tw, "%s\t", withCommas(counts[k][st]))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
+func writeImportStatus(ctx context.Context, s *statusContext, w io.Writer) error {
+	runs, err := s.Ledger.ImportRuns(ctx, s.Pool, s.Runs)
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(w, "no import runs")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "run\tsource\tstarted\trows\tdone\tfailed\tpending\trejected\tduplicates\tstate")
+	for _, r := range runs {
+		state := "migrating"
+		switch {
+		case r.FinishedAt == nil:
+			state = "file not read completely"
+		case r.Progress.Pending == 0:
+			state = "finished"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Source,
+			r.StartedAt.UTC().Format(time.RFC3339), withCommas(r.Counts.Rows), withCommas(r.Progress.Done),
+			withCommas(r.Progress.Failed), withCommas(r.Progress.Pending), withCommas(r.Counts.Rejected),
+			withCommas(r.Counts.Duplicates), state)
+	}
+	return tw.Flush()
+}
+
+func writeBudgetStatus(ctx context.Context, s *statusContext, w io.Writer) error {
+	use, err := jobs.BudgetUsage(ctx, s.Pool)
+	if err != nil {
+		return err
+	}
+	if len(use) == 0 {
+		fmt.Fprintln(w, "no calls to Apple in the last hour")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "app\tenvironment\tendpoint\tlimit/s\tlast minute\t% of limit\tlast hour\t429s (minute/hour)")
+	for _, u := range use {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%s\t%.1f%%\t%s\t%s/%s\n", u.App, u.Environment, u.Endpoint, u.Limit,
+			withCommas(u.LastMinute), u.MinutePercent(), withCommas(u.LastHour),
+			withCommas(u.ThrottledMinute), withCommas(u.ThrottledHour))
+	}
+	return tw.Flush()
+}
