@@ -38,6 +38,9 @@ type Settings struct {
 	// RetryBase is the first in-job backoff, doubled each time with jitter.
 	// Default 500ms.
 	RetryBase time.Duration
+	// Reconcile tunes drift reconciliation (call cap, full cycle, slices);
+	// see ReconcileSettings.
+	Reconcile ReconcileSettings
 }
 
 func (d *Deps) validate() error {

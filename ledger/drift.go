@@ -134,6 +134,34 @@ func (l *Ledger) RecordNewTransactionsAsDrift(ctx context.Context, q Querier, ru
 	return tag.RowsAffected(), nil
 }
 
+// PendingHistoryDrift returns, by subscription, the unrepaired
+// missing_transaction findings of field transaction_id: a check saw a
+// transaction at Apple the ledger lacked and has not yet paged the history
+// that brings the ones before it. They make the next check page it, so a
+// job that died in between loses nothing.
+func (l *Ledger) PendingHistoryDrift(ctx context.Context, q Querier, originalTransactionIDs []string) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	if len(originalTransactionIDs) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT original_transaction_id, id FROM drift
+		WHERE original_transaction_id = ANY($1) AND class = $2 AND field = 'transaction_id' AND repaired_at IS NULL
+		ORDER BY id`, originalTransactionIDs, string(DriftMissingTransaction))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var otid string
+		var id int64
+		if err := rows.Scan(&otid, &id); err != nil {
+			return nil, err
+		}
+		out[otid] = append(out[otid], id)
+	}
+	return out, rows.Err()
+}
+
 // DriftOfRun returns every finding of a run, in the order found.
 func (l *Ledger) DriftOfRun(ctx context.Context, runID int64) ([]Drift, error) {
 	rows, err := l.pool.Query(ctx, `SELECT id, COALESCE(run_id, 0), original_transaction_id, class, field,
@@ -226,12 +254,14 @@ type ReconcileRun struct {
 	SweepSince *time.Time `json:"sweepSince,omitempty"`
 	SweepUntil *time.Time `json:"sweepUntil,omitempty"`
 	SweepNew   int64      `json:"sweepNew"`
+	SweepJobs  []int64    `json:"-"`
 	// CallCap is the most calls to Apple the run may make; CallsUsed what
 	// it made (every attempt, retries included).
 	CallCap   int64 `json:"callCap"`
 	CallsUsed int64 `json:"callsUsed"`
-	// Checked counts subscriptions checked, by CheckReason; Failed those
-	// Apple could not answer for (unknown id, unverifiable answer).
+	// Checked counts subscriptions checked, by the CheckReason of the check
+	// that covered them (an answer covers the whole account); Failed counts
+	// checks Apple could not answer (unknown id, unverifiable answer).
 	Checked map[string]int64 `json:"checked"`
 	Failed  int64            `json:"failed"`
 	// RollingQuota is the rolling slice's size for this run, out of
@@ -320,7 +350,7 @@ func (l *Ledger) StartReconcileRun(ctx context.Context, n NewReconcileRun) (*Rec
 }
 
 const reconcileRunSelect = `SELECT r.id, COALESCE(r.run_key, ''), r.started_at, COALESCE(r.as_of, r.started_at),
-	r.finished_at, r.phase, r.cursor, r.sweep_since, r.sweep_until, r.sweep_new, r.call_cap, r.calls_used,
+	r.finished_at, r.phase, r.cursor, r.sweep_since, r.sweep_until, r.sweep_new, r.sweep_jobs, r.call_cap, r.calls_used,
 	r.checked, r.failed, r.rolling_quota, r.total_subscriptions, r.repaired, r.stopped_reason,
 	COALESCE(r.error, ''),
 	(SELECT count(DISTINCT d.original_transaction_id) FROM drift d WHERE d.run_id = r.id),
@@ -333,7 +363,7 @@ func (l *Ledger) reconcileRunWhere(ctx context.Context, q Querier, where string,
 	var r ReconcileRun
 	var cursor, checked, drifted []byte
 	err := q.QueryRow(ctx, reconcileRunSelect+" "+where, args...).Scan(&r.ID, &r.Key, &r.StartedAt, &r.AsOf,
-		&r.FinishedAt, &r.Phase, &cursor, &r.SweepSince, &r.SweepUntil, &r.SweepNew, &r.CallCap, &r.CallsUsed,
+		&r.FinishedAt, &r.Phase, &cursor, &r.SweepSince, &r.SweepUntil, &r.SweepNew, &r.SweepJobs, &r.CallCap, &r.CallsUsed,
 		&checked, &r.Failed, &r.RollingQuota, &r.TotalSubscriptions, &r.Repaired, &r.StoppedReason, &r.Error,
 		&r.DriftedSubscriptions, &drifted)
 	if isNoRows(err) {
@@ -371,6 +401,27 @@ func (l *Ledger) LatestReconcileRun(ctx context.Context, q Querier) (*ReconcileR
 	return l.reconcileRunWhere(ctx, q, "ORDER BY r.started_at DESC, r.id DESC LIMIT 1")
 }
 
+// ReconcileRuns returns the latest limit runs, newest first.
+func (l *Ledger) ReconcileRuns(ctx context.Context, q Querier, limit int) ([]*ReconcileRun, error) {
+	rows, err := q.Query(ctx, `SELECT id FROM reconcile_runs ORDER BY started_at DESC, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ReconcileRun, 0, len(ids))
+	for _, id := range ids {
+		r, err := l.ReconcileRunByID(ctx, q, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
 // SetReconcileProgress moves run runID to phase at cursor.
 func (l *Ledger) SetReconcileProgress(ctx context.Context, q Querier, runID int64, phase string, cursor SelectCursor) error {
 	b, err := json.Marshal(cursor)
@@ -381,12 +432,51 @@ func (l *Ledger) SetReconcileProgress(ctx context.Context, q Querier, runID int6
 	return err
 }
 
-// AddReconcileSweep adds a sweep's findings (notifications the ledger
-// lacked) and calls to run runID.
-func (l *Ledger) AddReconcileSweep(ctx context.Context, q Querier, runID, newNotifications, calls int64) error {
-	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET sweep_new = sweep_new + $2, calls_used = calls_used + $3 WHERE id = $1`,
-		runID, newNotifications, calls)
+// SetReconcileSweepJobs records the backfill jobs that page the sweep's
+// window, in the transaction that inserted them.
+func (l *Ledger) SetReconcileSweepJobs(ctx context.Context, q Querier, runID int64, jobIDs []int64) error {
+	if jobIDs == nil {
+		jobIDs = []int64{}
+	}
+	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET sweep_jobs = $2 WHERE id = $1`, runID, jobIDs)
 	return err
+}
+
+// FinishReconcileSweep closes the notification-history sweep of run r once
+// its backfill jobs are done: every notification the backfill stored since
+// the run started whose signedDate lies in the sweep's window is recorded
+// as missing_notification drift of its subscription (repaired once
+// processed), the backfill's pages count as calls, and the run moves on to
+// the targeted checks. It returns how many notifications were missing.
+func (l *Ledger) FinishReconcileSweep(ctx context.Context, tx pgx.Tx, r *ReconcileRun) (int64, error) {
+	since, until := r.AsOf, r.AsOf
+	if r.SweepSince != nil {
+		since = *r.SweepSince
+	}
+	if r.SweepUntil != nil {
+		until = *r.SweepUntil
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value, repaired_at)
+		SELECT $1, n.original_transaction_id, $2, 'notification', '',
+			n.notification_type || CASE WHEN n.subtype <> '' THEN '/' || n.subtype ELSE '' END || ' ' || n.notification_uuid,
+			n.processed_at
+		FROM notifications n
+		WHERE n.source = 'backfill' AND n.received_at >= $3 AND n.original_transaction_id IS NOT NULL
+		  AND n.signed_date >= $4 AND n.signed_date < $5
+		ORDER BY n.signed_date, n.notification_uuid`,
+		r.ID, string(DriftMissingNotification), r.StartedAt, since.UnixMilli(), until.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("ledger: recording missing notifications: %w", err)
+	}
+	found := tag.RowsAffected()
+	_, err = tx.Exec(ctx, `UPDATE reconcile_runs SET sweep_new = $2, phase = $3, cursor = '{}',
+			calls_used = calls_used + (SELECT COALESCE(sum(w.pages), 0) FROM backfill_windows w
+				WHERE w.started_at >= $4 AND w.start_date < $6 AND w.end_date > $5)
+		WHERE id = $1`, r.ID, found, PhaseTargeted, r.StartedAt, since, until)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: closing the sweep: %w", err)
+	}
+	return found, nil
 }
 
 // AddReconcileCalls adds calls to Apple that no check accounted for (a
@@ -401,10 +491,14 @@ func (l *Ledger) AddReconcileCalls(ctx context.Context, q Querier, runID, calls 
 
 // CheckOutcome is what one check adds to a run's counters.
 type CheckOutcome struct {
-	Reason   CheckReason
-	Calls    int64
-	Failed   bool // Apple could not answer for the subscription
-	Repaired bool // drift was found and repaired
+	Reason CheckReason
+	// Subscriptions is how many subscriptions the check covered that no
+	// earlier check of the run had (one statuses answer covers the whole
+	// account): MarkChecked's count.
+	Subscriptions int64
+	Calls         int64
+	Failed        bool // Apple could not answer for the subscription
+	Repaired      bool // drift was found and repaired
 }
 
 // CountCheck adds one check to run runID. Call it in the transaction that
@@ -418,9 +512,9 @@ func (l *Ledger) CountCheck(ctx context.Context, q Querier, runID int64, o Check
 		repaired = 1
 	}
 	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET
-			checked = jsonb_set(checked, ARRAY[$2::text], to_jsonb(COALESCE((checked->>$2::text)::bigint, 0) + 1)),
+			checked = jsonb_set(checked, ARRAY[$2::text], to_jsonb(COALESCE((checked->>$2::text)::bigint, 0) + $6)),
 			calls_used = calls_used + $3, failed = failed + $4, repaired = repaired + $5
-		WHERE id = $1`, runID, string(o.Reason), o.Calls, failed, repaired)
+		WHERE id = $1`, runID, string(o.Reason), o.Calls, failed, repaired, o.Subscriptions)
 	return err
 }
 
@@ -439,12 +533,17 @@ func (l *Ledger) FinishReconcileRun(ctx context.Context, q Querier, runID int64,
 
 // MarkChecked records that the subscriptions were checked with Apple now
 // (database clock), which moves them to the end of the rolling order and
-// out of the rest of this run's selection.
-func (l *Ledger) MarkChecked(ctx context.Context, q Querier, originalTransactionIDs []string) error {
+// out of the rest of the run started at runStart. It returns how many of
+// them this run had not checked yet; those it had keep their time.
+func (l *Ledger) MarkChecked(ctx context.Context, q Querier, runStart time.Time, originalTransactionIDs []string) (int64, error) {
 	if len(originalTransactionIDs) == 0 {
-		return nil
+		return 0, nil
 	}
-	_, err := q.Exec(ctx, `UPDATE subscriptions SET last_checked_at = now() WHERE original_transaction_id = ANY($1)`,
-		originalTransactionIDs)
-	return err
+	tag, err := q.Exec(ctx, `UPDATE subscriptions SET last_checked_at = now()
+		WHERE original_transaction_id = ANY($1) AND (last_checked_at IS NULL OR last_checked_at < $2)`,
+		originalTransactionIDs, runStart)
+	if err != nil {
+		return 0, fmt.Errorf("ledger: marking subscriptions checked: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -43,13 +43,10 @@ func TestReconcileRunLifecycle(t *testing.T) {
 	if err := l.SetReconcileProgress(ctx, pool, run.ID, ledger.PhaseRolling, cursor); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.AddReconcileSweep(ctx, pool, run.ID, 2, 3); err != nil {
-		t.Fatal(err)
-	}
 	for _, o := range []ledger.CheckOutcome{
-		{Reason: ledger.ReasonDue, Calls: 1, Repaired: true},
-		{Reason: ledger.ReasonRolling, Calls: 2},
-		{Reason: ledger.ReasonRolling, Calls: 1, Failed: true},
+		{Reason: ledger.ReasonDue, Calls: 1, Repaired: true, Subscriptions: 1},
+		{Reason: ledger.ReasonRolling, Calls: 2, Subscriptions: 3},
+		{Reason: ledger.ReasonRolling, Calls: 1, Failed: true, Subscriptions: 1},
 	} {
 		if err := l.CountCheck(ctx, pool, run.ID, o); err != nil {
 			t.Fatal(err)
@@ -83,8 +80,8 @@ func TestReconcileRunLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if done.Phase != ledger.PhaseDone || done.FinishedAt == nil || done.StoppedReason != "call cap reached" ||
-		done.CallsUsed != 3+4+1 || done.SweepNew != 2 || done.Failed != 1 || done.Repaired != 1 || done.CheckedTotal() != 3 ||
-		!reflect.DeepEqual(done.Checked, map[string]int64{"due": 1, "rolling": 2}) ||
+		done.CallsUsed != 4+1 || done.SweepNew != 0 || done.Failed != 1 || done.Repaired != 1 || done.CheckedTotal() != 5 ||
+		!reflect.DeepEqual(done.Checked, map[string]int64{"due": 1, "rolling": 4}) ||
 		done.DriftedSubscriptions != 2 ||
 		!reflect.DeepEqual(done.Drifted, map[string]int64{"expired_at_apple": 1, "renewal_changed": 2, "auto_renew_changed": 1}) ||
 		!reflect.DeepEqual(done.Cursor, cursor) {
@@ -111,6 +108,10 @@ func TestReconcileRunLifecycle(t *testing.T) {
 	latest, err := l.LatestReconcileRun(ctx, pool)
 	if err != nil || latest.ID != run2.ID {
 		t.Fatalf("latest %+v err %v", latest, err)
+	}
+	list, err := l.ReconcileRuns(ctx, pool, 5)
+	if err != nil || len(list) != 2 || list[0].ID != run2.ID || list[1].ID != run.ID {
+		t.Fatalf("runs %v err %v", list, err)
 	}
 	// A sweep never reaches further back than MaxSweep.
 	n3 := n
@@ -197,5 +198,102 @@ func TestDriftClassForStatus(t *testing.T) {
 		if got := ledger.DriftClassForStatus(s); got != c {
 			t.Errorf("DriftClassForStatus(%d) = %q, want %q", s, got, c)
 		}
+	}
+}
+
+func TestFinishReconcileSweepRecordsMissingNotifications(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+	asOf := time.Date(2026, 11, 3, 3, 0, 0, 0, time.UTC)
+	run, _, err := l.StartReconcileRun(ctx, ledger.NewReconcileRun{Key: "k", AsOf: asOf, FirstSweep: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := asOf.Add(-time.Hour).UnixMilli()
+	for _, n := range []struct {
+		uuid, source, typ, subtype string
+		signed                     int64
+		receivedBeforeRun          bool
+		processed                  bool
+	}{
+		{"00000000-0000-4000-8000-000000000001", "backfill", "DID_RENEW", "", in, false, true},
+		{"00000000-0000-4000-8000-000000000002", "backfill", "DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED", in + 1, false, false},
+		{"00000000-0000-4000-8000-000000000003", "webhook", "DID_RENEW", "", in, false, true},                                     // arrived live
+		{"00000000-0000-4000-8000-000000000004", "backfill", "DID_RENEW", "", asOf.Add(-48 * time.Hour).UnixMilli(), false, true}, // before the window
+		{"00000000-0000-4000-8000-000000000005", "backfill", "EXPIRED", "", in, true, true},                                       // found by an earlier backfill
+	} {
+		received := "now()"
+		if n.receivedBeforeRun {
+			received = "now() - interval '1 day'"
+		}
+		processed := "NULL"
+		if n.processed {
+			processed = "now()"
+		}
+		if _, err := pool.Exec(ctx, `INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
+			signed_date, original_transaction_id, signed_payload, source, received_at, processed_at)
+			VALUES ($1, $2, $3, 'Production', $4, '2000', 'x', $5, `+received+`, `+processed+`)`,
+			n.uuid, n.typ, n.subtype, n.signed, n.source); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO backfill_windows (environment, start_date, end_date, pages)
+		VALUES ('Production', $1, $2, 3), ('Production', $3, $4, 7)`,
+		asOf.Add(-24*time.Hour), asOf, asOf.Add(-30*24*time.Hour), asOf.Add(-29*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetReconcileSweepJobs(ctx, pool, run.ID, []int64{11, 12}); err != nil {
+		t.Fatal(err)
+	}
+	run, err = l.ReconcileRunByID(ctx, pool, run.ID)
+	if err != nil || !reflect.DeepEqual(run.SweepJobs, []int64{11, 12}) {
+		t.Fatalf("sweep jobs %v err %v", run.SweepJobs, err)
+	}
+	var found int64
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		found, err = l.FinishReconcileSweep(ctx, tx, run)
+		return err
+	})
+	if err != nil || found != 2 {
+		t.Fatalf("found %d err %v", found, err)
+	}
+	run, err = l.ReconcileRunByID(ctx, pool, run.ID)
+	if err != nil || run.Phase != ledger.PhaseTargeted || run.SweepNew != 2 || run.CallsUsed != 3 ||
+		run.DriftedSubscriptions != 1 || run.Drifted["missing_notification"] != 1 {
+		t.Fatalf("after sweep %+v err %v", run, err)
+	}
+	drift, err := l.DriftOfRun(ctx, run.ID)
+	if err != nil || len(drift) != 2 {
+		t.Fatalf("drift %+v err %v", drift, err)
+	}
+	if drift[0].AppleValue != "DID_RENEW 00000000-0000-4000-8000-000000000001" || drift[0].RepairedAt == nil ||
+		drift[1].AppleValue != "DID_CHANGE_RENEWAL_STATUS/AUTO_RENEW_DISABLED 00000000-0000-4000-8000-000000000002" || drift[1].RepairedAt != nil ||
+		drift[0].Class != ledger.DriftMissingNotification || drift[0].Field != "notification" {
+		t.Fatalf("drift %+v", drift)
+	}
+}
+
+func TestPendingHistoryDrift(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+	ids, err := l.RecordDrift(ctx, pool, 0, []ledger.Drift{
+		{OriginalTransactionID: "a", Class: ledger.DriftMissingTransaction, Field: "transaction_id", AppleValue: "9"},
+		{OriginalTransactionID: "a", Class: ledger.DriftRenewalChanged, Field: "latest_transaction_id", AppleValue: "9"},
+		{OriginalTransactionID: "b", Class: ledger.DriftMissingTransaction, Field: "transaction_id", AppleValue: "8"},
+		{OriginalTransactionID: "c", Class: ledger.DriftMissingTransaction, Field: "transaction_id", AppleValue: "7"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkDriftRepaired(ctx, pool, ids[2:3]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.PendingHistoryDrift(ctx, pool, []string{"a", "b", "d"})
+	if err != nil || !reflect.DeepEqual(got, map[string][]int64{"a": {ids[0]}}) {
+		t.Fatalf("pending %v err %v", got, err)
 	}
 }

@@ -158,8 +158,8 @@ func TestSelectRollingLeastRecentlyCheckedFirst(t *testing.T) {
 		}
 	}
 	// Checking moves a subscription out of this run's walk.
-	if err := l.MarkChecked(ctx, pool, []string{"a2", "e2"}); err != nil {
-		t.Fatal(err)
+	if n, err := l.MarkChecked(ctx, pool, w.RunStart, []string{"a2", "e2", "d1"}); err != nil || n != 2 {
+		t.Fatalf("MarkChecked: %d newly checked (want 2: d1 was checked by this run already), err %v", n, err)
 	}
 	page, _, _, err := l.SelectRolling(ctx, pool, w, ledger.SelectCursor{}, 3)
 	if err != nil {

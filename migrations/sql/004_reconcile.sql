@@ -18,6 +18,9 @@ ALTER TABLE reconcile_runs
     ADD COLUMN sweep_since    timestamptz,
     ADD COLUMN sweep_until    timestamptz,
     ADD COLUMN sweep_new      bigint NOT NULL DEFAULT 0,
+    -- The backfill jobs the sweep enqueued for its window (one per
+    -- environment and day); the run waits for them before it goes on.
+    ADD COLUMN sweep_jobs     bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN rolling_quota  bigint NOT NULL DEFAULT 0,
     ADD COLUMN total_subscriptions bigint NOT NULL DEFAULT 0,
     ADD COLUMN failed         bigint NOT NULL DEFAULT 0,
