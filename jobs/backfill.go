@@ -71,7 +71,9 @@ type BackfillArgs struct {
 // Kind is the River job kind.
 func (BackfillArgs) Kind() string { return "backfill" }
 
-// InsertOpts: maintenance queue, unique by arguments.
+// InsertOpts: maintenance queue, unique by arguments in every state but
+// cancelled and discarded, so a restarted scheduler never doubles a sweep
+// window (EnqueueBackfill lets a finished manual window be read again).
 func (BackfillArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, Priority: PriorityBulk, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
@@ -430,17 +432,22 @@ func (r BackfillRequest) Windows() (windows []BackfillArgs, notes []string, err 
 	return windows, notes, nil
 }
 
-// EnqueueBackfill enqueues the windows of r and returns their jobs (a
-// window already pending, running or recently done is not enqueued again;
-// its existing job is returned).
+// EnqueueBackfill enqueues the windows of r and returns their jobs. A
+// window already waiting or running is not enqueued again (its job is
+// returned); one done before is read again, since asking means someone
+// suspects a gap.
 func EnqueueBackfill(ctx context.Context, client *river.Client[pgx.Tx], r BackfillRequest) ([]*rivertype.JobRow, []string, error) {
 	windows, notes, err := r.Windows()
 	if err != nil {
 		return nil, notes, err
 	}
+	opts := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateScheduled, rivertype.JobStateRetryable,
+	}}}
 	params := make([]river.InsertManyParams, len(windows))
 	for i, w := range windows {
-		params[i] = river.InsertManyParams{Args: w}
+		params[i] = river.InsertManyParams{Args: w, InsertOpts: opts}
 	}
 	var jobs []*rivertype.JobRow
 	if len(params) > 0 {
