@@ -34,6 +34,7 @@ type Config struct {
 	Environment     appstore.Environment
 	SandboxFallback bool
 	BaseURL         string
+	SandboxBaseURL  string // where sandbox fallback goes; default Apple's sandbox host
 	KeyID           string
 	IssuerID        string
 	PrivateKeyFile  string
@@ -99,6 +100,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	c := &Config{
 		DatabaseURL:        get("DATABASE_URL"),
 		BaseURL:            get("APPSTORE_BASE_URL"),
+		SandboxBaseURL:     get("APPSTORE_SANDBOX_BASE_URL"),
 		KeyID:              get("APPSTORE_KEY_ID"),
 		IssuerID:           get("APPSTORE_ISSUER_ID"),
 		PrivateKeyFile:     get("APPSTORE_PRIVATE_KEY_FILE"),
@@ -137,6 +139,15 @@ func Load(getenv func(string) string) (*Config, error) {
 		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("APPSTORE_BASE_URL=%q is not an http(s) URL: use e.g. https://api.storekit.apple.com or the simulator's URL", c.BaseURL)
 		}
+	}
+
+	if c.SandboxBaseURL != "" {
+		if u, err := url.Parse(c.SandboxBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("APPSTORE_SANDBOX_BASE_URL=%q is not an http(s) URL: use e.g. https://api.storekit-sandbox.apple.com or the simulator's URL + /sandbox", c.SandboxBaseURL)
+		}
+	}
+	if c.BaseURL != "" && c.SandboxFallback && c.SandboxBaseURL == "" {
+		add("APPSTORE_BASE_URL is overridden and APPSTORE_SANDBOX_FALLBACK=true, but APPSTORE_SANDBOX_BASE_URL is unset: fallback would reach Apple's real sandbox; set it (the simulator's is its base URL + /sandbox)")
 	}
 
 	keyText := getenv("APPSTORE_PRIVATE_KEY")
