@@ -129,3 +129,16 @@ func TestEffectiveRateLimits(t *testing.T) {
 		t.Fatalf("limits: prod %v sandbox %v", prod, sand)
 	}
 }
+
+func TestOverriddenBaseURLWithFallbackNeedsSandboxURL(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"APPSTORE_BASE_URL": "http://127.0.0.1:9000", "APPSTORE_SANDBOX_FALLBACK": "true"}
+	if _, err := config.Load(env(base)); err == nil || !strings.Contains(err.Error(), "APPSTORE_SANDBOX_BASE_URL") {
+		t.Fatalf("want a problem naming APPSTORE_SANDBOX_BASE_URL, got %v", err)
+	}
+	base["APPSTORE_SANDBOX_BASE_URL"] = "http://127.0.0.1:9000/sandbox"
+	c, err := config.Load(env(base))
+	if err != nil || c.SandboxBaseURL != "http://127.0.0.1:9000/sandbox" {
+		t.Fatalf("got %+v, %v", c, err)
+	}
+}
