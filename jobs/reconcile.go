@@ -146,9 +146,10 @@ func ReconcileCallCap(statusesPerSecond, share float64, calls int64) int64 {
 // deploy or a leader change never doubles or skips a night.
 type ReconcileArgs struct {
 	RunKey string `json:"run_key" river:"unique"`
-	// CallCap overrides the worker's ReconcileSettings.CallCap when set, so
-	// `storesync reconcile` runs with its own configuration's cap.
-	CallCap int64 `json:"call_cap,omitempty"`
+	// CallCap and FullCycle override the worker's ReconcileSettings when
+	// set, so `storesync reconcile` runs with its own configuration.
+	CallCap   int64         `json:"call_cap,omitempty"`
+	FullCycle time.Duration `json:"full_cycle,omitempty"`
 }
 
 // Kind is the River job kind.
@@ -248,6 +249,9 @@ func (d *Deps) reconcileSlice(ctx context.Context, job *river.Job[ReconcileArgs]
 	s := d.reconcileSettings()
 	if job.Args.CallCap > 0 {
 		s.CallCap = job.Args.CallCap
+	}
+	if job.Args.FullCycle > 0 {
+		s.FullCycle = job.Args.FullCycle
 	}
 	run, _, err := d.Ledger.StartReconcileRun(ctx, ledger.NewReconcileRun{
 		Key: job.Args.RunKey, AsOf: d.now(), CallCap: s.CallCap, FullCycle: s.FullCycle,

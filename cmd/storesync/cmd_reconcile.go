@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/config"
+	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/ledger"
+)
+
+func init() {
+	register(&command{
+		name:    "reconcile",
+		summary: "run a drift reconciliation now; --wait prints its summary",
+		usage: `storesync reconcile [--wait]
+
+Enqueues a drift reconciliation now (at most one per minute: asking twice in
+the same minute runs it once), with the call cap of STORESYNC_RECONCILE_BUDGET
+and the rolling slice of STORESYNC_RECONCILE_FULL_CYCLE.
+A running "storesync serve" works it: a sweep of Apple's notification history
+since the previous run, then statuses checks of subscriptions due to change
+(expired but active, billing retry, grace period, recent refunds, conflicts),
+then the least recently checked others. Every difference from Apple is
+recorded as drift before it is repaired.
+
+  --wait   wait for the run and print its summary, whose total line reads
+           "drifted subscriptions: N", followed by counts by class`,
+		run: runReconcile,
+	})
+}
+
+func runReconcile(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
+	wait := fs.Bool("wait", false, "wait for the run and print its summary")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	cfg, err := loadConfig(c)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
+	if err != nil {
+		return err
+	}
+	args0 := jobs.ReconcileArgs{RunKey: jobs.ManualRunKey(time.Now()), CallCap: reconcileCallCap(cfg), FullCycle: cfg.ReconcileFullCycle}
+	res, err := client.Insert(ctx, args0, nil)
+	if err != nil {
+		return fmt.Errorf("enqueueing the reconciliation: %w", err)
+	}
+	if res.UniqueSkippedAsDuplicate {
+		fmt.Fprintf(c.stdout, "reconciliation %q was already asked for this minute (job %d)\n", args0.RunKey, res.Job.ID)
+	} else {
+		fmt.Fprintf(c.stdout, "enqueued reconciliation %q (job %d), call cap %s\n", args0.RunKey, res.Job.ID, withCommas(args0.CallCap))
+	}
+	if !*wait {
+		return nil
+	}
+	run, err := waitReconcile(ctx, c.stderr, deps.Ledger, func(ctx context.Context) (*rivertype.JobRow, error) {
+		return client.JobGet(ctx, res.Job.ID)
+	}, args0.RunKey, 500*time.Millisecond)
+	if run != nil {
+		writeReconcileSummary(c.stdout, run)
+	}
+	return err
+}
+
+// reconcileCallCap is a run's call cap from the configuration:
+// STORESYNC_RECONCILE_BUDGET as calls, or as a share of a day's statuses
+// budget (86400 × the statuses limit of the configured environment, rate
+// share and overrides included).
+func reconcileCallCap(cfg *config.Config) int64 {
+	perSecond := cfg.EffectiveRateLimits(cfg.Environment)[appstore.EndpointStatuses]
+	return jobs.ReconcileCallCap(perSecond, cfg.ReconcileBudget.Fraction, cfg.ReconcileBudget.Calls)
+}
+
+// reconcileSettings are the workers' reconciliation settings from the
+// configuration; `storesync serve` puts them in jobs.Deps.Settings.Reconcile
+// so nightly runs use the configured cap and full cycle.
+func reconcileSettings(cfg *config.Config) jobs.ReconcileSettings {
+	return jobs.ReconcileSettings{CallCap: reconcileCallCap(cfg), FullCycle: cfg.ReconcileFullCycle}
+}
+
+// waitReconcile polls until the run named key finishes, or its job ends
+// without finishing it. It says once on hint when nothing has picked the
+// job up for a while (no `storesync serve` running).
+func waitReconcile(ctx context.Context, hint io.Writer, l *ledger.Ledger, job func(context.Context) (*rivertype.JobRow, error),
+	key string, poll time.Duration) (*ledger.ReconcileRun, error) {
+	start := time.Now()
+	hinted := false
+	for {
+		run, err := l.ReconcileRunByKey(ctx, l.Pool(), key)
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return nil, err
+		}
+		if run != nil && run.FinishedAt != nil {
+			if run.Error != "" {
+				return run, fmt.Errorf("reconciliation %q failed: %s", key, run.Error)
+			}
+			return run, nil
+		}
+		j, err := job(ctx)
+		if err != nil {
+			return run, fmt.Errorf("reading the reconciliation job: %w", err)
+		}
+		switch j.State {
+		case rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
+			msg := string(j.State)
+			if n := len(j.Errors); n > 0 {
+				msg += ": " + j.Errors[n-1].Error
+			}
+			return run, fmt.Errorf("reconciliation %q ended without finishing (%s)", key, msg)
+		case rivertype.JobStateCompleted:
+			if run == nil {
+				return nil, fmt.Errorf("reconciliation %q: the job completed but recorded no run", key)
+			}
+		}
+		if run == nil && !hinted && time.Since(start) > 5*time.Second {
+			fmt.Fprintln(hint, "waiting for a running `storesync serve` to start the reconciliation…")
+			hinted = true
+		}
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// writeReconcileSummary prints a run's summary; its total line reads
+// "drifted subscriptions: N", followed by one line per drifted class.
+func writeReconcileSummary(w io.Writer, r *ledger.ReconcileRun) {
+	fmt.Fprintf(w, "reconciliation run %d (%s)\n", r.ID, r.Key)
+	if r.FinishedAt != nil {
+		fmt.Fprintf(w, "  started %s, finished %s (%s)\n", r.StartedAt.UTC().Format(time.RFC3339),
+			r.FinishedAt.UTC().Format(time.RFC3339), r.FinishedAt.Sub(r.StartedAt).Round(time.Second))
+	} else {
+		fmt.Fprintf(w, "  started %s, running (phase %s)\n", r.StartedAt.UTC().Format(time.RFC3339), r.Phase)
+	}
+	if r.SweepSince != nil && r.SweepUntil != nil {
+		fmt.Fprintf(w, "  notification sweep %s .. %s: %s missing notifications\n",
+			r.SweepSince.UTC().Format(time.RFC3339), r.SweepUntil.UTC().Format(time.RFC3339), withCommas(r.SweepNew))
+	}
+	reasons := make([]string, 0, len(ledger.CheckReasons))
+	for _, reason := range ledger.CheckReasons {
+		reasons = append(reasons, fmt.Sprintf("%s %s", reason, withCommas(r.Checked[string(reason)])))
+	}
+	fmt.Fprintf(w, "  checked %s subscriptions (%s); rolling slice %s of %s; failed %s\n", withCommas(r.CheckedTotal()),
+		strings.Join(reasons, ", "), withCommas(r.RollingQuota), withCommas(r.TotalSubscriptions), withCommas(r.Failed))
+	pct := 0.0
+	if r.CallCap > 0 {
+		pct = 100 * float64(r.CallsUsed) / float64(r.CallCap)
+	}
+	fmt.Fprintf(w, "  Apple calls %s of cap %s (%.1f%%)\n", withCommas(r.CallsUsed), withCommas(r.CallCap), pct)
+	if r.StoppedReason != "" {
+		fmt.Fprintf(w, "  stopped: %s\n", r.StoppedReason)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "  error: %s\n", r.Error)
+	}
+	fmt.Fprintf(w, "  repaired %s subscriptions\n", withCommas(r.Repaired))
+	fmt.Fprintf(w, "drifted subscriptions: %d\n", r.DriftedSubscriptions)
+	for _, class := range ledger.DriftClasses {
+		if n := r.Drifted[string(class)]; n > 0 {
+			fmt.Fprintf(w, "  %s: %d\n", class, n)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/config"
+	"github.com/storesync/storesync/jobs/jobstest"
+	"github.com/storesync/storesync/ledger"
+)
+
+func TestReconcileUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"reconcile", "extra"}, {"reconcile", "--bogus"}} {
+		code, _, stderr := runCLI(t, nil, args...)
+		if code != 2 || !strings.Contains(stderr, "usage: storesync reconcile") {
+			t.Errorf("%v: code %d, stderr %q", args, code, stderr)
+		}
+	}
+}
+
+func TestReconcileCallCapFromConfiguration(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		env  map[string]string
+		want int64
+	}{
+		{map[string]string{}, 1_080_000}, // 25% × 86400 × 50/s
+		{map[string]string{"APPSTORE_RATE_SHARE": "0.5"}, 540_000},
+		{map[string]string{"APPSTORE_ENVIRONMENT": "sandbox"}, 108_000},
+		{map[string]string{"STORESYNC_RECONCILE_BUDGET": "10%", "APPSTORE_RATE_LIMITS": "statuses=20"}, 172_800},
+		{map[string]string{"STORESYNC_RECONCILE_BUDGET": "5000"}, 5000},
+	} {
+		cfg, err := config.Load(func(k string) string { return c.env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := reconcileCallCap(cfg); got != c.want {
+			t.Errorf("%v: cap %d, want %d", c.env, got, c.want)
+		}
+		if s := reconcileSettings(cfg); s.CallCap != c.want || s.FullCycle != 7*24*time.Hour {
+			t.Errorf("%v: settings %+v", c.env, s)
+		}
+	}
+}
+
+// serve works the run; `reconcile --wait` prints a summary naming the
+// drift a silent refund caused; `status` shows the run.
+func TestReconcileWaitPrintsSummaryAndStatusShowsIt(t *testing.T) {
+	t.Parallel()
+	sim := appstoretest.StartTest(t, appstoretest.Options{Seed: 5, Subscribers: 30, Start: time.Now().UTC().Add(-time.Hour)})
+	env := simCLIEnv(t, sim)
+	startServe(t, env, "--bulk-workers", "4")
+	// A cycle shorter than a day: this command's run checks everyone.
+	env = maps.Clone(env)
+	env["STORESYNC_RECONCILE_FULL_CYCLE"] = "1h"
+	truths := sim.Truth()
+	if code, stdout, stderr := runCLI(t, env, "import", truthFile(t, truths, ""), "--wait"); code != 0 {
+		t.Fatalf("import --wait: code %d\n%s%s", code, stdout, stderr)
+	}
+	// serve runs the nightly reconciliation on start (RunOnStart); let it
+	// finish so that it does not find the change below first.
+	pool := openTestPool(t, env["DATABASE_URL"])
+	l := ledger.New(pool)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		run, err := l.LatestReconcileRun(t.Context(), pool)
+		if err == nil && strings.HasPrefix(run.Key, "nightly ") && run.FinishedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve ran no nightly reconciliation on start: %+v %v", run, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var refunded string
+	for _, tr := range truths {
+		if tr.Status == "active" {
+			refunded = tr.OriginalTransactionID
+			break
+		}
+	}
+	sim.Advance(time.Millisecond) // Apple signs later than the import did
+	if err := sim.Mutate(refunded, appstoretest.MutateRefund); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := runCLI(t, env, "reconcile", "--wait")
+	if code != 0 {
+		t.Fatalf("reconcile --wait: code %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{`enqueued reconciliation "manual `, "call cap 1,080,000", "reconciliation run",
+		"\ndrifted subscriptions: 1\n  revoked_at_apple: 1\n", "repaired 1 subscriptions", "Apple calls "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("reconcile output lacks %q:\n%s", want, stdout)
+		}
+	}
+	jobstest.RequireLedgerEqualsTruth(t, l, sim.Truth())
+
+	code, stdout, stderr = runCLI(t, env, "status")
+	if code != 0 {
+		t.Fatalf("status: code %d\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"== Reconciliation ==", "manual ", "nightly ", "finished", "\ndrifted subscriptions: 1\n"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, stdout)
+		}
+	}
+}
