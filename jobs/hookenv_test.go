@@ -35,7 +35,8 @@ import (
 // hookEnv is a migrated database, a River client, storesync's HTTP handler
 // on an httptest server, and either a simulator or just a CA to sign with.
 type hookEnv struct {
-	t      *testing.T
+	t      testing.TB
+	url    string // of the database
 	pool   *pgxpool.Pool
 	sim    *appstoretest.Simulator // nil without Sim
 	ca     *appstoretest.CA
@@ -60,10 +61,10 @@ type hookEnvOptions struct {
 	CA *appstoretest.CA
 }
 
-func newHookEnv(t *testing.T, o hookEnvOptions) *hookEnv {
+func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 	t.Helper()
-	_, pool := migrationstest.NewDatabase(t)
-	e := &hookEnv{t: t, pool: pool}
+	url, pool := migrationstest.NewDatabase(t)
+	e := &hookEnv{t: t, url: url, pool: pool}
 	now := time.Now
 	if o.Sim != nil {
 		e.sim = appstoretest.StartTest(t, *o.Sim)

@@ -31,6 +31,10 @@ type Metrics struct {
 	// BackfillNotifications counts notifications read from Apple's
 	// notification history by environment and outcome (new, known).
 	BackfillNotifications *prometheus.CounterVec
+	// WebhookBatchSize and WebhookCommitSeconds describe the webhook's
+	// group commits: notifications per transaction, and its duration.
+	WebhookBatchSize     prometheus.Histogram
+	WebhookCommitSeconds prometheus.Histogram
 }
 
 // NewMetrics registers every metric in a new registry.
@@ -69,9 +73,18 @@ func NewMetrics() *Metrics {
 		BackfillNotifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "storesync_backfill_notifications_total", Help: "Notifications read from Apple's notification history, by environment and outcome (new, known).",
 		}, []string{"environment", "outcome"}),
+		WebhookBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "storesync_webhook_batch_size", Help: "Notifications stored per webhook transaction (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
+		WebhookCommitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "storesync_webhook_commit_seconds", Help: "Duration of one webhook transaction, begin to commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12),
+		}),
 	}
 	m.Registry.MustRegister(m.JobOutcomes, m.AppleCalls, m.AppleThrottled, m.BudgetWait, m.TransientRetry,
 		m.WebhookAnswers, m.VerifyFailures, m.DriftFound, m.WebhookSeconds, m.BackfillNotifications,
+		m.WebhookBatchSize, m.WebhookCommitSeconds,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -110,6 +123,14 @@ func (m *Metrics) webhookAnswer(outcome string, took time.Duration) {
 	}
 	m.WebhookAnswers.WithLabelValues(outcome).Inc()
 	m.WebhookSeconds.Observe(took.Seconds())
+}
+
+// webhookCommit records one webhook group commit.
+func (m *Metrics) webhookCommit(size int, took time.Duration) {
+	if m != nil {
+		m.WebhookBatchSize.Observe(float64(size))
+		m.WebhookCommitSeconds.Observe(took.Seconds())
+	}
 }
 
 // verifyFailure counts one verification failure by Apple's status name.

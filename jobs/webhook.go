@@ -284,7 +284,9 @@ func (g *ingester) commit(batch []*ingestItem) {
 	// A fixed order of UUIDs across batches rules out deadlocks between
 	// committers inserting the same notifications.
 	sort.Slice(batch, func(i, j int) bool { return batch[i].n.UUID < batch[j].n.UUID })
+	t0 := time.Now()
 	err := g.commitTx(ctx, batch)
+	g.deps.Metrics.webhookCommit(len(batch), time.Since(t0))
 	if err != nil && len(batch) > 1 && ctx.Err() == nil {
 		for _, it := range batch {
 			it.err = g.commitTx(ctx, []*ingestItem{it})
@@ -301,20 +303,57 @@ func (g *ingester) commit(batch []*ingestItem) {
 func (g *ingester) commitTx(ctx context.Context, batch []*ingestItem) error {
 	return pgx.BeginFunc(ctx, g.deps.Pool, func(tx pgx.Tx) error {
 		params := make([]river.InsertManyParams, 0, len(batch))
-		for _, it := range batch {
-			inserted, err := g.deps.Ledger.RecordNotification(ctx, tx, it.n)
-			if err != nil {
-				return err
-			}
-			it.inserted = inserted
-			if inserted {
+		ns := make([]ledger.Notification, len(batch))
+		for i, it := range batch {
+			ns[i] = it.n
+		}
+		inserted, err := recordNotifications(ctx, tx, ns)
+		if err != nil {
+			return err
+		}
+		for i, it := range batch {
+			it.inserted = inserted[i]
+			if inserted[i] {
 				params = append(params, river.InsertManyParams{Args: ProcessNotificationArgs{NotificationUUID: it.n.UUID}})
 			}
 		}
 		if len(params) == 0 {
 			return nil
 		}
-		_, err := g.river.InsertManyFastTx(ctx, tx, params)
+		_, err = g.river.InsertManyFastTx(ctx, tx, params)
 		return err
 	})
+}
+
+// recordNotifications is ledger.RecordNotification for several
+// notifications in one round trip (pipelined), reporting which were new.
+func recordNotifications(ctx context.Context, tx pgx.Tx, ns []ledger.Notification) ([]bool, error) {
+	b := &pgx.Batch{}
+	for _, n := range ns {
+		var attempts any
+		if n.SendAttempts != nil {
+			raw, err := json.Marshal(n.SendAttempts)
+			if err != nil {
+				return nil, err
+			}
+			attempts = raw
+		}
+		b.Queue(`INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
+				signed_date, original_transaction_id, transaction_id, signed_payload, source, send_attempts)
+			VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, $9, $10)
+			ON CONFLICT (notification_uuid) DO NOTHING`,
+			n.UUID, n.Type, n.Subtype, string(n.Environment), int64(n.SignedDate), n.OriginalTransactionID,
+			n.TransactionID, n.SignedPayload, n.Source, attempts)
+	}
+	res := tx.SendBatch(ctx, b)
+	out := make([]bool, len(ns))
+	for i := range ns {
+		tag, err := res.Exec()
+		if err != nil {
+			res.Close()
+			return nil, err
+		}
+		out[i] = tag.RowsAffected() == 1
+	}
+	return out, res.Close()
 }

@@ -1,0 +1,180 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/storesync/storesync/appstore"
+)
+
+// webhookBenchClients is the load generator's concurrency: Apple delivers
+// from many connections at once.
+const webhookBenchClients = 32
+
+// BenchmarkWebhookIngest measures the webhook on loopback: b.N distinct
+// pre-signed notifications (each with its inner transaction and renewal
+// info, as Apple sends them) posted by webhookBenchClients concurrent
+// keep-alive clients. Every one must be answered 200 and be stored with
+// its processing job. Reported: notifications/s (durable) and the p50/p99
+// latency, then, in the same run and with the same concurrency, the ceiling
+// of single-row committed INSERTs of the same payload size into a table
+// like notifications, and the ratio of the two. Run with a fixed count:
+//
+//	go test -run '^$' -bench WebhookIngest -benchtime 20000x ./jobs/
+func BenchmarkWebhookIngest(b *testing.B) {
+	e := newHookEnv(b, hookEnvOptions{})
+	n := b.N
+	bodies := make([][]byte, n)
+	payloads := make([]string, n)
+	now := time.Now()
+	var size int
+	for i := range bodies {
+		payloads[i] = newTestNote(appstore.Production, now).sign(b, e.ca)
+		bodies[i], _ = json.Marshal(map[string]string{"signedPayload": payloads[i]})
+		size += len(bodies[i])
+	}
+	size /= n
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: webhookBenchClients, MaxIdleConnsPerHost: webhookBenchClients, DisableCompression: true,
+	}}
+	url := e.server.URL + "/webhooks/appstore"
+	lat := make([]time.Duration, n)
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range webhookBenchClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t0 := time.Now()
+				resp, err := client.Post(url, "application/json", bytes.NewReader(bodies[i]))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat[i] = time.Since(t0)
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if f := failed.Load(); f > 0 {
+		b.Fatalf("%d deliveries failed", f)
+	}
+	if rows := e.count(`SELECT count(*) FROM notifications`); rows != n {
+		b.Fatalf("%d notifications stored, want %d", rows, n)
+	}
+	if jobs := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification'`); jobs != n {
+		b.Fatalf("%d jobs, want %d", jobs, n)
+	}
+	batches, items := histogramCountSum(e.deps.Metrics.WebhookBatchSize)
+	_, commitSecs := histogramCountSum(e.deps.Metrics.WebhookCommitSeconds)
+	b.Logf("%d group commits, %.1f notifications each on average, %s per commit",
+		batches, items/float64(max(1, batches)), time.Duration(commitSecs/float64(max(1, batches))*float64(time.Second)).Round(10*time.Microsecond))
+	slices.Sort(lat)
+	rate := float64(n) / elapsed.Seconds()
+	b.ReportMetric(rate, "notifications/s")
+	b.ReportMetric(float64(lat[n/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[n*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(size), "body-bytes")
+
+	ceiling := singleRowInsertCeiling(b, e.url, payloads)
+	b.ReportMetric(ceiling, "inserts/s")
+	b.ReportMetric(rate/ceiling, "ratio")
+	b.Logf("webhook: %d notifications of %d bytes in %s with %d clients on %d CPUs: %.0f/s durable, p50 %s, p99 %s; "+
+		"single-row INSERT+COMMIT of the same size, same concurrency: %.0f/s; ratio %.2f",
+		n, size, elapsed.Round(time.Millisecond), webhookBenchClients, runtime.NumCPU(), rate,
+		lat[n/2].Round(10*time.Microsecond), lat[n*99/100].Round(10*time.Microsecond), ceiling, rate/ceiling)
+}
+
+// singleRowInsertCeiling returns how many single-row committed INSERTs of
+// the same signed payloads per second webhookBenchClients connections
+// achieve, into a copy of the notifications table (same columns, indexes
+// and compression): the database's own limit for storing notifications one
+// by one, without verification, HTTP or a job.
+func singleRowInsertCeiling(b *testing.B, url string, payloads []string) float64 {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = webhookBenchClients
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench_notifications (LIKE notifications INCLUDING ALL)`); err != nil {
+		b.Fatal(err)
+	}
+	n := len(payloads)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = testUUID(int64(i))
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, webhookBenchClients)
+	start := time.Now()
+	for range webhookBenchClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				// Autocommit: one INSERT, one commit.
+				if _, err := pool.Exec(ctx, `INSERT INTO bench_notifications (notification_uuid, notification_type,
+						environment, signed_date, original_transaction_id, transaction_id, signed_payload, source)
+					VALUES ($1, 'DID_RENEW', 'Production', 1, '2000000000000001', '2000000000000001', $2, 'webhook')
+					ON CONFLICT (notification_uuid) DO NOTHING`, ids[i], payloads[i]); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+func histogramCountSum(h prometheus.Histogram) (uint64, float64) {
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+}
