@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -470,39 +471,58 @@ func (r *reconciler) rolling(ctx context.Context) error {
 	return d.Ledger.SetReconcileProgress(ctx, d.Pool, r.run.ID, ledger.PhaseRolling, next)
 }
 
-// checkAll checks cands with bounded concurrency. capped reports that the
-// call cap stopped it before every candidate was checked. The first error
-// stops it.
+// checkAll checks cands with bounded concurrency. Candidates of one
+// account (as far as the ledger knows) are checked one after the other, so
+// the first answer covers the others instead of racing them to Apple.
+// capped reports that the call cap stopped it before every candidate was
+// checked. The first error stops it.
 func (r *reconciler) checkAll(ctx context.Context, cands []ledger.CheckCandidate) (capped bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var groups [][]ledger.CheckCandidate
+	index := map[string]int{}
+	for _, c := range cands {
+		if i, ok := index[c.Account]; ok && c.Account != "" {
+			groups[i] = append(groups[i], c)
+			continue
+		}
+		index[c.Account] = len(groups)
+		groups = append(groups, []ledger.CheckCandidate{c})
+	}
 	sem := make(chan struct{}, r.s.Concurrency)
 	var wg sync.WaitGroup
 	var once sync.Once
 	var first error
-	for _, c := range cands {
-		if ctx.Err() != nil {
-			break
-		}
-		if r.isCovered(c.OriginalTransactionID) {
-			continue
-		}
-		// Reserve one call: a check makes at least one.
-		if !r.reserve() {
-			capped = true
+	var cappedFlag atomic.Bool
+	for _, g := range groups {
+		if ctx.Err() != nil || cappedFlag.Load() {
 			break
 		}
 		sem <- struct{}{}
 		wg.Add(1)
-		go func(c ledger.CheckCandidate) {
+		go func(g []ledger.CheckCandidate) {
 			defer func() { <-sem; wg.Done() }()
-			if err := r.check(ctx, c); err != nil {
-				once.Do(func() { first = err; cancel() })
+			for _, c := range g {
+				if ctx.Err() != nil {
+					return
+				}
+				if r.isCovered(c.OriginalTransactionID) {
+					continue
+				}
+				// Reserve one call: a check makes at least one.
+				if !r.reserve() {
+					cappedFlag.Store(true)
+					return
+				}
+				if err := r.check(ctx, c); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
 			}
-		}(c)
+		}(g)
 	}
 	wg.Wait()
-	return capped, first
+	return cappedFlag.Load(), first
 }
 
 func (r *reconciler) reserve() bool {

@@ -31,7 +31,7 @@ func reconcileHarness(t *testing.T, subscribers int, rs ReconcileSettings) *impo
 }
 
 // reconcileNow runs one reconciliation to its end and returns its summary.
-func reconcileNow(t *testing.T, h *importHarness, key string, callCap int64) *ledger.ReconcileRun {
+func reconcileNow(t testing.TB, h *importHarness, key string, callCap int64) *ledger.ReconcileRun {
 	t.Helper()
 	ctx := context.Background()
 	res, err := h.client.Insert(ctx, ReconcileArgs{RunKey: key, CallCap: callCap}, nil)

@@ -42,7 +42,12 @@ type CheckCandidate struct {
 	// Environment is where the ledger last saw the subscription ("" when
 	// never synced): the check asks that environment first.
 	Environment string
-	Reason      CheckReason
+	// Account groups candidates the ledger links to one customer (Apple's
+	// appAccountToken, else the company's customer id; "" when neither is
+	// known): one statuses answer covers an Apple account, so checking them
+	// one after the other saves the calls a sibling's answer makes moot.
+	Account string
+	Reason  CheckReason
 }
 
 // SelectCursor is where a selection stopped. The zero value starts at the
@@ -92,6 +97,9 @@ type keyedSource struct {
 // check of the same run already covered (one statuses call answers for
 // every subscription of an account) is not checked again.
 const notCheckedThisRun = `(s.last_checked_at IS NULL OR s.last_checked_at < $2)`
+
+// accountKey is CheckCandidate.Account.
+const accountKey = `COALESCE(s.app_account_token::text, 'customer:' || s.customer_id, '')`
 
 // typedParams names the types of $1..$3, which not every source's
 // condition uses (Postgres must know every parameter's type). A constant
@@ -193,7 +201,7 @@ func (l *Ledger) SelectRolling(ctx context.Context, q Querier, w SelectWindow, c
 func selectKeyed(ctx context.Context, q Querier, w SelectWindow, src keyedSource, cursor SelectCursor, limit int) ([]CheckCandidate, SelectCursor, bool, error) {
 	var out []CheckCandidate
 	if !cursor.PastNulls && !src.keyNeverNull {
-		sql := `SELECT s.original_transaction_id, s.environment, NULL::timestamptz FROM subscriptions s
+		sql := `SELECT s.original_transaction_id, s.environment, ` + accountKey + `, NULL::timestamptz FROM subscriptions s
 			WHERE (` + src.where + `) AND ` + src.key + ` IS NULL AND s.original_transaction_id > $4
 			AND ` + notCheckedThisRun + ` AND ` + typedParams + `
 			ORDER BY ` + src.order() + `, s.original_transaction_id LIMIT $5`
@@ -221,7 +229,7 @@ func selectKeyed(ctx context.Context, q Querier, w SelectWindow, src keyedSource
 		after += ` AND (` + src.key + `, s.original_transaction_id) > ($5, $6)`
 		args = append(args, *cursor.Key, cursor.ID)
 	}
-	sql := `SELECT s.original_transaction_id, s.environment, ` + src.key + ` FROM subscriptions s
+	sql := `SELECT s.original_transaction_id, s.environment, ` + accountKey + `, ` + src.key + ` FROM subscriptions s
 		WHERE (` + src.where + `) AND ` + src.key + ` IS NOT NULL` + after + `
 		AND ` + notCheckedThisRun + ` AND ` + typedParams + `
 		ORDER BY ` + src.order() + `, s.original_transaction_id LIMIT $4`
@@ -239,7 +247,7 @@ func selectKeyed(ctx context.Context, q Querier, w SelectWindow, src keyedSource
 // selectConflicts walks the subscriptions with a conflict found since
 // w.ConflictsSince, by id.
 func selectConflicts(ctx context.Context, q Querier, w SelectWindow, cursor SelectCursor, limit int) ([]CheckCandidate, SelectCursor, bool, error) {
-	sql := `SELECT s.original_transaction_id, s.environment, NULL::timestamptz FROM subscriptions s
+	sql := `SELECT s.original_transaction_id, s.environment, ` + accountKey + `, NULL::timestamptz FROM subscriptions s
 		WHERE s.original_transaction_id IN (
 			SELECT DISTINCT c.original_transaction_id FROM conflicts c
 			WHERE c.found_at >= $3 AND c.original_transaction_id > $4)
@@ -267,7 +275,7 @@ func queryCandidates(ctx context.Context, q Querier, sql string, reason CheckRea
 	for rows.Next() {
 		var c CheckCandidate
 		var key *time.Time
-		if err := rows.Scan(&c.OriginalTransactionID, &c.Environment, &key); err != nil {
+		if err := rows.Scan(&c.OriginalTransactionID, &c.Environment, &c.Account, &key); err != nil {
 			return nil, SelectCursor{}, err
 		}
 		c.Reason = reason
