@@ -74,8 +74,8 @@ func buildBudget(cfg *config.Config, pool *pgxpool.Pool, metrics *jobs.Metrics) 
 }
 
 // buildAppleClient returns the App Store Server API client of cfg spending
-// from budget. With APPSTORE_BASE_URL set (the simulator), the sandbox
-// reached by fallback is BASE_URL/sandbox, the simulator's layout.
+// from budget. The sandbox reached by fallback is APPSTORE_SANDBOX_BASE_URL
+// (Apple's sandbox host when unset).
 func buildAppleClient(cfg *config.Config, budget appstore.Budget) (*appstore.Client, error) {
 	opts := appstore.ClientOptions{
 		KeyID: cfg.KeyID, IssuerID: cfg.IssuerID, BundleID: cfg.BundleID, PrivateKey: cfg.PrivateKey,
@@ -83,8 +83,8 @@ func buildAppleClient(cfg *config.Config, budget appstore.Budget) (*appstore.Cli
 		SandboxFallback: cfg.SandboxFallback && cfg.Environment == appstore.Production,
 		Budget:          budget,
 	}
-	if cfg.BaseURL != "" && opts.SandboxFallback {
-		opts.SandboxBaseURL = strings.TrimSuffix(cfg.BaseURL, "/") + "/sandbox"
+	if opts.SandboxFallback {
+		opts.SandboxBaseURL = cfg.SandboxBaseURL // config requires it when BaseURL is overridden
 	}
 	return appstore.NewClient(opts)
 }
