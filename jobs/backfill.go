@@ -38,6 +38,8 @@ const (
 	lookbackMargin = time.Hour
 	// maxWindowRestarts bounds restarts on expired tokens within one run.
 	maxWindowRestarts = 3
+	// pageStopMargin is how long before the job's timeout paging stops.
+	pageStopMargin = 10 * time.Second
 )
 
 // notificationLookback is how far back Get Notification History reaches:
@@ -206,8 +208,15 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 	req := appstore.NotificationHistoryRequest{
 		StartDate: appstore.MillisOf(win.Start), EndDate: appstore.MillisOf(win.End), OnlyFailures: win.OnlyFailures,
 	}
-	restarts := 0
+	stopAt := pageStopTime(ctx)
+	restarts, pages := 0, 0
 	for {
+		if pages > 0 && time.Now().After(stopAt) {
+			// Near the job's timeout: stop between pages (the cursor is
+			// saved) and go on in a fresh run, which costs no attempt.
+			return win, river.JobSnooze(100 * time.Millisecond)
+		}
+		pages++
 		token := cur.Token
 		page, err := retryTransient(ctx, d, func(ctx context.Context) (*appstore.NotificationHistoryResponse, error) {
 			p, err := apple.GetNotificationHistory(ctx, req, token)
@@ -275,6 +284,17 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 		}
 		cur.Token = next
 	}
+}
+
+// pageStopTime is when a paging job should stop asking for more pages: a
+// margin before its context's deadline (River's job timeout), so a long
+// window goes on in a new run instead of being killed mid-page.
+func pageStopTime(ctx context.Context) time.Time {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
+	return deadline.Add(-min(pageStopMargin, time.Until(deadline)/4))
 }
 
 // openWindow resolves and records the window of a fresh backfill job: the

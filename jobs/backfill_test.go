@@ -197,3 +197,33 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 		t.Fatalf("%d stored, want %d", n, total)
 	}
 }
+
+// TestBackfillStopsBeforeTheJobTimeoutAndGoesOn: a window too long for one
+// run stops between pages near the timeout, snoozes (no attempt lost) and
+// finishes in later runs.
+func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
+	t.Parallel()
+	simOpts := appstoretest.Options{Seed: 5, Subscribers: 200, DisableRateLimits: true,
+		Faults: appstoretest.Faults{Latency: 250 * time.Millisecond, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: 1500 * time.Millisecond})
+	e.sim.Advance(20 * 24 * time.Hour)
+	ctx := context.Background()
+	res, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.sim.Now().Add(-21 * 24 * time.Hour), End: e.sim.Now()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
+	job, err := e.river.JobGet(ctx, res.Job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := len(e.sim.Notifications(appstore.Production))
+	w, err := e.deps.Ledger.FindBackfillWindow(ctx, appstore.Production, res.Job.ScheduledAt.Add(-time.Hour*24*365), e.sim.Now(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snoozed := counterValue(e.deps.Metrics.JobOutcomes.WithLabelValues("backfill", "snoozed"))
+	if snoozed < 1 || job.State != "completed" || w.FinishedAt == nil || w.Seen != total || w.New != total || w.Pages < 4 {
+		t.Fatalf("job %s after %v snoozes (errors %v); window %+v; the simulator sent %d", job.State, snoozed, job.Errors, w, total)
+	}
+}

@@ -59,6 +59,8 @@ type hookEnvOptions struct {
 	NoApple bool
 	// CA signs (and is trusted) when there is no simulator; nil: a new one.
 	CA *appstoretest.CA
+	// JobTimeout bounds a job run; default 30s.
+	JobTimeout time.Duration
 }
 
 func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
@@ -108,7 +110,8 @@ func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 			t.Fatal(err)
 		}
 	}
-	e.river, err = NewRiverClient(e.deps, ClientOptions{Work: o.Work, JobTimeout: 30 * time.Second, RescueStuckJobsAfter: 40 * time.Second})
+	timeout := orDuration(o.JobTimeout, 30*time.Second)
+	e.river, err = NewRiverClient(e.deps, ClientOptions{Work: o.Work, JobTimeout: timeout, RescueStuckJobsAfter: timeout + 10*time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

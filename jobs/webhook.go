@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,8 +63,14 @@ func newWebhook(d *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) *webhoo
 	return h
 }
 
+// webhookReadTimeout bounds reading one request body, so a client that
+// trickles bytes cannot hold a connection (Apple sends at once).
+const webhookReadTimeout = 10 * time.Second
+
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	// Not every ResponseWriter supports deadlines (recorders): best effort.
+	_ = http.NewResponseController(w).SetReadDeadline(start.Add(webhookReadTimeout))
 	outcome, status := h.handle(r)
 	h.deps.Metrics.webhookAnswer(outcome, time.Since(start))
 	if status == http.StatusOK {
@@ -88,13 +95,8 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookTooLarge, "", nil)
 		return webhookTooLarge, http.StatusRequestEntityTooLarge
 	}
-	var req struct {
-		SignedPayload string `json:"signedPayload"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil || req.SignedPayload == "" {
-		if err == nil {
-			err = errors.New("no signedPayload")
-		}
+	signed, err := signedPayloadOf(body)
+	if err != nil {
 		h.reject(r, webhookMalformed, "", err)
 		return webhookMalformed, http.StatusBadRequest
 	}
@@ -105,7 +107,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 	// The claimed environment only picks the verifier, which then rejects
 	// a false claim. Xcode and LocalTesting are never accepted here: their
 	// data is not signed, so accepting them would accept forgeries.
-	env, err := appstore.PeekNotificationEnvironment(req.SignedPayload)
+	env, err := appstore.PeekNotificationEnvironment(signed)
 	if err != nil {
 		h.deps.Metrics.verifyFailure(err)
 		h.reject(r, webhookMalformed, "", err)
@@ -118,7 +120,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookUnverified, "", err)
 		return webhookUnverified, http.StatusBadRequest
 	}
-	vn, err := v.VerifyNotificationDeep(req.SignedPayload)
+	vn, err := v.VerifyNotificationDeep(signed)
 	if err != nil {
 		var verr *appstore.VerificationError
 		if !errors.As(err, &verr) {
@@ -133,7 +135,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookUnverified, "", err)
 		return webhookUnverified, http.StatusBadRequest
 	}
-	n := notificationRecord(vn, env, req.SignedPayload, ledger.SourceWebhook, nil)
+	n := notificationRecord(vn, env, signed, ledger.SourceWebhook, nil)
 	if !isUUID(n.UUID) {
 		h.reject(r, webhookMalformed, n.UUID, errors.New("notificationUUID is not a UUID"))
 		return webhookMalformed, http.StatusBadRequest
@@ -150,6 +152,41 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		return webhookDuplicate, http.StatusOK
 	}
 	return webhookStored, http.StatusOK
+}
+
+// signedPayloadOf returns the signedPayload of a webhook body. Apple's body
+// is exactly {"signedPayload":"<JWS>"} and a JWS needs no JSON escapes, so
+// that form is read without a JSON decoder (which would scan the 15 KB
+// twice); anything else goes through encoding/json.
+func signedPayloadOf(body []byte) (string, error) {
+	const prefix, suffix = `{"signedPayload":"`, `"}`
+	b := bytes.TrimSpace(body)
+	if bytes.HasPrefix(b, []byte(prefix)) && bytes.HasSuffix(b, []byte(suffix)) && len(b) > len(prefix)+len(suffix) {
+		v := b[len(prefix) : len(b)-len(suffix)]
+		if isJWSText(v) {
+			return string(v), nil
+		}
+	}
+	var req struct {
+		SignedPayload string `json:"signedPayload"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return "", err
+	}
+	if req.SignedPayload == "" {
+		return "", errors.New("no signedPayload")
+	}
+	return req.SignedPayload, nil
+}
+
+// isJWSText reports whether b holds only base64url characters and dots.
+func isJWSText(b []byte) bool {
+	for _, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // reject logs why a request was not stored: never the payload, only the

@@ -340,3 +340,26 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestSignedPayloadOfBodies(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		body, want string
+		ok         bool
+	}{
+		{`{"signedPayload":"aa.bb.cc"}`, "aa.bb.cc", true},
+		{" {\"signedPayload\":\"a-_.b\"}\n", "a-_.b", true},
+		{`{ "signedPayload" : "aa.bb.cc", "extra": 1 }`, "aa.bb.cc", true},
+		{`{"signedPayload":"aa\u002ebb"}`, "aa.bb", true},
+		{`{"signedPayload":"aa"bb"}`, "", false},
+		{`{"signedPayload":""}`, "", false},
+		{`{"other":"x"}`, "", false},
+		{`not json`, "", false},
+		{`{"signedPayload":"x"`, "", false},
+	} {
+		got, err := signedPayloadOf([]byte(c.body))
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("%q: got %q, %v", c.body, got, err)
+		}
+	}
+}
