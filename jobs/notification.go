@@ -81,7 +81,9 @@ var refreshTypes = map[string]bool{
 const autoRenewable = "Auto-Renewable Subscription"
 
 // processNotification loads a stored notification, verifies it again (the
-// ledger keeps payloads raw, and trust is checked where it is used), applies
+// ledger keeps payloads raw, and trust is checked where it is used; a
+// payload this process verified moments ago byte for byte counts, see
+// recentlyVerified), applies
 // its signed facts and marks it processed in one transaction, enqueueing a
 // full import when the ledger never synced the subscription's history. When the payload
 // cannot settle the state alone it then refreshes the subscription's
@@ -100,7 +102,10 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 	if err != nil {
 		return res, err
 	}
-	vn, err := v.VerifyNotificationDeep(stored.SignedPayload)
+	vn := recentlyVerified.get(d.Verifier, stored.Environment, stored.SignedPayload)
+	if vn == nil {
+		vn, err = v.VerifyNotificationDeep(stored.SignedPayload)
+	}
 	if err != nil {
 		d.Metrics.verifyFailure(err)
 		var verr *appstore.VerificationError

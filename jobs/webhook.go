@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -135,6 +136,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookUnverified, "", err)
 		return webhookUnverified, http.StatusBadRequest
 	}
+	recentlyVerified.put(h.deps.Verifier, env, signed, vn)
 	n := notificationRecord(vn, env, signed, ledger.SourceWebhook, nil)
 	if !isUUID(n.UUID) {
 		h.reject(r, webhookMalformed, n.UUID, errors.New("notificationUUID is not a UUID"))
@@ -393,4 +395,70 @@ func recordNotifications(ctx context.Context, tx pgx.Tx, ns []ledger.Notificatio
 		out[i] = tag.RowsAffected() == 1
 	}
 	return out, res.Close()
+}
+
+// recentlyVerified remembers notifications this process verified moments
+// ago, so processing one just received does not repeat its three ECDSA
+// verifications (the webhook's largest cost). It is keyed by the exact
+// stored bytes (SHA-256), the verifier and the environment: a payload
+// altered in the database, or a changed trust configuration, misses and is
+// verified in full. Entries expire after verifiedTTL, like the verifier's
+// own chain cache, so revocation found by online checks still applies.
+var recentlyVerified = newVerifiedCache(8192, verifiedTTL)
+
+const verifiedTTL = 10 * time.Minute
+
+type verifiedKey struct {
+	v   *appstore.Verifier
+	env appstore.Environment
+	sum [sha256.Size]byte
+}
+
+type verifiedEntry struct {
+	vn *appstore.VerifiedNotification
+	at time.Time
+}
+
+// verifiedCache is a bounded map with FIFO eviction.
+type verifiedCache struct {
+	ttl   time.Duration
+	mu    sync.Mutex
+	m     map[verifiedKey]verifiedEntry
+	ring  []verifiedKey
+	next  int
+	count int
+}
+
+func newVerifiedCache(size int, ttl time.Duration) *verifiedCache {
+	return &verifiedCache{ttl: ttl, m: make(map[verifiedKey]verifiedEntry, size), ring: make([]verifiedKey, size)}
+}
+
+func (c *verifiedCache) put(v *appstore.Verifier, env appstore.Environment, signed string, vn *appstore.VerifiedNotification) {
+	k := verifiedKey{v: v, env: env, sum: sha256.Sum256([]byte(signed))}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[k]; ok {
+		return
+	}
+	if c.count == len(c.ring) {
+		delete(c.m, c.ring[c.next])
+	} else {
+		c.count++
+	}
+	c.ring[c.next] = k
+	c.next = (c.next + 1) % len(c.ring)
+	c.m[k] = verifiedEntry{vn: vn, at: time.Now()}
+}
+
+// get returns the notification verified from exactly signed by v in env
+// within the TTL, or nil.
+func (c *verifiedCache) get(v *appstore.Verifier, env appstore.Environment, signed string) *appstore.VerifiedNotification {
+	k := verifiedKey{v: v, env: env, sum: sha256.Sum256([]byte(signed))}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || time.Since(e.at) > c.ttl {
+		return nil
+	}
+	return e.vn
 }

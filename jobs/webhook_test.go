@@ -363,3 +363,41 @@ func TestSignedPayloadOfBodies(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifiedCacheMatchesExactBytesVerifierAndTime(t *testing.T) {
+	t.Parallel()
+	v1, err := appstore.NewVerifier(appstore.VerifierOptions{Environment: appstore.Sandbox, BundleID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := appstore.NewVerifier(appstore.VerifierOptions{Environment: appstore.Sandbox, BundleID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newVerifiedCache(2, time.Hour)
+	vn := &appstore.VerifiedNotification{Payload: &appstore.NotificationPayload{NotificationUUID: "x"}}
+	c.put(v1, appstore.Sandbox, "a.b.c", vn)
+	if c.get(v1, appstore.Sandbox, "a.b.c") != vn {
+		t.Fatal("miss on the same bytes")
+	}
+	for _, miss := range []func() *appstore.VerifiedNotification{
+		func() *appstore.VerifiedNotification { return c.get(v2, appstore.Sandbox, "a.b.c") },
+		func() *appstore.VerifiedNotification { return c.get(v1, appstore.Production, "a.b.c") },
+		func() *appstore.VerifiedNotification { return c.get(v1, appstore.Sandbox, "a.b.C") },
+	} {
+		if miss() != nil {
+			t.Fatal("hit for another verifier, environment or payload")
+		}
+	}
+	c.put(v1, appstore.Sandbox, "2", vn)
+	c.put(v1, appstore.Sandbox, "3", vn) // evicts the oldest
+	if c.get(v1, appstore.Sandbox, "a.b.c") != nil || c.get(v1, appstore.Sandbox, "3") == nil {
+		t.Fatal("eviction")
+	}
+	expired := newVerifiedCache(2, 0)
+	expired.put(v1, appstore.Sandbox, "a", vn)
+	time.Sleep(time.Millisecond)
+	if expired.get(v1, appstore.Sandbox, "a") != nil {
+		t.Fatal("an expired entry was returned")
+	}
+}
