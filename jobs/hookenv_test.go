@@ -61,6 +61,8 @@ type hookEnvOptions struct {
 	CA *appstoretest.CA
 	// JobTimeout bounds a job run; default 30s.
 	JobTimeout time.Duration
+	// HTTP configures the handler (AdminToken above wins).
+	HTTP HTTPOptions
 }
 
 func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
@@ -125,7 +127,11 @@ func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 			_ = e.river.Stop(ctx)
 		})
 	}
-	e.server = httptest.NewServer(NewHTTPHandler(e.deps, e.river, HTTPOptions{AdminToken: o.AdminToken}))
+	httpOpts := o.HTTP
+	if o.AdminToken != "" {
+		httpOpts.AdminToken = o.AdminToken
+	}
+	e.server = httptest.NewServer(NewHTTPHandler(e.deps, e.river, httpOpts))
 	t.Cleanup(e.server.Close)
 	return e
 }

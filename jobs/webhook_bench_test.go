@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"runtime"
 	"slices"
 	"sync"
@@ -35,7 +37,8 @@ const webhookBenchClients = 32
 //
 //	go test -run '^$' -bench WebhookIngest -benchtime 20000x ./jobs/
 func BenchmarkWebhookIngest(b *testing.B) {
-	e := newHookEnv(b, hookEnvOptions{})
+	committers, _ := strconv.Atoi(os.Getenv("STORESYNC_BENCH_COMMITTERS"))
+	e := newHookEnv(b, hookEnvOptions{HTTP: HTTPOptions{IngestConcurrency: committers}})
 	n := b.N
 	bodies := make([][]byte, n)
 	payloads := make([]string, n)
@@ -47,6 +50,17 @@ func BenchmarkWebhookIngest(b *testing.B) {
 		size += len(bodies[i])
 	}
 	size /= n
+	// The CPU floor: verifying one notification (outer JWS and both inner
+	// ones), single-threaded.
+	v := e.deps.Verifier.WithEnvironment(appstore.Production)
+	probe := payloads[:min(n, 300)]
+	t0 := time.Now()
+	for _, p := range probe {
+		if _, err := v.VerifyNotificationDeep(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	verifyCost := time.Since(t0) / time.Duration(len(probe))
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: webhookBenchClients, MaxIdleConnsPerHost: webhookBenchClients, DisableCompression: true,
 	}}
@@ -103,14 +117,17 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	b.ReportMetric(float64(lat[n/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[n*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(size), "body-bytes")
+	b.ReportMetric(float64(verifyCost.Microseconds()), "verify-us")
 
 	ceiling := singleRowInsertCeiling(b, e.url, payloads)
 	b.ReportMetric(ceiling, "inserts/s")
 	b.ReportMetric(rate/ceiling, "ratio")
 	b.Logf("webhook: %d notifications of %d bytes in %s with %d clients on %d CPUs: %.0f/s durable, p50 %s, p99 %s; "+
-		"single-row INSERT+COMMIT of the same size, same concurrency: %.0f/s; ratio %.2f",
+		"single-row INSERT+COMMIT of the same payloads, same concurrency: %.0f/s; ratio %.2f; "+
+		"verifying one notification (3 JWS) costs %s of CPU",
 		n, size, elapsed.Round(time.Millisecond), webhookBenchClients, runtime.NumCPU(), rate,
-		lat[n/2].Round(10*time.Microsecond), lat[n*99/100].Round(10*time.Microsecond), ceiling, rate/ceiling)
+		lat[n/2].Round(10*time.Microsecond), lat[n*99/100].Round(10*time.Microsecond), ceiling, rate/ceiling,
+		verifyCost.Round(time.Microsecond))
 }
 
 // singleRowInsertCeiling returns how many single-row committed INSERTs of
