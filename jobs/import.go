@@ -115,19 +115,31 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 	case err != nil:
 		outcome = err
 		return err
-	case row.State != ledger.ImportPending:
-		return nil // finished by an earlier run that died before completing the job
 	}
+	// A row finished by an earlier run that died before River recorded the
+	// job as complete: pass through the steps without doing anything. An
+	// early return would leave River looking for the step it checkpointed
+	// ("resumable step not found") and retrying the job forever.
+	finished := row != nil && row.State != ledger.ImportPending
 
 	river.ResumableStep(ctx, importStepStatuses, nil, func(ctx context.Context) error {
+		if finished {
+			return nil
+		}
 		outcome = w.statuses(ctx, job, row)
 		return outcome
 	})
 	river.ResumableStepCursor(ctx, importStepHistory, nil, func(ctx context.Context, cur importHistoryCursor) error {
+		if finished {
+			return nil
+		}
 		outcome = w.history(ctx, job, cur)
 		return outcome
 	})
 	river.ResumableStep(ctx, importStepFinish, nil, func(ctx context.Context) error {
+		if finished {
+			return nil
+		}
 		outcome = pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
 			if _, err := w.d.Ledger.LinkCustomer(ctx, tx, otid, job.Args.AppAccountToken, job.Args.CustomerID, ImportSource); err != nil {
 				return err
