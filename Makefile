@@ -27,3 +27,12 @@ demo: build ## run the demo against the simulator
 
 clean:
 	rm -f storesync
+
+.PHONY: bench-migrate
+
+bench-import: ## enqueue a generated 1,000,000-row CSV with `storesync import` (rows/s, peak RSS via /usr/bin/time -v)
+	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkImportCommandMillionRows' -benchtime 1x -count=1 -timeout 30m ./jobs/
+	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkImporterEnqueue' -benchtime 200000x -count=1 -timeout 30m ./jobs/
+
+bench-migrate: ## migrate 2,000 simulated subscribers with 1, 2 and 4 serve processes (% of Apple's limit, 429 share, call counts)
+	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkMigrateServeProcesses' -benchtime 1x -count=1 -timeout 60m ./jobs/

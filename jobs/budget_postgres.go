@@ -284,44 +284,50 @@ func (b *PostgresBudget) dispatch(bk *budgetBucket) {
 		if bk.stash > 0 && now.Sub(bk.stashAt) > stashTTL {
 			bk.stash = 0
 		}
-		if bk.stash > 0 {
-			b.mu.Unlock()
-			_ = bk.limiter.Wait(context.Background()) // rate > 0, burst 1: never fails
-			b.mu.Lock()
-			if time.Now().Before(bk.until) || bk.stash == 0 {
-				b.mu.Unlock() // a 429 arrived meanwhile and cleared the stash
-				continue
-			}
-			if w := bk.popLocked(); w != nil {
-				w.granted = true
-				close(w.ready)
-				bk.stash--
-			}
-			b.mu.Unlock()
-			continue
-		}
-		want := min(n, bk.lease)
+		stash := bk.stash
+		want := min(n, bk.lease) - stash
 		b.mu.Unlock()
 
-		granted, wait, err := b.lease(bk, want)
-		if err != nil {
-			b.logError("leasing rate budget", bk.key, err)
-			b.sleep(errDelay, bk.kick)
-			errDelay = min(2*errDelay, 2*time.Second)
+		// Lease the next batch while the last leased token is being handed
+		// out, so the database round trip overlaps the local spacing
+		// instead of adding to it.
+		if want > 0 && stash <= 1 {
+			granted, wait, err := b.lease(bk, want)
+			switch {
+			case err != nil:
+				b.logError("leasing rate budget", bk.key, err)
+				if stash == 0 {
+					b.sleep(errDelay, bk.kick)
+					errDelay = min(2*errDelay, 2*time.Second)
+					continue
+				}
+			case granted > 0:
+				errDelay = 100 * time.Millisecond
+				b.mu.Lock()
+				bk.stash += granted
+				bk.stashAt = time.Now()
+				b.mu.Unlock()
+			case stash == 0:
+				// Jitter desynchronises processes polling the same bucket.
+				d := min(wait, 250*time.Millisecond)
+				d += time.Duration(rand.Int64N(int64(d)/5 + 1))
+				b.sleep(d, bk.kick)
+				continue
+			}
+		}
+
+		_ = bk.limiter.Wait(context.Background()) // rate > 0, burst 1: never fails
+		b.mu.Lock()
+		if time.Now().Before(bk.until) || bk.stash == 0 {
+			b.mu.Unlock() // a 429 arrived meanwhile and cleared the stash
 			continue
 		}
-		errDelay = 100 * time.Millisecond
-		if granted > 0 {
-			b.mu.Lock()
-			bk.stash += granted
-			bk.stashAt = time.Now()
-			b.mu.Unlock()
-			continue
+		if w := bk.popLocked(); w != nil {
+			w.granted = true
+			close(w.ready)
+			bk.stash--
 		}
-		// Jitter desynchronises processes polling the same bucket.
-		d := min(wait, 250*time.Millisecond)
-		d += time.Duration(rand.Int64N(int64(d)/5 + 1))
-		b.sleep(d, bk.kick)
+		b.mu.Unlock()
 	}
 }
 

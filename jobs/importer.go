@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
@@ -223,12 +224,33 @@ func (im *Importer) store(ctx context.Context, runID int64, batch []ledger.Impor
 				CustomerID: r.CustomerID, RunID: runID,
 			}}
 		}
-		if _, err := im.opts.River.InsertManyTx(ctx, tx, params); err != nil {
-			return fmt.Errorf("inserting import jobs: %w", err)
-		}
-		return nil
+		return im.insertJobs(ctx, tx, params)
 	})
 	return fresh, err
+}
+
+// pgUniqueViolation is Postgres's SQLSTATE unique_violation.
+const pgUniqueViolation = "23505"
+
+// insertJobs inserts the jobs of new import rows. Every row is new, so no
+// job can exist for it unless one was inserted without its row (by hand,
+// or after import rows were deleted): the fast COPY insert is tried first,
+// inside a savepoint, and only when it hits such a unique conflict (COPY
+// fails the whole batch then) is the batch inserted again with
+// InsertManyTx, which skips the duplicates.
+func (im *Importer) insertJobs(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) error {
+	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		_, err := im.opts.River.InsertManyFastTx(ctx, sp, params)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgUniqueViolation {
+		_, err = im.opts.River.InsertManyTx(ctx, tx, params)
+	}
+	if err != nil {
+		return fmt.Errorf("inserting import jobs: %w", err)
+	}
+	return nil
 }
 
 // validateImportRow checks one row; reason is empty when it is valid.

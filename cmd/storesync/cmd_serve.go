@@ -19,7 +19,7 @@ func init() {
 	register(&command{
 		name:    "serve",
 		summary: "run the workers, periodic jobs, webhook, admin API, /metrics and /healthz",
-		usage: `storesync serve [--bulk-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--verbose]
+		usage: `storesync serve [--bulk-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--verbose]
 
 Works every job (imports, notifications, re-syncs, backfills, reconciliation)
 with River, runs the periodic jobs (only the elected leader enqueues them),
@@ -39,6 +39,10 @@ and returned to the queue without using an attempt.
                      and continues in a new run
   --rescue-after D   when a job whose process died is worked again (default 75s;
                      must exceed --job-timeout)
+  --no-schedules     enqueue no periodic jobs (nightly reconciliation, backfill
+                     sweep) from this process: for extra worker processes,
+                     e.g. during a migration; at least one process should
+                     keep them
   --verbose          log River's informational messages too`,
 		run: runServe,
 	})
@@ -49,6 +53,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	bulk := fset.Int("bulk-workers", 60, "")
 	stopTimeout := fset.Duration("stop-timeout", 20*time.Second, "")
 	verbose := fset.Bool("verbose", false, "")
+	noSchedules := fset.Bool("no-schedules", false, "")
 	jobTimeout := fset.Duration("job-timeout", 60*time.Second, "")
 	rescueAfter := fset.Duration("rescue-after", 75*time.Second, "")
 	rest, err := parseFlags(fset, args)
@@ -74,7 +79,11 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err := cfg.RequireAppStore(); err != nil {
 		return err
 	}
-	pool, err := openPoolSized(ctx, cfg, 40)
+	// Workers spend their time waiting for Apple, not for Postgres: a few
+	// connections serve dozens of them, and several processes must fit in
+	// the server's max_connections (pool_max_conns in DATABASE_URL
+	// overrides this).
+	pool, err := openPoolSized(ctx, cfg, 16)
 	if err != nil {
 		return err
 	}
@@ -88,10 +97,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		level = slog.LevelInfo
 	}
 	deps.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{
+	opts := jobs.ClientOptions{
 		Work: true, BulkWorkers: *bulk, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
 		JobTimeout: *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
-	})
+	}
+	if *noSchedules {
+		opts.ReconcileCron, opts.BackfillCron = "", ""
+	}
+	client, err := jobs.NewRiverClient(deps, opts)
 	if err != nil {
 		return err
 	}
