@@ -65,8 +65,11 @@ const (
 	DefaultReconcileSlice       = 40 * time.Second
 	// reconcileMaxSweep is Apple's notification-history look-back.
 	reconcileMaxSweep = 180 * 24 * time.Hour
-	// reconcileSweepPoll is how often a run waiting for its sweep looks.
-	reconcileSweepPoll = time.Second
+	// reconcileSweepPoll is how often a run waiting for its sweep looks;
+	// after reconcileSweepMaxWait it goes on without the unfinished windows
+	// (Apple down for an hour should not hold the whole night's checks).
+	reconcileSweepPoll    = 2 * time.Second
+	reconcileSweepMaxWait = time.Hour
 	// reconcileSliceGap is the snooze between slices: just long enough to
 	// let other maintenance jobs in.
 	reconcileSliceGap = 100 * time.Millisecond
@@ -84,8 +87,7 @@ type ReconcileSettings struct {
 	// (STORESYNC_RECONCILE_FULL_CYCLE). Default 7 days.
 	FullCycle time.Duration
 	// RecentWindow: subscriptions refunded, and conflicts found, within it
-	// are checked by every run (a refund may be reversed). Default
-	// FullCycle.
+	// are checked by every run (a refund may be reversed). Default 7 days.
 	RecentWindow time.Duration
 	// FirstSweep is how far back the very first run sweeps notification
 	// history (later runs start at the previous run). Default 24h.
@@ -107,7 +109,7 @@ func (d *Deps) reconcileSettings() ReconcileSettings {
 		s.FullCycle = DefaultReconcileFullCycle
 	}
 	if s.RecentWindow <= 0 {
-		s.RecentWindow = s.FullCycle
+		s.RecentWindow = 7 * 24 * time.Hour
 	}
 	if s.FirstSweep <= 0 {
 		s.FirstSweep = 24 * time.Hour
@@ -268,7 +270,13 @@ func (d *Deps) reconcileSlice(ctx context.Context, job *river.Job[ReconcileArgs]
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-15*time.Second).Before(deadline) {
 		deadline = dl.Add(-15 * time.Second)
 	}
-	r := &reconciler{d: d, s: s, run: run, deadline: deadline, covered: map[string]bool{}}
+	// Checks in flight when the slice ends may finish until hard; the job's
+	// own timeout comes 5s later.
+	hard := deadline.Add(30 * time.Second)
+	if dl, ok := ctx.Deadline(); ok && dl.Add(-5*time.Second).Before(hard) {
+		hard = dl.Add(-5 * time.Second)
+	}
+	r := &reconciler{d: d, s: s, run: run, deadline: deadline, hard: hard, covered: map[string]bool{}}
 	err = r.work(ctx)
 	if latest, lerr := d.Ledger.ReconcileRunByID(context.WithoutCancel(ctx), d.Pool, run.ID); lerr == nil {
 		run = latest
@@ -280,7 +288,8 @@ func (d *Deps) reconcileSlice(ctx context.Context, job *river.Job[ReconcileArgs]
 	case errors.Is(err, errSliceOver):
 		return run, river.JobSnooze(r.snooze)
 	}
-	out := appleOutcome(err, d.now())
+	// Retry-After is a wall-clock time, whatever clock Apple's data runs on.
+	out := appleOutcome(err, time.Now())
 	var snooze *rivertype.JobSnoozeError
 	if !errors.As(out, &snooze) && (isJobCancel(out) || job.Attempt >= job.MaxAttempts) {
 		// The run ends here: record why, so status shows it.
@@ -306,7 +315,8 @@ type reconciler struct {
 	d        *Deps
 	s        ReconcileSettings
 	run      *ledger.ReconcileRun
-	deadline time.Time
+	deadline time.Time // no new step after it
+	hard     time.Time // checks still in flight are abandoned at it
 	snooze   time.Duration
 
 	mu      sync.Mutex
@@ -414,6 +424,11 @@ func (r *reconciler) sweep(ctx context.Context) error {
 		switch job.State {
 		case rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
 		default:
+			if time.Since(r.run.StartedAt) > reconcileSweepMaxWait {
+				d.logger().Warn("reconcile: going on without an unfinished sweep window",
+					"run_key", r.run.Key, "backfill_job", id, "state", string(job.State))
+				continue
+			}
 			r.snooze = reconcileSweepPoll
 			return errSliceOver
 		}
@@ -476,9 +491,17 @@ func (r *reconciler) rolling(ctx context.Context) error {
 // the first answer covers the others instead of racing them to Apple.
 // capped reports that the call cap stopped it before every candidate was
 // checked. The first error stops it.
-func (r *reconciler) checkAll(ctx context.Context, cands []ledger.CheckCandidate) (capped bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
+func (r *reconciler) checkAll(parent context.Context, cands []ledger.CheckCandidate) (capped bool, err error) {
+	ctx, cancel := context.WithDeadline(parent, r.hard)
 	defer cancel()
+	defer func() {
+		// Cut short by the slice's end (Apple slow, the budget busy): what
+		// was checked is saved; the rest comes in the next slice.
+		if err != nil && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			r.snooze = reconcileSliceGap
+			err = errSliceOver
+		}
+	}()
 	var groups [][]ledger.CheckCandidate
 	index := map[string]int{}
 	for _, c := range cands {
@@ -494,8 +517,9 @@ func (r *reconciler) checkAll(ctx context.Context, cands []ledger.CheckCandidate
 	var once sync.Once
 	var first error
 	var cappedFlag atomic.Bool
+	var stopped atomic.Bool
 	for _, g := range groups {
-		if ctx.Err() != nil || cappedFlag.Load() {
+		if ctx.Err() != nil || cappedFlag.Load() || stopped.Load() {
 			break
 		}
 		sem <- struct{}{}
@@ -503,7 +527,7 @@ func (r *reconciler) checkAll(ctx context.Context, cands []ledger.CheckCandidate
 		go func(g []ledger.CheckCandidate) {
 			defer func() { <-sem; wg.Done() }()
 			for _, c := range g {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || stopped.Load() {
 					return
 				}
 				if r.isCovered(c.OriginalTransactionID) {
@@ -515,7 +539,9 @@ func (r *reconciler) checkAll(ctx context.Context, cands []ledger.CheckCandidate
 					return
 				}
 				if err := r.check(ctx, c); err != nil {
-					once.Do(func() { first = err; cancel() })
+					// Checks in flight finish (their calls are made and
+					// must be counted); nothing new starts.
+					once.Do(func() { first = err; stopped.Store(true) })
 					return
 				}
 			}
@@ -580,12 +606,14 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		env  appstore.Environment
 	}
 	a, err := retryTransient(ctx, d, func(ctx context.Context) (answer, error) {
-		calls++
 		resp, env, err := client.GetAllSubscriptionStatuses(appstore.WithPriority(ctx, appstore.PriorityBulk), c.OriginalTransactionID)
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			calls++ // a request Apple saw (one cut short by our deadline mostly was not)
+		}
 		d.Metrics.appleCall(appstore.EndpointStatuses, err)
 		return answer{resp, env}, err
 	})
-	r.spent(calls - 1)
+	r.spent(calls - 1) // one was reserved
 	var facts ledger.Facts
 	if err == nil {
 		facts, err = d.statusFacts(a.resp, a.env)
@@ -595,13 +623,17 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 			// Apple cannot answer for it (unknown id, unverifiable answer):
 			// checked, and counted as failed; retrying would not help.
 			d.logger().Warn("reconcile: check failed", "original_transaction_id", c.OriginalTransactionID, "error", err.Error())
-			return pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+			err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 				n, err := d.Ledger.MarkChecked(ctx, tx, r.run.StartedAt, []string{c.OriginalTransactionID})
 				if err != nil {
 					return err
 				}
 				return d.Ledger.CountCheck(ctx, tx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n, Calls: calls, Failed: true})
 			})
+			if err != nil {
+				_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
+			}
+			return err
 		}
 		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
 		return err
@@ -706,6 +738,8 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 			Calls: calls, Repaired: len(repairedSubs) > 0})
 	})
 	if err != nil {
+		// Nothing of the check was stored; its calls still count.
+		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
 		return fmt.Errorf("reconcile: checking %s: %w", c.OriginalTransactionID, err)
 	}
 	if len(history) == 0 {
@@ -747,7 +781,7 @@ func (r *reconciler) pageHistory(ctx context.Context, c ledger.CheckCandidate, i
 		}
 		waiting = append(waiting, w.driftIDs...)
 	}
-	return pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		if err := d.Ledger.MarkDriftRepaired(ctx, tx, waiting); err != nil {
 			return err
 		}
@@ -758,6 +792,10 @@ func (r *reconciler) pageHistory(ctx context.Context, c ledger.CheckCandidate, i
 		return d.Ledger.CountCheck(ctx, tx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n,
 			Calls: calls, Repaired: len(waiting) > 0 || repairedAny})
 	})
+	if err != nil {
+		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
+	}
+	return err
 }
 
 // appleViews indexes a statuses answer's facts by subscription.

@@ -486,3 +486,49 @@ func TestDiffSubscriptionClassifiesEveryField(t *testing.T) {
 		}
 	}
 }
+
+// Apple answers 5xx, retryable 404s and 429s: checks retry in the job,
+// the run snoozes until Retry-After without failing, finds no drift and
+// counts every request Apple saw.
+func TestReconcileSurvivesAppleFaults(t *testing.T) {
+	t.Parallel()
+	h := reconcileHarness(t, 60, ReconcileSettings{FullCycle: 24 * time.Hour, BatchSize: 8})
+	ctx := context.Background()
+	calls := func() int64 {
+		return appleRequests(h.sim, appstore.EndpointStatuses) + appleRequests(h.sim, appstore.EndpointHistory) +
+			appleRequests(h.sim, appstore.EndpointNotificationHistory)
+	}
+	before := calls()
+	if err := h.sim.SetFaults(appstoretest.Faults{RetryableErrorShare: 0.15, Retryable404Share: 0.05,
+		Endpoints: []appstore.Endpoint{appstore.EndpointStatuses}}); err != nil {
+		t.Fatal(err)
+	}
+	// Apple's limit far below what the job's budget allows: 429s.
+	if err := h.sim.SetRateLimit(appstore.Production, appstore.EndpointStatuses, 10); err != nil {
+		t.Fatal(err)
+	}
+	run := reconcileNow(t, h, "manual faults", 0)
+	var subs int64
+	if err := h.pool.QueryRow(ctx, "SELECT count(*) FROM subscriptions").Scan(&subs); err != nil {
+		t.Fatal(err)
+	}
+	if run.DriftedSubscriptions != 0 || run.Failed != 0 || run.CheckedTotal() != subs {
+		t.Fatalf("run under faults: %+v (of %d subscriptions)", run, subs)
+	}
+	seen := calls() - before
+	if run.CallsUsed != seen {
+		t.Fatalf("calls used %d, Apple saw %d", run.CallsUsed, seen)
+	}
+	st := h.sim.Stats()
+	if st.Endpoint(appstore.Production, appstore.EndpointStatuses).RateLimited == 0 {
+		t.Fatal("Apple answered no 429: the test proves nothing")
+	}
+	var snoozes int
+	if err := h.pool.QueryRow(ctx, `SELECT COALESCE((metadata->>'snoozes')::int, 0) FROM river_job WHERE kind = 'reconcile'`).Scan(&snoozes); err != nil {
+		t.Fatal(err)
+	}
+	if snoozes == 0 {
+		t.Fatal("the run never snoozed")
+	}
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.sim.Truth())
+}
