@@ -22,9 +22,12 @@ import (
 // often (and by whichever run) it is imported.
 type ImportArgs struct {
 	OriginalTransactionID string `json:"original_transaction_id" river:"unique"`
-	// AppAccountToken and CustomerID are the import row's (may be empty):
-	// linked to the subscription, a disagreement with Apple recorded as a
-	// conflict.
+	// AppAccountToken and CustomerID are linked to the subscription (a
+	// disagreement with Apple is recorded as a conflict). The job takes
+	// them from its import row when there is one: the Importer leaves them
+	// empty here, since River indexes every key and value of the args
+	// (GIN), which made them a third of the cost of enqueueing. A job
+	// inserted without an import row passes them here.
 	AppAccountToken string `json:"app_account_token,omitempty"`
 	CustomerID      string `json:"customer_id,omitempty"`
 	// RunID is the import run that enqueued the job.
@@ -121,6 +124,10 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 	// early return would leave River looking for the step it checkpointed
 	// ("resumable step not found") and retrying the job forever.
 	finished := row != nil && row.State != ledger.ImportPending
+	token, customer := job.Args.AppAccountToken, job.Args.CustomerID
+	if row != nil {
+		token, customer = row.AppAccountToken, row.CustomerID
+	}
 
 	river.ResumableStep(ctx, importStepStatuses, nil, func(ctx context.Context) error {
 		if finished {
@@ -141,7 +148,7 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 			return nil
 		}
 		outcome = pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
-			if _, err := w.d.Ledger.LinkCustomer(ctx, tx, otid, job.Args.AppAccountToken, job.Args.CustomerID, ImportSource); err != nil {
+			if _, err := w.d.Ledger.LinkCustomer(ctx, tx, otid, token, customer, ImportSource); err != nil {
 				return err
 			}
 			return w.d.Ledger.MarkImportRowDone(ctx, tx, otid)
@@ -159,10 +166,14 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs], row *ledger.ImportRowState) error {
 	d := w.d
 	otid := job.Args.OriginalTransactionID
-	if row != nil && row.StatusesFetchedAt != nil {
-		return nil
+	key := ""
+	if row != nil {
+		if row.StatusesFetchedAt != nil {
+			return nil
+		}
+		key = importAccountKey(row.AppAccountToken, row.CustomerID)
 	}
-	if key := importAccountKey(job.Args); key != "" && row != nil {
+	if key != "" {
 		holder := strconv.FormatInt(job.ID, 10)
 		ok, err := d.Ledger.AcquireImportAccountLease(ctx, d.Pool, key, holder, accountLeaseTTL)
 		if err != nil {
@@ -200,12 +211,12 @@ func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs],
 
 // importAccountKey groups the rows of one Apple account before Apple says
 // which they are: the company's customer id, else the appAccountToken.
-func importAccountKey(a ImportArgs) string {
+func importAccountKey(token, customer string) string {
 	switch {
-	case a.CustomerID != "":
-		return "customer:" + a.CustomerID
-	case a.AppAccountToken != "":
-		return "token:" + strings.ToLower(a.AppAccountToken)
+	case customer != "":
+		return "customer:" + customer
+	case token != "":
+		return "token:" + strings.ToLower(token)
 	}
 	return ""
 }

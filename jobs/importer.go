@@ -219,10 +219,8 @@ func (im *Importer) store(ctx context.Context, runID int64, batch []ledger.Impor
 		}
 		params := make([]river.InsertManyParams, len(rows))
 		for i, r := range rows {
-			params[i] = river.InsertManyParams{Args: ImportArgs{
-				OriginalTransactionID: r.OriginalTransactionID, AppAccountToken: r.AppAccountToken,
-				CustomerID: r.CustomerID, RunID: runID,
-			}}
+			// The row keeps the token and customer id; see ImportArgs.
+			params[i] = river.InsertManyParams{Args: ImportArgs{OriginalTransactionID: r.OriginalTransactionID, RunID: runID}}
 		}
 		return im.insertJobs(ctx, tx, params)
 	})
