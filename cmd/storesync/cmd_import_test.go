@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/storesync/storesync/appstore/appstoretest"
 	"github.com/storesync/storesync/migrations/migrationstest"
@@ -126,5 +127,37 @@ func TestImportEnqueuesOnceAndWritesRejects(t *testing.T) {
 	code, stdout, _ = runCLI(t, env, "import", file, "--wait")
 	if code != 0 || !strings.Contains(stdout, "0 enqueued") || !strings.Contains(stdout, "nothing new to import") {
 		t.Fatalf("re-import: code %d\n%s", code, stdout)
+	}
+}
+
+// Ctrl-C while following stops following, not the import: the rows stay
+// pending for serve to work.
+func TestImportWaitInterruptedStopsFollowingOnly(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": migrationstest.NewDatabaseURL(t)}
+	file := filepath.Join(t.TempDir(), "subs.csv")
+	if err := os.WriteFile(file, []byte("2000000000000001\n2000000000000002\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	c := &cli{stdin: strings.NewReader(""), stdout: out, stderr: out, getenv: func(k string) string { return env[k] }}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, c, []string{"import", file, "--wait"}) }()
+	for !strings.Contains(out.String(), "2 enqueued") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel() // no serve process runs: without the interrupt this would wait forever
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(out.String(), "stopped following import run 1 (0 of 2 rows finished); the import goes on") {
+			t.Fatalf("code %d:\n%s", code, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("import --wait ignored the interrupt:\n%s", out.String())
+	}
+	code, stdout, _ := runCLI(t, env, "status")
+	if code != 0 || !strings.Contains(stdout, "migrating") {
+		t.Fatalf("status after the interrupt: %d\n%s", code, stdout)
 	}
 }
