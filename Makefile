@@ -36,3 +36,7 @@ bench-import: ## enqueue a generated 1,000,000-row CSV with `storesync import` (
 
 bench-migrate: ## migrate 2,000 simulated subscribers with 1, 2 and 4 serve processes (% of Apple's limit, 429 share, call counts)
 	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkMigrateServeProcesses' -benchtime 1x -count=1 -timeout 60m ./jobs/
+
+.PHONY: chaos
+chaos: ## the chaos run: 3 serve processes, SIGKILLs, a Postgres restart, 5xx and a 429 storm, webhooks throughout
+	$(GO) test -tags chaos -run TestChaos -count=1 -timeout 20m -v ./cmd/storesync/
