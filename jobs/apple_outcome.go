@@ -16,7 +16,12 @@ import (
 //   - transient (5xx, retryable 404s, network): the error, so River retries;
 //   - permanent (other API errors, payloads that fail verification): cancel,
 //     so a bad id is not retried 10 times.
-func appleOutcome(err error, now time.Time) error {
+//
+// Retry-After is Apple's wall-clock time, so it is measured against
+// time.Now, never Deps.Now (which is the simulator's clock in tests and the
+// demo).
+func appleOutcome(err error) error {
+	now := time.Now()
 	if err == nil {
 		return nil
 	}

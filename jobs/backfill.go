@@ -248,7 +248,7 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 			if isPermanentAppleError(err) || isJobCancel(err) {
 				_ = d.Ledger.FailBackfillWindow(ctx, d.Pool, win.ID, err.Error())
 			}
-			return win, appleOutcome(err, d.now())
+			return win, appleOutcome(err)
 		}
 		next := ""
 		if page.HasMore {

@@ -285,7 +285,7 @@ func (w *ImportWorker) outcome(ctx context.Context, job *river.Job[ImportArgs], 
 		return river.JobSnooze(0)
 	}
 	// Retry-After is a wall-clock instant, whatever clock Deps.Now is.
-	out := appleOutcome(err, time.Now())
+	out := appleOutcome(err)
 	var snooze *river.JobSnoozeError
 	var cancel *river.JobCancelError
 	if !errors.As(out, &snooze) && !errors.As(out, &cancel) && job.Attempt >= job.MaxAttempts {

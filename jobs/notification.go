@@ -164,7 +164,7 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 		ctx := appstore.WithPriority(ctx, appstore.PriorityInteractive)
 		changes, _, err := d.syncStatuses(ctx, refreshOTID)
 		if err != nil {
-			return res, appleOutcome(fmt.Errorf("refreshing %s: %w", refreshOTID, err), d.now())
+			return res, appleOutcome(fmt.Errorf("refreshing %s: %w", refreshOTID, err))
 		}
 		res.Refreshed = true
 		for _, c := range changes {

@@ -289,7 +289,7 @@ func (d *Deps) reconcileSlice(ctx context.Context, job *river.Job[ReconcileArgs]
 		return run, river.JobSnooze(r.snooze)
 	}
 	// Retry-After is a wall-clock time, whatever clock Apple's data runs on.
-	out := appleOutcome(err, time.Now())
+	out := appleOutcome(err)
 	var snooze *rivertype.JobSnoozeError
 	if !errors.As(out, &snooze) && (isJobCancel(out) || job.Attempt >= job.MaxAttempts) {
 		// The run ends here: record why, so status shows it.

@@ -164,7 +164,7 @@ func (d *Deps) resync(ctx context.Context, target ResyncTarget) (*ResyncResult, 
 				done[id] = true
 				continue
 			}
-			return res, appleOutcome(err, d.now())
+			return res, appleOutcome(err)
 		}
 		for _, c := range covered {
 			if _, ok := before[c]; !ok && !done[c] && !containsString(ids, c) {
