@@ -219,3 +219,49 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// The shared bucket's arithmetic holds under contention: callers that
+// wait for the bucket's row lock never count the same refill twice.
+func TestBudgetLeaseFunctionNeverOvergrantsUnderContention(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	const rate, capacity = 40.0, 5.0
+	ctx := context.Background()
+	lease := func() (int64, error) {
+		var n int64
+		err := pool.QueryRow(ctx, `SELECT granted FROM storesync_budget_lease('app', 'Production', 'history', $1, $2, 1)`,
+			rate, capacity).Scan(&n)
+		return n, err
+	}
+	if _, err := lease(); err != nil { // creates the bucket, full
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Since(start) < 1500*time.Millisecond {
+				n, err := lease()
+				if err != nil {
+					errs <- err
+					return
+				}
+				total.Add(n)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start).Seconds()
+	// At most what was left after the first lease plus the refill since.
+	if upper := int64(capacity + rate*elapsed); total.Load() > upper {
+		t.Fatalf("16 concurrent callers were granted %d tokens in %.2fs; the bucket allows at most %d", total.Load(), elapsed, upper)
+	}
+}

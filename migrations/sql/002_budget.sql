@@ -40,19 +40,24 @@ CREATE FUNCTION storesync_budget_lease(p_app text, p_env text, p_endpoint text, 
 LANGUAGE plpgsql AS $$
 DECLARE
     b     apple_budget%ROWTYPE;
-    t     timestamptz := clock_timestamp();
+    t     timestamptz;
     avail double precision;
 BEGIN
     INSERT INTO apple_budget (app, environment, endpoint, rate, capacity, tokens, refilled_at)
-    VALUES (p_app, p_env, p_endpoint, p_rate, p_capacity, p_capacity, t)
+    VALUES (p_app, p_env, p_endpoint, p_rate, p_capacity, p_capacity, clock_timestamp())
     ON CONFLICT DO NOTHING;
     SELECT * INTO b FROM apple_budget
     WHERE app = p_app AND environment = p_env AND endpoint = p_endpoint FOR UPDATE;
+    -- The time is read once the row is ours, and refilled_at never moves
+    -- back: a caller that waited for the lock must not count the same
+    -- refill twice.
+    t := clock_timestamp();
     IF b.throttled_until > t THEN
         granted := 0;
         wait_seconds := extract(epoch FROM b.throttled_until - t);
         RETURN;
     END IF;
+    t := greatest(t, b.refilled_at);
     avail := least(p_capacity, b.tokens + p_rate * greatest(0, extract(epoch FROM t - b.refilled_at)));
     granted := greatest(0, least(p_want, floor(avail)))::integer;
     UPDATE apple_budget SET tokens = avail - granted, refilled_at = t, rate = p_rate, capacity = p_capacity
