@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -187,6 +188,18 @@ func TestWebhookDuplicateIsANoOp(t *testing.T) {
 	}
 	if got := counterValue(e.deps.Metrics.WebhookAnswers.WithLabelValues(webhookDuplicate)); got != 8 {
 		t.Fatalf("duplicates counted %v, want 8", got)
+	}
+	resp, err := http.Get(e.server.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`storesync_webhook_answers_total{outcome="duplicate"} 8`, `storesync_webhook_answers_total{outcome="stored"} 1`,
+		"storesync_webhook_seconds_bucket", "storesync_webhook_batch_size_bucket"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics (%d) lacks %q", resp.StatusCode, want)
+		}
 	}
 }
 
