@@ -26,13 +26,20 @@ type ClientOptions struct {
 	ReconcileCron string
 	BackfillCron  string
 	// JobTimeout bounds one job run; RescueStuckJobsAfter is when a job
-	// whose process died is worked again. Defaults 60s and 75s, so orphans
-	// of a killed process run again within 90s.
+	// whose process died is worked again. Defaults 45s and 55s: River's
+	// rescuer runs every 30s, so orphans of a killed process run again
+	// within 85s (the goal is 90s).
 	JobTimeout           time.Duration
 	RescueStuckJobsAfter time.Duration
 	// ID names this client in River's tables (default: River's).
 	ID string
 }
+
+// Defaults of ClientOptions.JobTimeout and RescueStuckJobsAfter.
+const (
+	DefaultJobTimeout           = 45 * time.Second
+	DefaultRescueStuckJobsAfter = 55 * time.Second
+)
 
 // workerRegistrations and periodicRegistrations are filled by each job's
 // init, so a job lives in one file with its args, worker and schedule.
@@ -58,8 +65,8 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 	cfg := &river.Config{
 		ID:                   opts.ID,
 		Logger:               deps.logger(),
-		JobTimeout:           orDuration(opts.JobTimeout, 60*time.Second),
-		RescueStuckJobsAfter: orDuration(opts.RescueStuckJobsAfter, 75*time.Second),
+		JobTimeout:           orDuration(opts.JobTimeout, DefaultJobTimeout),
+		RescueStuckJobsAfter: orDuration(opts.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter),
 		MaxAttempts:          10,
 		// Jobs are short and checkpointed; a fetch every 100 ms keeps the
 		// bulk queue fed without hammering Postgres.

@@ -62,7 +62,7 @@ const (
 	DefaultReconcileShare       = 0.25
 	DefaultReconcileConcurrency = 8
 	DefaultReconcileBatch       = 32
-	DefaultReconcileSlice       = 40 * time.Second
+	DefaultReconcileSlice       = 30 * time.Second
 	// reconcileMaxSweep is Apple's notification-history look-back.
 	reconcileMaxSweep = 180 * 24 * time.Hour
 	// reconcileSweepPoll is how often a run waiting for its sweep looks;

@@ -35,9 +35,9 @@ and returned to the queue without using an attempt.
 
   --bulk-workers N   concurrent bulk jobs (imports) in this process (default 60)
   --stop-timeout D   how long jobs in flight may take to finish on stop (default 20s)
-  --job-timeout D    longest run of one job (default 60s); long work checkpoints
+  --job-timeout D    longest run of one job (default 45s); long work checkpoints
                      and continues in a new run
-  --rescue-after D   when a job whose process died is worked again (default 75s;
+  --rescue-after D   when a job whose process died is worked again (default 55s;
                      must exceed --job-timeout)
   --no-schedules     enqueue no periodic jobs (nightly reconciliation, backfill
                      sweep) from this process: for extra worker processes,
@@ -54,8 +54,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	stopTimeout := fset.Duration("stop-timeout", 20*time.Second, "")
 	verbose := fset.Bool("verbose", false, "")
 	noSchedules := fset.Bool("no-schedules", false, "")
-	jobTimeout := fset.Duration("job-timeout", 60*time.Second, "")
-	rescueAfter := fset.Duration("rescue-after", 75*time.Second, "")
+	jobTimeout := fset.Duration("job-timeout", jobs.DefaultJobTimeout, "")
+	rescueAfter := fset.Duration("rescue-after", jobs.DefaultRescueStuckJobsAfter, "")
 	rest, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -92,6 +92,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	deps.Settings.Reconcile = reconcileSettings(cfg) // the nightly run's cap and cycle
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
