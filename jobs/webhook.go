@@ -42,7 +42,8 @@ const (
 // transaction, answering 200 only after the commit.
 type webhook struct {
 	deps     *Deps
-	verifier map[appstore.Environment]*appstore.Verifier
+	verifier map[appstore.Environment]*appstore.Verifier // Production and Sandbox
+	primary  appstore.Environment                        // the configured one, tried first
 	ingest   *ingester
 }
 
@@ -53,6 +54,10 @@ func newWebhook(d *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) *webhoo
 		maxBatch:  orInt(opts.IngestMaxBatch, 128),
 		maxQueue:  orInt(opts.IngestMaxQueue, 20000),
 	}}
+	h.primary = appstore.Production
+	if d.Verifier != nil && d.Verifier.Environment() == appstore.Sandbox {
+		h.primary = appstore.Sandbox
+	}
 	if d.Verifier != nil {
 		// Both environments, always: App Review buys in the sandbox against
 		// the production server. One verifier each, sharing the chain cache.
@@ -87,7 +92,10 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookTooLarge, "", nil)
 		return webhookTooLarge, http.StatusRequestEntityTooLarge
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxWebhookBody+1))
+	var buf bytes.Buffer
+	buf.Grow(int(max(r.ContentLength, 0)) + bytes.MinRead) // one allocation for Apple's bodies
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, MaxWebhookBody+1))
+	body := buf.Bytes()
 	if err != nil {
 		h.reject(r, webhookMalformed, "", err)
 		return webhookMalformed, http.StatusBadRequest
@@ -105,23 +113,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.deps.logger().Error("webhook: no verifier configured; answering 500 so Apple retries")
 		return webhookError, http.StatusInternalServerError
 	}
-	// The claimed environment only picks the verifier, which then rejects
-	// a false claim. Xcode and LocalTesting are never accepted here: their
-	// data is not signed, so accepting them would accept forgeries.
-	env, err := appstore.PeekNotificationEnvironment(signed)
-	if err != nil {
-		h.deps.Metrics.verifyFailure(err)
-		h.reject(r, webhookMalformed, "", err)
-		return webhookMalformed, http.StatusBadRequest
-	}
-	v := h.verifier[env]
-	if v == nil {
-		err := &appstore.VerificationError{Status: appstore.InvalidEnvironment, Reason: "environment " + string(env) + " is not accepted by the webhook"}
-		h.deps.Metrics.verifyFailure(err)
-		h.reject(r, webhookUnverified, "", err)
-		return webhookUnverified, http.StatusBadRequest
-	}
-	vn, err := v.VerifyNotificationDeep(signed)
+	env, vn, err := h.verify(signed)
 	if err != nil {
 		var verr *appstore.VerificationError
 		if !errors.As(err, &verr) {
@@ -181,14 +173,35 @@ func signedPayloadOf(body []byte) (string, error) {
 	return req.SignedPayload, nil
 }
 
-// isJWSText reports whether b holds only base64url characters and dots.
+// isJWSText reports whether b can be taken as the JSON string's value
+// as is: no quote or escape. (Any other byte a JWS cannot hold makes its
+// verification fail.)
 func isJWSText(b []byte) bool {
-	for _, c := range b {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return false
-		}
+	return bytes.IndexByte(b, '"') < 0 && bytes.IndexByte(b, '\\') < 0
+}
+
+// verify verifies a notification and its inner signed fields with the
+// verifier of the configured environment, then, if the payload claims the
+// other one, with that one: Production and Sandbox are both accepted (App
+// Review buys in the sandbox against production servers), each recorded
+// under its own environment. Xcode and LocalTesting are never tried: their
+// data is unsigned, so accepting them would accept forgeries. Trying the
+// usual environment first avoids decoding every payload once more just to
+// read its claim.
+func (h *webhook) verify(signed string) (appstore.Environment, *appstore.VerifiedNotification, error) {
+	vn, err := h.verifier[h.primary].VerifyNotificationDeep(signed)
+	if appstore.StatusOf(err) != appstore.InvalidEnvironment {
+		return h.primary, vn, err
 	}
-	return true
+	other := appstore.Sandbox
+	if h.primary == appstore.Sandbox {
+		other = appstore.Production
+	}
+	if claimed, perr := appstore.PeekNotificationEnvironment(signed); perr != nil || claimed != other {
+		return h.primary, nil, err
+	}
+	vn, err = h.verifier[other].VerifyNotificationDeep(signed)
+	return other, vn, err
 }
 
 // reject logs why a request was not stored: never the payload, only the
