@@ -201,12 +201,45 @@ func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs],
 	}
 	ids := make([]string, 0, len(changes)+1)
 	ids = append(ids, otid)
+	var siblings []string
 	for _, c := range changes {
 		if c.After != nil && c.After.OriginalTransactionID != otid {
 			ids = append(ids, c.After.OriginalTransactionID)
+			if c.After.HistoryRevision == "" {
+				siblings = append(siblings, c.After.OriginalTransactionID)
+			}
 		}
 	}
-	return d.Ledger.MarkStatusesFetched(ctx, d.Pool, ids)
+	if err := d.Ledger.MarkStatusesFetched(ctx, d.Pool, ids); err != nil {
+		return err
+	}
+	return w.importSiblings(ctx, job, siblings)
+}
+
+// importSiblings enqueues the full import of the account's other
+// subscriptions that Apple's statuses answer just put in the ledger with
+// only their latest transaction, unless the file imports them itself: the
+// ledger never keeps a partial history. The jobs are unique by
+// originalTransactionId, so concurrent discoveries enqueue one.
+func (w *ImportWorker) importSiblings(ctx context.Context, job *river.Job[ImportArgs], siblings []string) error {
+	if len(siblings) == 0 {
+		return nil
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	params := make([]river.InsertManyParams, 0, len(siblings))
+	for _, sib := range siblings {
+		if _, err := w.d.Ledger.ImportRowOf(ctx, w.d.Pool, sib); err == nil {
+			continue // the file has its own row and job
+		} else if !errors.Is(err, ledger.ErrNotFound) {
+			return err
+		}
+		params = append(params, river.InsertManyParams{Args: ImportArgs{OriginalTransactionID: sib, RunID: job.Args.RunID}})
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	_, err := client.InsertMany(ctx, params)
+	return err
 }
 
 // importAccountKey groups the rows of one Apple account before Apple says

@@ -333,3 +333,45 @@ func TestImportHistoryResumesAtCheckpoint(t *testing.T) {
 		t.Fatalf("job attempts %d (%v): want a failed run and a resumed one", attempt, err)
 	}
 }
+
+// TestImportBringsInTheAccountsOtherSubscriptions imports one subscription
+// per Apple account: the statuses answer names the account's others, and
+// each of them must end with its full history too, never a partial one.
+func TestImportBringsInTheAccountsOtherSubscriptions(t *testing.T) {
+	t.Parallel()
+	h := startImportHarness(t, appstoretest.Options{Seed: 3, Subscribers: 120, DisableRateLimits: true}, Settings{})
+	truths := h.sim.Truth()
+	seen := map[string]bool{}
+	var listed []appstoretest.SubscriptionTruth
+	siblings := 0
+	for _, tr := range truths {
+		if seen[tr.AccountID] {
+			siblings++
+			continue
+		}
+		seen[tr.AccountID] = true
+		listed = append(listed, tr)
+	}
+	if siblings == 0 {
+		t.Fatal("seed 3 has no account with two subscriptions: pick another seed")
+	}
+	run, _, _ := h.importCSV(t, truthCSV(listed, nil))
+	h.waitRun(t, run, time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var pending int64
+		if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'import'
+			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d import jobs still pending", pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, truths)
+	t.Logf("%d subscriptions listed, %d more found through their accounts", len(listed), siblings)
+}
