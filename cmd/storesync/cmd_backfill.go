@@ -71,16 +71,11 @@ func runBackfill(ctx context.Context, c *cli, args []string) error {
 	if cfg.SandboxFallback && cfg.Environment == appstore.Production {
 		envs = append(envs, appstore.Sandbox)
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, deps, client, err := openQueue(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
-	if err != nil {
-		return err
-	}
 	rows, notes, err := jobs.EnqueueBackfill(ctx, client, jobs.BackfillRequest{
 		Environments: envs, Since: since, Until: until, OnlyFailures: *onlyFailures, Now: now,
 	})

@@ -75,16 +75,11 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, deps, client, err := openQueue(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
-	if err != nil {
-		return err
-	}
 
 	run, err := deps.Ledger.CreateImportRun(ctx, pool, source)
 	if err != nil {

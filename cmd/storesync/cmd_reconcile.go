@@ -52,16 +52,11 @@ func runReconcile(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, deps, client, err := openQueue(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
-	if err != nil {
-		return err
-	}
 	args0 := jobs.ReconcileArgs{RunKey: jobs.ManualRunKey(time.Now()), CallCap: reconcileCallCap(cfg), FullCycle: cfg.ReconcileFullCycle}
 	res, err := client.Insert(ctx, args0, nil)
 	if err != nil {

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/config"
@@ -130,4 +132,21 @@ func buildDeps(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*jo
 		Pool: pool, Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
 		Logger: slog.Default(), Metrics: metrics,
 	}, nil
+}
+
+// openQueue connects to the database and returns an insert-only River
+// client, for commands that enqueue work for `serve` to do (import,
+// backfill, reconcile). The caller closes the pool.
+func openQueue(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, *jobs.Deps, *river.Client[pgx.Tx], error) {
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
+	if err != nil {
+		pool.Close()
+		return nil, nil, nil, err
+	}
+	return pool, deps, client, nil
 }
