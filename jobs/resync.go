@@ -205,18 +205,27 @@ func (d *Deps) resync(ctx context.Context, target ResyncTarget) (*ResyncResult, 
 
 // resolveTarget returns the originalTransactionIds of a target.
 func (d *Deps) resolveTarget(ctx context.Context, t ResyncTarget) ([]string, error) {
+	ids, err := ResyncTargetIDs(ctx, d.Ledger, t)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, river.JobCancel(fmt.Errorf("no subscription in the ledger has %s: re-sync by originalTransactionId instead", t))
+	}
+	return ids, err
+}
+
+// ResyncTargetIDs returns the subscriptions a re-sync target names: the
+// originalTransactionId itself (known to the ledger or not: Apple is asked
+// anyway), or every subscription the ledger links to the appAccountToken or
+// customer id — ledger.ErrNotFound when there is none.
+func ResyncTargetIDs(ctx context.Context, l *ledger.Ledger, t ResyncTarget) ([]string, error) {
 	if t.OriginalTransactionID != "" {
 		return []string{t.OriginalTransactionID}, nil
 	}
 	var subs []*ledger.Subscription
 	var err error
 	if t.AppAccountToken != "" {
-		subs, err = d.Ledger.SubscriptionsByAppAccountToken(ctx, t.AppAccountToken)
+		subs, err = l.SubscriptionsByAppAccountToken(ctx, t.AppAccountToken)
 	} else {
-		subs, err = d.Ledger.SubscriptionsByCustomerID(ctx, t.CustomerID)
-	}
-	if errors.Is(err, ledger.ErrNotFound) {
-		return nil, river.JobCancel(fmt.Errorf("no subscription in the ledger has %s: re-sync by originalTransactionId instead", t))
+		subs, err = l.SubscriptionsByCustomerID(ctx, t.CustomerID)
 	}
 	if err != nil {
 		return nil, err

@@ -267,6 +267,9 @@ func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 	if err != nil {
 		return err
 	}
+	if err := d.deps.Ledger.FinishImportRun(ctx, d.pool, runID, counts); err != nil {
+		return err
+	}
 	d.logf("1/4 migration: %d subscriptions enqueued (one import job each)", counts.Enqueued)
 	start := time.Now()
 	for {

@@ -58,13 +58,16 @@ func runResync(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, deps, client, err := openQueue(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	client, err := jobs.NewRiverClient(&jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}, jobs.ClientOptions{})
-	if err != nil {
+	// An unknown customer is bad input: say so now rather than enqueue a
+	// job that can only be cancelled.
+	if _, err := jobs.ResyncTargetIDs(ctx, deps.Ledger, target); errors.Is(err, ledger.ErrNotFound) {
+		return fmt.Errorf("not found: no subscription in the ledger has %s; re-sync by --original-transaction-id, or import the customer first", target)
+	} else if err != nil {
 		return err
 	}
 	st, err := jobs.EnqueueResync(ctx, client, target)
