@@ -69,7 +69,8 @@ func TestResyncWaitPrintsChanges(t *testing.T) {
 		t.Fatalf("resync with nothing to repair: code %d\n%s%s", code, stdout, stderr)
 	}
 	code, _, stderr = runCLI(t, env, "resync", "--customer-id", "nobody", "--wait")
-	if code != 1 || !strings.Contains(stderr, "cancelled") || !strings.Contains(stderr, "no subscription in the ledger has customerId nobody") {
+	// Refused before anything is enqueued.
+	if code != 1 || !strings.Contains(stderr, "not found: no subscription in the ledger has customerId nobody") {
 		t.Fatalf("unknown customer: code %d, stderr %q", code, stderr)
 	}
 }
