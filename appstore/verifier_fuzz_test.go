@@ -11,10 +11,11 @@ import (
 // three ways: as a compact JWS (verified by a Sandbox verifier trusting the
 // test CA and by a LocalTesting one, which skips the signature); as a
 // notification payload (the fast JSON reader must agree with encoding/json
-// whenever it accepts, for the payload and for a JWS header); and as a
-// payload signed with the test leaf, so the fuzzer reaches the checks after
-// the signature. Nothing may panic, every failure must be a
-// *VerificationError, and success must return a payload.
+// whenever it accepts, for the payload, for a JWS header and for the ids
+// PeekTransactionIDs reads); and as a payload signed with the test leaf, so
+// the fuzzer reaches the checks after the signature. Nothing may panic,
+// every failure must be a *VerificationError, and success must return a
+// payload.
 //
 // Run: go test -run XXX -fuzz FuzzVerifyNotification -fuzztime 60s ./appstore/
 func FuzzVerifyNotification(f *testing.F) {
@@ -47,10 +48,14 @@ func FuzzVerifyNotification(f *testing.F) {
 			checkOutcome(t, in, v)
 		}
 		_, _ = PeekNotificationEnvironment(in)
+		if otid, tid, err := PeekTransactionIDs(in); err != nil && (otid != "" || tid != "" || StatusOf(err) != VerificationFailure) {
+			t.Fatalf("PeekTransactionIDs(%q): %q %q %v", in, otid, tid, err)
+		}
 
 		// As JSON: the fast readers against encoding/json.
 		compareDecoders(t, []byte(in))
 		compareHeaderDecoders(t, []byte(in))
+		compareTransactionIDDecoders(t, []byte(in))
 
 		// As a payload with a valid signature.
 		if len(in) < 4096 && isJSONObject([]byte(in)) {
