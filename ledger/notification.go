@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/storesync/storesync/appstore"
 )
 
@@ -34,34 +36,70 @@ type Notification struct {
 
 // RecordNotification stores n unless a notification with the same UUID is
 // already stored; it reports whether n was new. Pass a transaction to store
-// it atomically with the job that processes it.
+// it atomically with the job that processes it. It is RecordNotifications
+// with one notification.
 func (l *Ledger) RecordNotification(ctx context.Context, q Querier, n Notification) (bool, error) {
-	if !isUUID(n.UUID) {
-		return false, fmt.Errorf("ledger: notificationUUID %q is not a UUID", n.UUID)
-	}
-	switch n.Source {
-	case SourceWebhook, SourceBackfill, SourceResync, SourceReconcile:
-	default:
-		return false, fmt.Errorf("ledger: unknown notification source %q", n.Source)
-	}
-	var attempts any
-	if n.SendAttempts != nil {
-		b, err := json.Marshal(n.SendAttempts)
-		if err != nil {
-			return false, err
-		}
-		attempts = b
-	}
-	tag, err := q.Exec(ctx, `INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
-			signed_date, original_transaction_id, transaction_id, signed_payload, source, send_attempts)
-		VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, $9, $10)
-		ON CONFLICT (notification_uuid) DO NOTHING`,
-		n.UUID, n.Type, n.Subtype, string(n.Environment), int64(n.SignedDate), n.OriginalTransactionID,
-		n.TransactionID, n.SignedPayload, n.Source, attempts)
+	inserted, err := l.RecordNotifications(ctx, q, []Notification{n})
 	if err != nil {
-		return false, fmt.Errorf("ledger: storing notification %s: %w", n.UUID, err)
+		return false, err
 	}
-	return tag.RowsAffected() == 1, nil
+	return inserted[0], nil
+}
+
+// insertNotification is the one statement that stores a notification; a
+// UUID already stored is left as it is (redeliveries and backfilled copies
+// of the same notification are one row).
+const insertNotification = `INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
+		signed_date, original_transaction_id, transaction_id, signed_payload, source, send_attempts)
+	VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, $9, $10)
+	ON CONFLICT (notification_uuid) DO NOTHING`
+
+// RecordNotifications stores each of ns unless its UUID is already stored
+// (or appears earlier in ns), in one round trip, and reports for each
+// whether it was new. Every notification is checked first (a UUID in
+// canonical form, a known Source): if one is invalid, nothing is sent and
+// the error names it. The statements run in one implicit transaction, or
+// in q if it is one, so a database error stores none of them. An empty ns
+// sends nothing.
+func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notification) ([]bool, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	b := &pgx.Batch{}
+	for _, n := range ns {
+		if !isUUID(n.UUID) {
+			return nil, fmt.Errorf("ledger: notificationUUID %q is not a UUID", n.UUID)
+		}
+		switch n.Source {
+		case SourceWebhook, SourceBackfill, SourceResync, SourceReconcile:
+		default:
+			return nil, fmt.Errorf("ledger: notification %s: unknown source %q", n.UUID, n.Source)
+		}
+		var attempts any
+		if n.SendAttempts != nil {
+			raw, err := json.Marshal(n.SendAttempts)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: notification %s: send attempts: %w", n.UUID, err)
+			}
+			attempts = raw
+		}
+		b.Queue(insertNotification, n.UUID, n.Type, n.Subtype, string(n.Environment), int64(n.SignedDate),
+			n.OriginalTransactionID, n.TransactionID, n.SignedPayload, n.Source, attempts)
+	}
+	res := q.SendBatch(ctx, b)
+	out := make([]bool, len(ns))
+	for i, n := range ns {
+		tag, err := res.Exec()
+		if err != nil {
+			_ = res.Close()
+			return nil, fmt.Errorf("ledger: storing notification %s: %w", n.UUID, err)
+		}
+		out[i] = tag.RowsAffected() == 1
+	}
+	if err := res.Close(); err != nil {
+		return nil, fmt.Errorf("ledger: storing notifications: %w", err)
+	}
+	return out, nil
 }
 
 // StoredNotification is a notification as the ledger holds it.

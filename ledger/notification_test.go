@@ -1,0 +1,119 @@
+package ledger_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/migrations/migrationstest"
+)
+
+func testNotification(i int, source string) ledger.Notification {
+	return ledger.Notification{
+		UUID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), Type: "DID_RENEW", Subtype: "BILLING_RECOVERY",
+		Environment: appstore.Sandbox, SignedDate: appstore.Millis(1700000000000 + i),
+		OriginalTransactionID: fmt.Sprint(2000000000000000 + i), TransactionID: fmt.Sprint(2000000000000100 + i),
+		SignedPayload: fmt.Sprintf("h.p%d.s", i), Source: source,
+	}
+}
+
+// TestRecordNotificationsInOneRoundTrip stores a batch mixing new
+// notifications, one already stored and one repeated within the batch:
+// each is reported new exactly once, and what is read back is what was
+// given (empty ids as NULL, send attempts as JSON).
+func TestRecordNotificationsInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+
+	first := testNotification(1, ledger.SourceWebhook)
+	if ok, err := l.RecordNotification(ctx, pool, first); err != nil || !ok {
+		t.Fatalf("first: %v %v", ok, err)
+	}
+	if ok, err := l.RecordNotification(ctx, pool, first); err != nil || ok {
+		t.Fatalf("first again: %v %v, want not new", ok, err)
+	}
+
+	withAttempts := testNotification(3, ledger.SourceBackfill)
+	withAttempts.SendAttempts = []appstore.SendAttemptItem{{AttemptDate: 1700000000123, SendAttemptResult: "TIMED_OUT"}}
+	noIDs := testNotification(4, ledger.SourceReconcile)
+	noIDs.OriginalTransactionID, noIDs.TransactionID, noIDs.Subtype = "", "", ""
+	batch := []ledger.Notification{testNotification(2, ledger.SourceWebhook), first, withAttempts, testNotification(2, ledger.SourceResync), noIDs}
+	var inserted []bool
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		inserted, err = l.RecordNotifications(ctx, tx, batch)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, false, true, false, true}; !reflect.DeepEqual(inserted, want) {
+		t.Fatalf("inserted %v, want %v", inserted, want)
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&rows); err != nil || rows != 4 {
+		t.Fatalf("%d rows (%v), want 4", rows, err)
+	}
+	for _, want := range []ledger.Notification{first, batch[0], withAttempts, noIDs} {
+		got, err := l.NotificationByUUID(ctx, pool, want.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Notification, want) {
+			t.Errorf("read back\n got %+v\nwant %+v", got.Notification, want)
+		}
+	}
+	var nullIDs bool
+	if err := pool.QueryRow(ctx, `SELECT original_transaction_id IS NULL AND transaction_id IS NULL FROM notifications
+		WHERE notification_uuid = $1`, noIDs.UUID).Scan(&nullIDs); err != nil || !nullIDs {
+		t.Fatalf("empty ids not stored as NULL (%v)", err)
+	}
+
+	if got, err := l.RecordNotifications(ctx, pool, nil); err != nil || len(got) != 0 {
+		t.Fatalf("empty batch: %v %v", got, err)
+	}
+}
+
+// TestRecordNotificationsStoresNoneOfAFailedBatch: an invalid notification
+// is refused before anything is sent, and a database error in the middle
+// of a batch outside a transaction stores none of it.
+func TestRecordNotificationsStoresNoneOfAFailedBatch(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+
+	badUUID := testNotification(2, ledger.SourceWebhook)
+	badUUID.UUID = "not-a-uuid"
+	badSource := testNotification(3, "email")
+	badBytes := testNotification(4, ledger.SourceWebhook)
+	badBytes.Type = "DID_RENEW\x00" // Postgres refuses NUL in text
+	for _, c := range []struct {
+		bad  ledger.Notification
+		want string
+	}{
+		{badUUID, `"not-a-uuid" is not a UUID`},
+		{badSource, `unknown source "email"`},
+		{badBytes, "storing notification " + badBytes.UUID},
+	} {
+		got, err := l.RecordNotifications(ctx, pool, []ledger.Notification{testNotification(1, ledger.SourceWebhook), c.bad, testNotification(5, ledger.SourceWebhook)})
+		if err == nil || !strings.Contains(err.Error(), c.want) || got != nil {
+			t.Errorf("%s: %v %v, want an error containing %q", c.bad.UUID, got, err, c.want)
+		}
+		if _, err := l.RecordNotification(ctx, pool, c.bad); err == nil {
+			t.Errorf("%s alone was stored", c.bad.UUID)
+		}
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d rows (%v) stored from failed batches", rows, err)
+	}
+}
