@@ -357,8 +357,7 @@ func (d *Deps) storeHistoryItems(ctx context.Context, tx pgx.Tx, client *river.C
 				"environment", env, "source", source, "error", err.Error())
 			continue
 		}
-		recentlyVerified.put(d.Verifier, env, item.SignedPayload, vn)
-		n := notificationRecord(vn, env, item.SignedPayload, source, item.SendAttempts)
+		n := notificationRecord(vn.Payload, env, item.SignedPayload, source, item.SendAttempts)
 		if !isUUID(n.UUID) {
 			d.logger().Warn("backfill: notification without a UUID, skipped", "environment", env, "source", source)
 			continue

@@ -80,14 +80,14 @@ var refreshTypes = map[string]bool{
 // autoRenewable is the transaction type the ledger keeps.
 const autoRenewable = "Auto-Renewable Subscription"
 
-// processNotification loads a stored notification, verifies it again (the
-// ledger keeps payloads raw, and trust is checked where it is used; a
-// payload this process verified moments ago byte for byte counts, see
-// recentlyVerified), applies
-// its signed facts and marks it processed in one transaction, enqueueing a
-// full import when the ledger never synced the subscription's history. When the payload
-// cannot settle the state alone it then refreshes the subscription's
-// statuses at interactive priority. TEST and unknown types never fail.
+// processNotification loads a stored notification, verifies it in full,
+// inner signed fields included (the ledger keeps payloads raw and trust is
+// checked where it is used; the webhook verified only the outer
+// signature), applies its signed facts and marks it processed in one
+// transaction, enqueueing a full import when the ledger never synced the
+// subscription's history. When the payload cannot settle the state alone it
+// then refreshes the subscription's statuses at interactive priority. TEST
+// and unknown types never fail.
 func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
 	stored, err := d.Ledger.NotificationByUUID(ctx, d.Pool, uuid)
 	if errors.Is(err, ledger.ErrNotFound) {
@@ -102,16 +102,16 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 	if err != nil {
 		return res, err
 	}
-	vn := recentlyVerified.get(d.Verifier, stored.Environment, stored.SignedPayload)
-	if vn == nil {
-		vn, err = v.VerifyNotificationDeep(stored.SignedPayload)
-	}
+	vn, err := v.VerifyNotificationDeep(stored.SignedPayload)
 	if err != nil {
 		d.Metrics.verifyFailure(err)
 		var verr *appstore.VerificationError
 		if errors.As(err, &verr) && !verr.Retryable() {
-			// Stored after verifying, so the configuration changed (roots,
-			// bundle id). Keep it, say why, and do not retry ten times.
+			// Stored after verifying its signature, so either an inner
+			// field fails (signed by Apple's key around it, yet not valid
+			// itself: wrong bundle, environment or chain) or the
+			// configuration changed (roots, bundle id). Retrying cannot
+			// help: keep it, say why, and do not retry ten times.
 			if merr := d.Ledger.MarkNotificationProcessed(ctx, d.Pool, uuid, "verification: "+err.Error()); merr != nil {
 				return res, merr
 			}

@@ -282,3 +282,85 @@ func TestProcessingCancelsWhenStoredPayloadNoLongerVerifies(t *testing.T) {
 		t.Fatal("applied although it no longer verifies")
 	}
 }
+
+// TestProcessingCancelsWhenAnInnerFieldDoesNotVerify: the webhook verifies
+// only the outer signature, so a notification validly signed around an
+// inner field that does not verify on its own (another chain, another
+// bundle, another environment) is stored (Apple signed those bytes) with
+// the ids read from it; its processing job verifies the inner fields,
+// applies nothing, records why and is cancelled rather than retried.
+func TestProcessingCancelsWhenAnInnerFieldDoesNotVerify(t *testing.T) {
+	t.Parallel()
+	e := newHookEnv(t, hookEnvOptions{Work: true})
+	other := newTestChain(t, true, "") // its root is not trusted
+	now := time.Now()
+	untrusted := newTestNote(appstore.Production, now)
+	wrongBundle := newTestNote(appstore.Production, now)
+	wrongBundle.Tx.BundleID = "com.attacker.app"
+	sandboxRenewal := newTestNote(appstore.Production, now)
+	sandboxRenewal.RI.Environment = appstore.Sandbox
+	cases := []struct {
+		note   *testNote
+		signed string
+		field  string
+	}{
+		{untrusted, signWithInnerTx(t, e, untrusted, other.sign(t, "ES256", untrusted.Tx)), "data.signedTransactionInfo"},
+		{wrongBundle, wrongBundle.sign(t, e.ca), "data.signedTransactionInfo"},
+		{sandboxRenewal, sandboxRenewal.sign(t, e.ca), "data.signedRenewalInfo"},
+	}
+	for _, c := range cases {
+		if code := e.postSigned(c.signed); code != 200 {
+			t.Fatalf("%s: status %d, want 200 (the outer signature verifies)", c.field, code)
+		}
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification' AND state <> 'cancelled'`) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("processing jobs not cancelled: %d", e.count(`SELECT count(*) FROM river_job WHERE state <> 'cancelled'`))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range cases {
+		stored, err := e.deps.Ledger.NotificationByUUID(ctx, e.pool, c.note.N.NotificationUUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.OriginalTransactionID != c.note.Tx.OriginalTransactionID || stored.TransactionID != c.note.Tx.TransactionID {
+			t.Errorf("%s: stored ids %q %q, want %q %q", c.field, stored.OriginalTransactionID, stored.TransactionID,
+				c.note.Tx.OriginalTransactionID, c.note.Tx.TransactionID)
+		}
+		if stored.ProcessedAt == nil || !strings.HasPrefix(stored.ProcessError, "verification: ") ||
+			!strings.Contains(stored.ProcessError, c.field) {
+			t.Errorf("%s: processed %v with %q", c.field, stored.ProcessedAt, stored.ProcessError)
+		}
+		if _, err := e.deps.Ledger.Subscription(ctx, c.note.Tx.OriginalTransactionID); err == nil {
+			t.Errorf("%s: applied although an inner field does not verify", c.field)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification' AND state = 'cancelled' AND attempt = 1`); n != len(cases) {
+		t.Fatalf("%d jobs cancelled at their first attempt, want %d", n, len(cases))
+	}
+	if n := e.count(`SELECT count(*) FROM river_job WHERE kind <> 'process_notification'`); n != 0 {
+		t.Fatalf("%d other jobs enqueued (imports of unverified subscriptions?)", n)
+	}
+}
+
+// signWithInnerTx signs n with the trusted CA around txJWS instead of its
+// own signed transaction.
+func signWithInnerTx(t *testing.T, e *hookEnv, n *testNote, txJWS string) string {
+	t.Helper()
+	p := n.N
+	d := *p.Data
+	p.Data = &d
+	d.SignedTransactionInfo = txJWS
+	var err error
+	if d.SignedRenewalInfo, err = e.ca.Sign(n.RI); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.ca.Sign(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

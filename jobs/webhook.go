@@ -3,7 +3,6 @@ package jobs
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"io"
@@ -37,9 +36,10 @@ const (
 	webhookError       = "error"       // 500: our configuration
 )
 
-// webhook is POST /webhooks/appstore: it verifies a notification (and its
-// inner signed fields) and stores it with its processing job in one
-// transaction, answering 200 only after the commit.
+// webhook is POST /webhooks/appstore: it verifies a notification's
+// signature and stores it with its processing job in one transaction,
+// answering 200 only after the commit. The inner signed fields are verified
+// by the processing job, before anything is applied (see verify).
 type webhook struct {
 	deps     *Deps
 	verifier map[appstore.Environment]*appstore.Verifier // Production and Sandbox
@@ -113,7 +113,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.deps.logger().Error("webhook: no verifier configured; answering 500 so Apple retries")
 		return webhookError, http.StatusInternalServerError
 	}
-	env, vn, err := h.verify(signed)
+	env, p, err := h.verify(signed)
 	if err != nil {
 		var verr *appstore.VerificationError
 		if !errors.As(err, &verr) {
@@ -128,8 +128,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookUnverified, "", err)
 		return webhookUnverified, http.StatusBadRequest
 	}
-	recentlyVerified.put(h.deps.Verifier, env, signed, vn)
-	n := notificationRecord(vn, env, signed, ledger.SourceWebhook, nil)
+	n := notificationRecord(p, env, signed, ledger.SourceWebhook, nil)
 	if !isUUID(n.UUID) {
 		h.reject(r, webhookMalformed, n.UUID, errors.New("notificationUUID is not a UUID"))
 		return webhookMalformed, http.StatusBadRequest
@@ -180,18 +179,25 @@ func isJWSText(b []byte) bool {
 	return bytes.IndexByte(b, '"') < 0 && bytes.IndexByte(b, '\\') < 0
 }
 
-// verify verifies a notification and its inner signed fields with the
-// verifier of the configured environment, then, if the payload claims the
-// other one, with that one: Production and Sandbox are both accepted (App
-// Review buys in the sandbox against production servers), each recorded
-// under its own environment. Xcode and LocalTesting are never tried: their
-// data is unsigned, so accepting them would accept forgeries. Trying the
-// usual environment first avoids decoding every payload once more just to
-// read its claim.
-func (h *webhook) verify(signed string) (appstore.Environment, *appstore.VerifiedNotification, error) {
-	vn, err := h.verifier[h.primary].VerifyNotificationDeep(signed)
+// verify verifies a notification's signedPayload with the verifier of the
+// configured environment, then, if the payload claims the other one, with
+// that one: Production and Sandbox are both accepted (App Review buys in
+// the sandbox against production servers), each recorded under its own
+// environment. Xcode and LocalTesting are never tried: their data is
+// unsigned, so accepting them would accept forgeries. Trying the usual
+// environment first avoids decoding every payload once more just to read
+// its claim.
+//
+// The inner signed fields (data.signedTransactionInfo, signedRenewalInfo)
+// are not verified here: they are part of the signed payload, so the outer
+// signature already vouches for their bytes, and processNotification
+// verifies them in full before applying anything (an inner field that
+// fails cancels the job and records why). Verifying them here too cost two
+// more ECDSA verifications per request, the webhook's largest cost.
+func (h *webhook) verify(signed string) (appstore.Environment, *appstore.NotificationPayload, error) {
+	p, err := h.verifier[h.primary].VerifyNotification(signed)
 	if appstore.StatusOf(err) != appstore.InvalidEnvironment {
-		return h.primary, vn, err
+		return h.primary, p, err
 	}
 	other := appstore.Sandbox
 	if h.primary == appstore.Sandbox {
@@ -200,8 +206,8 @@ func (h *webhook) verify(signed string) (appstore.Environment, *appstore.Verifie
 	if claimed, perr := appstore.PeekNotificationEnvironment(signed); perr != nil || claimed != other {
 		return h.primary, nil, err
 	}
-	vn, err = h.verifier[other].VerifyNotificationDeep(signed)
-	return other, vn, err
+	p, err = h.verifier[other].VerifyNotification(signed)
+	return other, p, err
 }
 
 // reject logs why a request was not stored: never the payload, only the
@@ -217,20 +223,26 @@ func (h *webhook) reject(r *http.Request, outcome, uuid string, err error) {
 	h.deps.logger().Warn("webhook: not stored", attrs...)
 }
 
-// notificationRecord is what the ledger stores of a verified notification.
-func notificationRecord(vn *appstore.VerifiedNotification, env appstore.Environment, signedPayload, source string,
+// notificationRecord is what the ledger stores of a notification whose
+// signedPayload p was decoded from has been verified. The transaction ids
+// (columns for lookups, never acted on) are read from the inner fields
+// without verifying them, which the outer signature makes safe for that
+// use (see appstore.PeekTransactionIDs); an inner field that does not
+// decode leaves them empty, and processing, which verifies it, records
+// why it fails.
+func notificationRecord(p *appstore.NotificationPayload, env appstore.Environment, signedPayload, source string,
 	attempts []appstore.SendAttemptItem) ledger.Notification {
-	p := vn.Payload
 	n := ledger.Notification{
 		UUID: p.NotificationUUID, Type: p.NotificationType, Subtype: p.Subtype, Environment: env,
 		SignedDate: p.SignedDate, SignedPayload: signedPayload, Source: source, SendAttempts: attempts,
 	}
-	if vn.Transaction != nil {
-		n.OriginalTransactionID = vn.Transaction.OriginalTransactionID
-		n.TransactionID = vn.Transaction.TransactionID
-	}
-	if n.OriginalTransactionID == "" && vn.RenewalInfo != nil {
-		n.OriginalTransactionID = vn.RenewalInfo.OriginalTransactionID
+	if d := p.Data; d != nil {
+		if d.SignedTransactionInfo != "" {
+			n.OriginalTransactionID, n.TransactionID, _ = appstore.PeekTransactionIDs(d.SignedTransactionInfo)
+		}
+		if n.OriginalTransactionID == "" && d.SignedRenewalInfo != "" {
+			n.OriginalTransactionID, _, _ = appstore.PeekTransactionIDs(d.SignedRenewalInfo)
+		}
 	}
 	return n
 }
@@ -359,7 +371,7 @@ func (g *ingester) commitTx(ctx context.Context, batch []*ingestItem) error {
 		for i, it := range batch {
 			ns[i] = it.n
 		}
-		inserted, err := recordNotifications(ctx, tx, ns)
+		inserted, err := g.deps.Ledger.RecordNotifications(ctx, tx, ns)
 		if err != nil {
 			return err
 		}
@@ -375,103 +387,4 @@ func (g *ingester) commitTx(ctx context.Context, batch []*ingestItem) error {
 		_, err = g.river.InsertManyFastTx(ctx, tx, params)
 		return err
 	})
-}
-
-// recordNotifications is ledger.RecordNotification for several
-// notifications in one round trip (pipelined), reporting which were new.
-func recordNotifications(ctx context.Context, tx pgx.Tx, ns []ledger.Notification) ([]bool, error) {
-	b := &pgx.Batch{}
-	for _, n := range ns {
-		var attempts any
-		if n.SendAttempts != nil {
-			raw, err := json.Marshal(n.SendAttempts)
-			if err != nil {
-				return nil, err
-			}
-			attempts = raw
-		}
-		b.Queue(`INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
-				signed_date, original_transaction_id, transaction_id, signed_payload, source, send_attempts)
-			VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, $9, $10)
-			ON CONFLICT (notification_uuid) DO NOTHING`,
-			n.UUID, n.Type, n.Subtype, string(n.Environment), int64(n.SignedDate), n.OriginalTransactionID,
-			n.TransactionID, n.SignedPayload, n.Source, attempts)
-	}
-	res := tx.SendBatch(ctx, b)
-	out := make([]bool, len(ns))
-	for i := range ns {
-		tag, err := res.Exec()
-		if err != nil {
-			res.Close()
-			return nil, err
-		}
-		out[i] = tag.RowsAffected() == 1
-	}
-	return out, res.Close()
-}
-
-// recentlyVerified remembers notifications this process verified moments
-// ago, so processing one just received does not repeat its three ECDSA
-// verifications (the webhook's largest cost). It is keyed by the exact
-// stored bytes (SHA-256), the verifier and the environment: a payload
-// altered in the database, or a changed trust configuration, misses and is
-// verified in full. Entries expire after verifiedTTL, like the verifier's
-// own chain cache, so revocation found by online checks still applies.
-var recentlyVerified = newVerifiedCache(8192, verifiedTTL)
-
-const verifiedTTL = 10 * time.Minute
-
-type verifiedKey struct {
-	v   *appstore.Verifier
-	env appstore.Environment
-	sum [sha256.Size]byte
-}
-
-type verifiedEntry struct {
-	vn *appstore.VerifiedNotification
-	at time.Time
-}
-
-// verifiedCache is a bounded map with FIFO eviction.
-type verifiedCache struct {
-	ttl   time.Duration
-	mu    sync.Mutex
-	m     map[verifiedKey]verifiedEntry
-	ring  []verifiedKey
-	next  int
-	count int
-}
-
-func newVerifiedCache(size int, ttl time.Duration) *verifiedCache {
-	return &verifiedCache{ttl: ttl, m: make(map[verifiedKey]verifiedEntry, size), ring: make([]verifiedKey, size)}
-}
-
-func (c *verifiedCache) put(v *appstore.Verifier, env appstore.Environment, signed string, vn *appstore.VerifiedNotification) {
-	k := verifiedKey{v: v, env: env, sum: sha256.Sum256([]byte(signed))}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[k]; ok {
-		return
-	}
-	if c.count == len(c.ring) {
-		delete(c.m, c.ring[c.next])
-	} else {
-		c.count++
-	}
-	c.ring[c.next] = k
-	c.next = (c.next + 1) % len(c.ring)
-	c.m[k] = verifiedEntry{vn: vn, at: time.Now()}
-}
-
-// get returns the notification verified from exactly signed by v in env
-// within the TTL, or nil.
-func (c *verifiedCache) get(v *appstore.Verifier, env appstore.Environment, signed string) *appstore.VerifiedNotification {
-	k := verifiedKey{v: v, env: env, sum: sha256.Sum256([]byte(signed))}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[k]
-	if !ok || time.Since(e.at) > c.ttl {
-		return nil
-	}
-	return e.vn
 }

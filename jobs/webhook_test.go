@@ -69,18 +69,41 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 			return wrap(parts[0] + "." + b64(raw) + "." + parts[2])
 		}, 400},
 		{"tampered inner transaction", func() []byte {
+			// The webhook does not verify inner fields (processing does);
+			// the outer signature covers their bytes. Swap in another
+			// inner transaction, itself validly signed by the trusted CA.
 			n := good()
+			s := n.sign(t, e.ca)
+			parts := strings.Split(s, ".")
+			raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			var p appstore.NotificationPayload
+			if err := json.Unmarshal(raw, &p); err != nil {
+				t.Fatal(err)
+			}
 			n.Tx.ExpiresDate = appstore.MillisOf(now.Add(10 * 365 * 24 * time.Hour))
-			txJWS := other.sign(t, "ES256", n.Tx) // not from the trusted chain
-			p := n.N
-			d := *p.Data
-			p.Data = &d
-			d.SignedTransactionInfo = txJWS
-			s, err := e.ca.Sign(p)
+			longer, err := e.ca.Sign(n.Tx)
 			if err != nil {
 				t.Fatal(err)
 			}
-			return wrap(s)
+			swapped := strings.Replace(string(raw), p.Data.SignedTransactionInfo, longer, 1)
+			if swapped == string(raw) {
+				t.Fatal("inner transaction not swapped")
+			}
+			return wrap(parts[0] + "." + b64([]byte(swapped)) + "." + parts[2])
+		}, 400},
+		{"tampered inner renewal info", func() []byte {
+			s := good().sign(t, e.ca)
+			parts := strings.Split(s, ".")
+			raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			var p appstore.NotificationPayload
+			if err := json.Unmarshal(raw, &p); err != nil {
+				t.Fatal(err)
+			}
+			// The same renewal info with another key's signature.
+			ri := p.Data.SignedRenewalInfo
+			forged := other.sign(t, "ES256", good().RI)
+			swapped := strings.Replace(string(raw), ri, ri[:strings.LastIndexByte(ri, '.')]+forged[strings.LastIndexByte(forged, '.'):], 1)
+			return wrap(parts[0] + "." + b64([]byte(swapped)) + "." + parts[2])
 		}, 400},
 		{"wrong bundle id", func() []byte {
 			n := good()
@@ -133,7 +156,7 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM notifications WHERE environment = 'Sandbox'`); n != 1 {
 		t.Fatalf("sandbox notification not recorded under its environment")
 	}
-	if got := counterValue(e.deps.Metrics.VerifyFailures.WithLabelValues("VERIFICATION_FAILURE")); got < 5 {
+	if got := counterValue(e.deps.Metrics.VerifyFailures.WithLabelValues("VERIFICATION_FAILURE")); got < 7 {
 		t.Fatalf("verification failures counted: %v", got)
 	}
 	if got := counterValue(e.deps.Metrics.VerifyFailures.WithLabelValues("INVALID_APP_IDENTIFIER")); got != 2 {
@@ -374,43 +397,5 @@ func TestSignedPayloadOfBodies(t *testing.T) {
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("%q: got %q, %v", c.body, got, err)
 		}
-	}
-}
-
-func TestVerifiedCacheMatchesExactBytesVerifierAndTime(t *testing.T) {
-	t.Parallel()
-	v1, err := appstore.NewVerifier(appstore.VerifierOptions{Environment: appstore.Sandbox, BundleID: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v2, err := appstore.NewVerifier(appstore.VerifierOptions{Environment: appstore.Sandbox, BundleID: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newVerifiedCache(2, time.Hour)
-	vn := &appstore.VerifiedNotification{Payload: &appstore.NotificationPayload{NotificationUUID: "x"}}
-	c.put(v1, appstore.Sandbox, "a.b.c", vn)
-	if c.get(v1, appstore.Sandbox, "a.b.c") != vn {
-		t.Fatal("miss on the same bytes")
-	}
-	for _, miss := range []func() *appstore.VerifiedNotification{
-		func() *appstore.VerifiedNotification { return c.get(v2, appstore.Sandbox, "a.b.c") },
-		func() *appstore.VerifiedNotification { return c.get(v1, appstore.Production, "a.b.c") },
-		func() *appstore.VerifiedNotification { return c.get(v1, appstore.Sandbox, "a.b.C") },
-	} {
-		if miss() != nil {
-			t.Fatal("hit for another verifier, environment or payload")
-		}
-	}
-	c.put(v1, appstore.Sandbox, "2", vn)
-	c.put(v1, appstore.Sandbox, "3", vn) // evicts the oldest
-	if c.get(v1, appstore.Sandbox, "a.b.c") != nil || c.get(v1, appstore.Sandbox, "3") == nil {
-		t.Fatal("eviction")
-	}
-	expired := newVerifiedCache(2, 0)
-	expired.put(v1, appstore.Sandbox, "a", vn)
-	time.Sleep(time.Millisecond)
-	if expired.get(v1, appstore.Sandbox, "a") != nil {
-		t.Fatal("an expired entry was returned")
 	}
 }
