@@ -183,21 +183,18 @@ func (s *Simulator) getHistory(w http.ResponseWriter, r *http.Request, env appst
 	}
 	now := wd.now()
 	resp := appstore.HistoryResponse{
-		Revision:           s.sealToken(pageToken{kind: tokenHistory, page: cur.page + 1, pos: next, scope: scope}),
-		HasMore:            hasMore,
-		BundleID:           wd.bundleID,
-		AppAppleID:         appstore.Int(wd.appAppleID),
-		Environment:        env,
-		SignedTransactions: make([]string, 0, len(page)),
+		Revision:    s.sealToken(pageToken{kind: tokenHistory, page: cur.page + 1, pos: next, scope: scope}),
+		HasMore:     hasMore,
+		BundleID:    wd.bundleID,
+		AppAppleID:  appstore.Int(wd.appAppleID),
+		Environment: env,
 	}
-	for _, t := range page {
-		jws, err := wd.signedTx(t, now)
-		if err != nil {
-			writeError(w, errInternal)
-			return
-		}
-		resp.SignedTransactions = append(resp.SignedTransactions, jws)
+	signed, err := wd.signedTxs(page, now)
+	if err != nil {
+		writeError(w, errInternal)
+		return
 	}
+	resp.SignedTransactions = signed
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -275,17 +272,27 @@ func (s *Simulator) getRefundHistory(w http.ResponseWriter, r *http.Request, env
 	}
 	now := wd.now()
 	resp := appstore.RefundHistoryResponse{
-		Revision:           s.sealToken(pageToken{kind: tokenRefund, page: cur.page + 1, pos: next, scope: scope}),
-		HasMore:            hasMore,
-		SignedTransactions: make([]string, 0, len(page)),
+		Revision: s.sealToken(pageToken{kind: tokenRefund, page: cur.page + 1, pos: next, scope: scope}),
+		HasMore:  hasMore,
 	}
-	for _, t := range page {
-		jws, err := wd.signedTx(t, now)
-		if err != nil {
-			writeError(w, errInternal)
-			return
-		}
-		resp.SignedTransactions = append(resp.SignedTransactions, jws)
+	signed, err := wd.signedTxs(page, now)
+	if err != nil {
+		writeError(w, errInternal)
+		return
 	}
+	resp.SignedTransactions = signed
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// signedTxs signs a page of transactions as of now, in order.
+func (w *world) signedTxs(page []*transaction, now time.Time) ([]string, error) {
+	out := make([]string, 0, len(page))
+	for _, t := range page {
+		jws, err := w.signedTx(t, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, jws)
+	}
+	return out, nil
 }
