@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -109,7 +110,11 @@ func init() {
 // Work runs the steps of one import row.
 func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) error {
 	var outcome error
-	defer func() { recordImportOutcome(w.d.Metrics, outcome) }()
+	// One metric and one log line per run, like every other job (the
+	// steps' result is what River records).
+	defer func() {
+		_ = w.d.jobDone(ctx, job.JobRow, outcome, slog.String("original_transaction_id", job.Args.OriginalTransactionID))
+	}()
 	otid := job.Args.OriginalTransactionID
 	row, err := w.d.Ledger.ImportRowOf(ctx, w.d.Pool, otid)
 	switch {
@@ -351,24 +356,4 @@ func reasonOf(err error) string {
 		return verr.Error()
 	}
 	return err.Error()
-}
-
-// recordImportOutcome counts one import job run by outcome.
-func recordImportOutcome(m *Metrics, err error) {
-	if m == nil {
-		return
-	}
-	outcome := "completed"
-	var snooze *river.JobSnoozeError
-	var cancel *river.JobCancelError
-	switch {
-	case err == nil:
-	case errors.As(err, &snooze):
-		outcome = "snoozed"
-	case errors.As(err, &cancel):
-		outcome = "cancelled"
-	default:
-		outcome = "retried"
-	}
-	m.JobOutcomes.WithLabelValues(ImportArgs{}.Kind(), outcome).Inc()
 }
