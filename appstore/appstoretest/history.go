@@ -160,16 +160,10 @@ func (s *Simulator) getHistory(w http.ResponseWriter, r *http.Request, env appst
 		return
 	}
 	scope := scopeOf("history", string(env), strconv.Itoa(acct.index), canonicalQuery(q, "revision"))
-	cur := pageToken{kind: tokenHistory, page: 1, scope: scope}
-	// An empty revision counts as none: some clients send "revision=" on
-	// the first call.
-	if rev := q.Get("revision"); rev != "" {
-		t, ok := s.openToken(rev, tokenHistory)
-		if !ok || t.scope != scope {
-			writeError(w, errInvalidRevision)
-			return
-		}
-		cur = t
+	cur, ok := s.revisionCursor(q.Get("revision"), tokenHistory, scope)
+	if !ok {
+		writeError(w, errInvalidRevision)
+		return
 	}
 	failKey := string(env) + "|" + id + "|" + q.Encode()
 	if s.faults.failPage(failKey, int(cur.page)) {
@@ -256,14 +250,10 @@ func (s *Simulator) getRefundHistory(w http.ResponseWriter, r *http.Request, env
 		return
 	}
 	scope := scopeOf("refund", string(env), strconv.Itoa(acct.index))
-	cur := pageToken{kind: tokenRefund, page: 1, scope: scope}
-	if rev := q.Get("revision"); rev != "" {
-		t, ok := s.openToken(rev, tokenRefund)
-		if !ok || t.scope != scope {
-			writeError(w, errInvalidRevision)
-			return
-		}
-		cur = t
+	cur, ok := s.revisionCursor(q.Get("revision"), tokenRefund, scope)
+	if !ok {
+		writeError(w, errInvalidRevision)
+		return
 	}
 	page, next, hasMore := pageBySeq(acct.bySeq, cur.pos, cur.page > 1, false,
 		func(t *transaction) bool { return !t.revokedAt.IsZero() })
@@ -295,4 +285,16 @@ func (w *world) signedTxs(page []*transaction, now time.Time) ([]string, error) 
 		out = append(out, jws)
 	}
 	return out, nil
+}
+
+// revisionCursor opens a revision of the given kind issued for scope (the
+// same customer and query); an empty revision counts as none, the first
+// page, since some clients send "revision=" on the first call. ok is false
+// for a garbage, foreign or other-kind revision (Apple's 4000005).
+func (s *Simulator) revisionCursor(rev string, kind byte, scope [8]byte) (pageToken, bool) {
+	if rev == "" {
+		return pageToken{kind: kind, page: 1, scope: scope}, true
+	}
+	t, ok := s.openToken(rev, kind)
+	return t, ok && t.scope == scope
 }
