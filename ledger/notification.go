@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,27 +47,41 @@ func (l *Ledger) RecordNotification(ctx context.Context, q Querier, n Notificati
 	return inserted[0], nil
 }
 
-// insertNotification is the one statement that stores a notification; a
-// UUID already stored is left as it is (redeliveries and backfilled copies
-// of the same notification are one row).
-const insertNotification = `INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
-		signed_date, original_transaction_id, transaction_id, signed_payload, source, send_attempts)
-	VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), $8, $9, $10)
-	ON CONFLICT (notification_uuid) DO NOTHING`
+// insertNotifications stores a batch in one statement; a UUID already
+// stored is left as it is (redeliveries and backfilled copies of the same
+// notification are one row). One multi-row INSERT, rather than one per
+// notification, is what lets the webhook's group commits cost the server
+// little more than their rows.
+const insertNotifications = `INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
+		signed_date, original_transaction_id, transaction_id, signed_payload, signed_payload_decoded, source,
+		send_attempts)
+	SELECT uuid, type, subtype, environment, signed_date, NULLIF(original_transaction_id, ''),
+		NULLIF(transaction_id, ''), signed_payload, signed_payload_decoded, source, send_attempts::jsonb
+	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
+		$9::text[], $10::text[], $11::text[])
+		AS v(uuid, type, subtype, environment, signed_date, original_transaction_id, transaction_id,
+			signed_payload, signed_payload_decoded, source, send_attempts)
+	ON CONFLICT (notification_uuid) DO NOTHING
+	RETURNING notification_uuid::text`
 
 // RecordNotifications stores each of ns unless its UUID is already stored
-// (or appears earlier in ns), in one round trip, and reports for each
+// (or appears earlier in ns), in one statement, and reports for each
 // whether it was new. Every notification is checked first (a UUID in
 // canonical form, a known Source): if one is invalid, nothing is sent and
-// the error names it. The statements run in one implicit transaction, or
-// in q if it is one, so a database error stores none of them. An empty ns
-// sends nothing.
+// the error names it. The statement stores all of them or, on a database
+// error, none; pass a transaction to store them atomically with the jobs
+// that process them. An empty ns sends nothing.
 func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notification) ([]bool, error) {
 	if len(ns) == 0 {
 		return nil, nil
 	}
-	b := &pgx.Batch{}
-	for _, n := range ns {
+	var cols struct {
+		uuid, typ, subtype, env, otid, tid, source []string
+		signed, decoded, attempts                  []*string
+		signedDate                                 []int64
+	}
+	first := make(map[string]int, len(ns)) // lower-case UUID → index in ns of its first occurrence
+	for i, n := range ns {
 		if !isUUID(n.UUID) {
 			return nil, fmt.Errorf("ledger: notificationUUID %q is not a UUID", n.UUID)
 		}
@@ -75,31 +90,71 @@ func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notifi
 		default:
 			return nil, fmt.Errorf("ledger: notification %s: unknown source %q", n.UUID, n.Source)
 		}
-		var attempts any
+		if field := fieldWithNUL(n); field != "" {
+			return nil, fmt.Errorf("ledger: notification %s: %s holds a NUL byte, which Postgres text cannot store", n.UUID, field)
+		}
+		key := strings.ToLower(n.UUID)
+		if _, seen := first[key]; seen {
+			continue
+		}
+		first[key] = i
+		var attempts *string
 		if n.SendAttempts != nil {
 			raw, err := json.Marshal(n.SendAttempts)
 			if err != nil {
 				return nil, fmt.Errorf("ledger: notification %s: send attempts: %w", n.UUID, err)
 			}
-			attempts = raw
+			text := string(raw)
+			attempts = &text
 		}
-		b.Queue(insertNotification, n.UUID, n.Type, n.Subtype, string(n.Environment), int64(n.SignedDate),
-			n.OriginalTransactionID, n.TransactionID, n.SignedPayload, n.Source, attempts)
+		signed, decoded := &ns[i].SignedPayload, (*string)(nil)
+		if d, ok := decodeSignedPayload(n.SignedPayload); ok {
+			signed, decoded = nil, &d
+		}
+		cols.uuid = append(cols.uuid, n.UUID)
+		cols.typ = append(cols.typ, n.Type)
+		cols.subtype = append(cols.subtype, n.Subtype)
+		cols.env = append(cols.env, string(n.Environment))
+		cols.signedDate = append(cols.signedDate, int64(n.SignedDate))
+		cols.otid = append(cols.otid, n.OriginalTransactionID)
+		cols.tid = append(cols.tid, n.TransactionID)
+		cols.signed = append(cols.signed, signed)
+		cols.decoded = append(cols.decoded, decoded)
+		cols.source = append(cols.source, n.Source)
+		cols.attempts = append(cols.attempts, attempts)
 	}
-	res := q.SendBatch(ctx, b)
+	rows, err := q.Query(ctx, insertNotifications, cols.uuid, cols.typ, cols.subtype, cols.env, cols.signedDate,
+		cols.otid, cols.tid, cols.signed, cols.decoded, cols.source, cols.attempts)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: storing %d notifications: %w", len(cols.uuid), err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("ledger: storing %d notifications: %w", len(cols.uuid), err)
+	}
 	out := make([]bool, len(ns))
-	for i, n := range ns {
-		tag, err := res.Exec()
-		if err != nil {
-			_ = res.Close()
-			return nil, fmt.Errorf("ledger: storing notification %s: %w", n.UUID, err)
+	for _, uuid := range stored {
+		if i, ok := first[uuid]; ok { // the server's text form is lower case
+			out[i] = true
 		}
-		out[i] = tag.RowsAffected() == 1
-	}
-	if err := res.Close(); err != nil {
-		return nil, fmt.Errorf("ledger: storing notifications: %w", err)
 	}
 	return out, nil
+}
+
+// fieldWithNUL names the first text field of n holding a NUL byte, or
+// returns "". Checking before sending names the notification, where the
+// server's error would fail the whole statement.
+func fieldWithNUL(n Notification) string {
+	for _, f := range []struct{ name, value string }{
+		{"notificationType", n.Type}, {"subtype", n.Subtype}, {"environment", string(n.Environment)},
+		{"originalTransactionId", n.OriginalTransactionID}, {"transactionId", n.TransactionID},
+		{"signedPayload", n.SignedPayload},
+	} {
+		if strings.IndexByte(f.value, 0) >= 0 {
+			return f.name
+		}
+	}
+	return ""
 }
 
 // StoredNotification is a notification as the ledger holds it.
@@ -115,12 +170,14 @@ func (l *Ledger) NotificationByUUID(ctx context.Context, q Querier, uuid string)
 	var n StoredNotification
 	var env string
 	var attempts []byte
+	var signed, decoded *string
 	err := q.QueryRow(ctx, `SELECT notification_uuid::text, notification_type, subtype, environment, signed_date,
-			COALESCE(original_transaction_id, ''), COALESCE(transaction_id, ''), signed_payload, source,
+			COALESCE(original_transaction_id, ''), COALESCE(transaction_id, ''), signed_payload,
+			signed_payload_decoded, source,
 			send_attempts, received_at, processed_at, COALESCE(process_error, '')
 		FROM notifications WHERE notification_uuid = $1`, uuid).
 		Scan(&n.UUID, &n.Type, &n.Subtype, &env, &n.SignedDate, &n.OriginalTransactionID, &n.TransactionID,
-			&n.SignedPayload, &n.Source, &attempts, &n.ReceivedAt, &n.ProcessedAt, &n.ProcessError)
+			&signed, &decoded, &n.Source, &attempts, &n.ReceivedAt, &n.ProcessedAt, &n.ProcessError)
 	if err != nil {
 		if isNoRows(err) {
 			return nil, ErrNotFound
@@ -128,6 +185,14 @@ func (l *Ledger) NotificationByUUID(ctx context.Context, q Querier, uuid string)
 		return nil, err
 	}
 	n.Environment = appstore.Environment(env)
+	switch {
+	case signed != nil:
+		n.SignedPayload = *signed
+	case decoded != nil:
+		if n.SignedPayload, err = encodeSignedPayload(*decoded); err != nil {
+			return nil, fmt.Errorf("notification %s: %w", uuid, err)
+		}
+	}
 	if attempts != nil {
 		if err := json.Unmarshal(attempts, &n.SendAttempts); err != nil {
 			return nil, err

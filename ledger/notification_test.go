@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/appstore/appstoretest"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
@@ -83,8 +84,8 @@ func TestRecordNotificationsInOneRoundTrip(t *testing.T) {
 }
 
 // TestRecordNotificationsStoresNoneOfAFailedBatch: an invalid notification
-// is refused before anything is sent, and a database error in the middle
-// of a batch outside a transaction stores none of it.
+// is refused before anything is sent, naming it, and a database error
+// stores none of the batch, even outside a transaction.
 func TestRecordNotificationsStoresNoneOfAFailedBatch(t *testing.T) {
 	t.Parallel()
 	_, pool := migrationstest.NewDatabase(t)
@@ -96,13 +97,16 @@ func TestRecordNotificationsStoresNoneOfAFailedBatch(t *testing.T) {
 	badSource := testNotification(3, "email")
 	badBytes := testNotification(4, ledger.SourceWebhook)
 	badBytes.Type = "DID_RENEW\x00" // Postgres refuses NUL in text
+	badUTF8 := testNotification(6, ledger.SourceWebhook)
+	badUTF8.Subtype = "\xff" // the server refuses it: the whole statement fails
 	for _, c := range []struct {
 		bad  ledger.Notification
 		want string
 	}{
 		{badUUID, `"not-a-uuid" is not a UUID`},
 		{badSource, `unknown source "email"`},
-		{badBytes, "storing notification " + badBytes.UUID},
+		{badBytes, badBytes.UUID + ": notificationType holds a NUL byte"},
+		{badUTF8, "storing 3 notifications"},
 	} {
 		got, err := l.RecordNotifications(ctx, pool, []ledger.Notification{testNotification(1, ledger.SourceWebhook), c.bad, testNotification(5, ledger.SourceWebhook)})
 		if err == nil || !strings.Contains(err.Error(), c.want) || got != nil {
@@ -115,5 +119,79 @@ func TestRecordNotificationsStoresNoneOfAFailedBatch(t *testing.T) {
 	var rows int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM notifications`).Scan(&rows); err != nil || rows != 0 {
 		t.Fatalf("%d rows (%v) stored from failed batches", rows, err)
+	}
+}
+
+// TestRecordNotificationsStoresThePayloadDecoded: a notification as Apple
+// signs it (three copies of one x5c chain) is stored decoded, in well under
+// half its size, and read back byte for byte; a payload that cannot be
+// decoded exactly, and a row written before migration 005, read back as
+// they are.
+func TestRecordNotificationsStoresThePayloadDecoded(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+	ca, err := appstoretest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := ca.Sign(appstore.TransactionPayload{TransactionID: "2000000000000001", OriginalTransactionID: "2000000000000001",
+		BundleID: appstoretest.DefaultBundleID, ProductID: "com.example.monthly", Environment: appstore.Sandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ri, err := ca.Sign(appstore.RenewalInfoPayload{OriginalTransactionID: "2000000000000001", AutoRenewStatus: 1, Environment: appstore.Sandbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := ca.Sign(appstore.NotificationPayload{NotificationType: "DID_RENEW", NotificationUUID: testNotification(1, "").UUID,
+		Data: &appstore.NotificationData{BundleID: appstoretest.DefaultBundleID, Environment: appstore.Sandbox,
+			SignedTransactionInfo: tx, SignedRenewalInfo: ri}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apple := testNotification(1, ledger.SourceWebhook)
+	apple.SignedPayload = signed
+	padded := testNotification(2, ledger.SourceWebhook)
+	padded.SignedPayload = "eyJhbGciOiJFUzI1NiJ9.eyJhIjoxfQ==.c2ln" // not canonical base64url
+	if _, err := l.RecordNotifications(ctx, pool, []ledger.Notification{apple, padded}); err != nil {
+		t.Fatal(err)
+	}
+	old := testNotification(3, ledger.SourceWebhook)
+	old.SignedPayload = signed
+	if _, err := pool.Exec(ctx, `INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
+			signed_date, original_transaction_id, transaction_id, signed_payload, source)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, old.UUID, old.Type, old.Subtype, string(old.Environment),
+		int64(old.SignedDate), old.OriginalTransactionID, old.TransactionID, old.SignedPayload, old.Source); err != nil {
+		t.Fatal(err)
+	}
+
+	var rawNull bool
+	var stored int
+	if err := pool.QueryRow(ctx, `SELECT signed_payload IS NULL, pg_column_size(signed_payload_decoded)
+		FROM notifications WHERE notification_uuid = $1`, apple.UUID).Scan(&rawNull, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if !rawNull || stored*2 > len(signed) {
+		t.Errorf("Apple-shaped payload of %d bytes: raw column null %v, decoded form stored in %d bytes, want under half",
+			len(signed), rawNull, stored)
+	}
+	var decodedNull bool
+	if err := pool.QueryRow(ctx, `SELECT signed_payload_decoded IS NULL FROM notifications WHERE notification_uuid = $1`,
+		padded.UUID).Scan(&decodedNull); err != nil || !decodedNull {
+		t.Errorf("non-canonical payload stored decoded (%v)", err)
+	}
+	for _, want := range []ledger.Notification{apple, padded, old} {
+		got, err := l.NotificationByUUID(ctx, pool, want.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SignedPayload != want.SignedPayload {
+			t.Errorf("%s: signedPayload read back differs from the one stored", want.UUID)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE notifications SET signed_payload = 'x' WHERE notification_uuid = $1`, apple.UUID); err == nil {
+		t.Error("a row holding both forms was accepted")
 	}
 }
