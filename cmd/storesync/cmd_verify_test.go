@@ -10,49 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/storesync/storesync/appstore/appstoretest"
 )
-
-// verifyVectors returns the directory of Apple's test vectors, found like
-// appstore's tests find it ($STORESYNC_VECTORS, else
-// shared/vectors/apple-app-store-server-library above the working
-// directory); the test fails if they are missing.
-func verifyVectors(t *testing.T) string {
-	t.Helper()
-	if dir := os.Getenv("STORESYNC_VECTORS"); dir != "" {
-		return dir
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		cand := filepath.Join(d, "shared", "vectors", "apple-app-store-server-library")
-		if fi, err := os.Stat(cand); err == nil && fi.IsDir() {
-			return cand
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("test vectors not found above %s: clone the shared directory beside the repository or set STORESYNC_VECTORS", wd)
-		}
-	}
-}
-
-func vectorFile(t *testing.T, rel string) string {
-	t.Helper()
-	return filepath.Join(verifyVectors(t), filepath.FromSlash(rel))
-}
-
-func vectorText(t *testing.T, rel string) string {
-	t.Helper()
-	b, err := os.ReadFile(vectorFile(t, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // runVerifyCLI runs "storesync verify args..." in-process.
 func runVerifyCLI(t *testing.T, stdin string, env map[string]string, args ...string) (int, string, string) {
@@ -76,8 +38,8 @@ func decodeOutput(t *testing.T, stdout string) map[string]any {
 
 func TestVerifyCommandVectors(t *testing.T) {
 	t.Parallel()
-	root := vectorFile(t, "tests/resources/certs/testCA.der")
-	testNotification := vectorText(t, "tests/resources/mock_signed_data/testNotification")
+	root := appstoretest.VectorPath(t, "tests/resources/certs/testCA.der")
+	testNotification := appstoretest.VectorText(t, "tests/resources/mock_signed_data/testNotification")
 	sandbox := []string{"--root", root, "--bundle-id", "com.example", "--environment", "sandbox"}
 
 	for _, tc := range []struct {
@@ -102,25 +64,25 @@ func TestVerifyCommandVectors(t *testing.T) {
 			code: 1, stderr: []string{"INVALID_ENVIRONMENT"}},
 		{name: "Production verifier, other app id", args: []string{"--root", root, "--bundle-id", "com.example", "--environment", "production", "--app-apple-id", "1235", testNotification},
 			code: 1, stderr: []string{"INVALID_APP_IDENTIFIER", "appAppleId 1234"}},
-		{name: "wrong bundle", args: append(sandbox, vectorText(t, "tests/resources/mock_signed_data/wrongBundleId")),
+		{name: "wrong bundle", args: append(sandbox, appstoretest.VectorText(t, "tests/resources/mock_signed_data/wrongBundleId")),
 			code: 1, stderr: []string{"INVALID_APP_IDENTIFIER", "com.example.wrong"}},
-		{name: "missing x5c", args: append(sandbox, vectorText(t, "tests/resources/mock_signed_data/missingX5CHeaderClaim")),
+		{name: "missing x5c", args: append(sandbox, appstoretest.VectorText(t, "tests/resources/mock_signed_data/missingX5CHeaderClaim")),
 			code: 1, stderr: []string{"VERIFICATION_FAILURE", "x5c"}},
 		{name: "Apple's root does not trust the test chain", args: []string{"--bundle-id", "com.example", "--environment", "sandbox", testNotification},
 			code: 1, stderr: []string{"VERIFICATION_FAILURE", "trusted root"}},
-		{name: "transaction", args: append(sandbox, vectorText(t, "tests/resources/mock_signed_data/transactionInfo")), code: 0,
+		{name: "transaction", args: append(sandbox, appstoretest.VectorText(t, "tests/resources/mock_signed_data/transactionInfo")), code: 0,
 			stdout: []string{`"bundleId": "com.example"`, `"signedDate": 1672956154000`}},
-		{name: "transaction, other bundle", args: []string{"--root", root, "--bundle-id", "com.example.x", "--environment", "sandbox", vectorText(t, "tests/resources/mock_signed_data/transactionInfo")},
+		{name: "transaction, other bundle", args: []string{"--root", root, "--bundle-id", "com.example.x", "--environment", "sandbox", appstoretest.VectorText(t, "tests/resources/mock_signed_data/transactionInfo")},
 			code: 1, stderr: []string{"INVALID_APP_IDENTIFIER"}},
-		{name: "transaction at 2042", args: append(sandbox, "--at", "2042-04-12T20:20:46Z", vectorText(t, "tests/resources/mock_signed_data/transactionInfo")),
+		{name: "transaction at 2042", args: append(sandbox, "--at", "2042-04-12T20:20:46Z", appstoretest.VectorText(t, "tests/resources/mock_signed_data/transactionInfo")),
 			code: 1, stderr: []string{"VERIFICATION_FAILURE", "not valid at 2042"}},
-		{name: "renewal info", args: append(sandbox, "--kind", "renewal", vectorText(t, "tests/resources/mock_signed_data/renewalInfo")), code: 0,
+		{name: "renewal info", args: append(sandbox, "--kind", "renewal", appstoretest.VectorText(t, "tests/resources/mock_signed_data/renewalInfo")), code: 0,
 			stdout: []string{`"environment": "Sandbox"`}},
-		{name: "Xcode transaction", args: []string{"--environment", "xcode", "--bundle-id", "com.example.naturelab.backyardbirds.example", vectorText(t, "tests/resources/xcode/xcode-signed-transaction")},
+		{name: "Xcode transaction", args: []string{"--environment", "xcode", "--bundle-id", "com.example.naturelab.backyardbirds.example", appstoretest.VectorText(t, "tests/resources/xcode/xcode-signed-transaction")},
 			code:   0,
 			stdout: []string{`"purchaseDate": 1697679936049.7297`, `"transactionId": "0"`},
 			stderr: []string{"not checked"}},
-		{name: "Xcode renewal info detected", args: []string{"--environment", "Xcode", vectorText(t, "tests/resources/xcode/xcode-signed-renewal-info")},
+		{name: "Xcode renewal info detected", args: []string{"--environment", "Xcode", appstoretest.VectorText(t, "tests/resources/xcode/xcode-signed-renewal-info")},
 			code: 0, stdout: []string{`"autoRenewProductId": "pass.premium"`}},
 		{name: "claims as defaults", args: []string{"--root", root, testNotification}, code: 0,
 			stdout: []string{`"notificationType": "TEST"`}, stderr: []string{`no environment given; using the payload's own claim "Sandbox"`, `"com.example"`}},
@@ -166,7 +128,7 @@ func TestVerifyCommandInnerFields(t *testing.T) {
 	t.Parallel()
 	s := newTestSigner(t)
 	model := func(name string) []byte {
-		return bytes.ReplaceAll([]byte(vectorText(t, "tests/resources/models/"+name)), []byte(`"LocalTesting"`), []byte(`"Sandbox"`))
+		return bytes.ReplaceAll([]byte(appstoretest.VectorText(t, "tests/resources/models/"+name)), []byte(`"LocalTesting"`), []byte(`"Sandbox"`))
 	}
 	notification := func(tx, renewal string) string {
 		var m map[string]any
@@ -183,7 +145,7 @@ func TestVerifyCommandInnerFields(t *testing.T) {
 	}
 	tx := s.sign(t, s.leafKey, model("signedTransaction.json"))
 	renewal := s.sign(t, s.leafKey, model("signedRenewalInfo.json"))
-	args := []string{"--root", vectorFile(t, "tests/resources/certs/testCA.der"), "--bundle-id", "com.example", "--environment", "sandbox"}
+	args := []string{"--root", appstoretest.VectorPath(t, "tests/resources/certs/testCA.der"), "--bundle-id", "com.example", "--environment", "sandbox"}
 
 	code, stdout, stderr := runVerifyCLI(t, notification(tx, renewal), nil, args...)
 	if code != 0 {
@@ -233,7 +195,7 @@ func newTestSigner(t *testing.T) *testSigner {
 	t.Helper()
 	const dir = "java/src/test/resources/certs/"
 	key := func(name string) *ecdsa.PrivateKey {
-		blk, _ := pem.Decode([]byte(vectorText(t, dir+name)))
+		blk, _ := pem.Decode([]byte(appstoretest.VectorText(t, dir+name)))
 		if blk == nil {
 			t.Fatalf("%s: no PEM", name)
 		}
@@ -244,7 +206,7 @@ func newTestSigner(t *testing.T) *testSigner {
 		return k
 	}
 	cert := func(name string) string {
-		blk, _ := pem.Decode([]byte(vectorText(t, dir+name)))
+		blk, _ := pem.Decode([]byte(appstoretest.VectorText(t, dir+name)))
 		if blk == nil {
 			t.Fatalf("%s: no PEM", name)
 		}
