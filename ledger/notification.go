@@ -56,7 +56,8 @@ const insertNotifications = `INSERT INTO notifications (notification_uuid, notif
 		signed_date, original_transaction_id, transaction_id, signed_payload, signed_payload_decoded, source,
 		send_attempts)
 	SELECT uuid, type, subtype, environment, signed_date, NULLIF(original_transaction_id, ''),
-		NULLIF(transaction_id, ''), signed_payload, signed_payload_decoded, source, send_attempts::jsonb
+		NULLIF(transaction_id, ''), NULLIF(signed_payload, ''), NULLIF(signed_payload_decoded, ''), source,
+		NULLIF(send_attempts, '')::jsonb
 	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
 		$9::text[], $10::text[], $11::text[])
 		AS v(uuid, type, subtype, environment, signed_date, original_transaction_id, transaction_id,
@@ -75,10 +76,11 @@ func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notifi
 	if len(ns) == 0 {
 		return nil, nil
 	}
+	// Columns as arrays of plain strings, '' standing for NULL (no stored
+	// form or send attempts is empty): pgx encodes those without reflection.
 	var cols struct {
-		uuid, typ, subtype, env, otid, tid, source []string
-		signed, decoded, attempts                  []*string
-		signedDate                                 []int64
+		uuid, typ, subtype, env, otid, tid, signed, decoded, source, attempts []string
+		signedDate                                                            []int64
 	}
 	first := make(map[string]int, len(ns)) // lower-case UUID → index in ns of its first occurrence
 	for i, n := range ns {
@@ -98,18 +100,17 @@ func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notifi
 			continue
 		}
 		first[key] = i
-		var attempts *string
+		var attempts string
 		if n.SendAttempts != nil {
 			raw, err := json.Marshal(n.SendAttempts)
 			if err != nil {
 				return nil, fmt.Errorf("ledger: notification %s: send attempts: %w", n.UUID, err)
 			}
-			text := string(raw)
-			attempts = &text
+			attempts = string(raw)
 		}
-		signed, decoded := &ns[i].SignedPayload, (*string)(nil)
+		signed, decoded := n.SignedPayload, ""
 		if d, ok := decodeSignedPayload(n.SignedPayload); ok {
-			signed, decoded = nil, &d
+			signed, decoded = "", d
 		}
 		cols.uuid = append(cols.uuid, n.UUID)
 		cols.typ = append(cols.typ, n.Type)

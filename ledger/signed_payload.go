@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"strings"
 )
@@ -35,10 +36,8 @@ func decodeSignedPayload(jws string) (string, bool) {
 	if err != nil || base64.RawURLEncoding.EncodedLen(len(payload)) != len(segment) {
 		return "", false
 	}
-	for _, c := range payload {
-		if c == 0 || c >= 0x80 {
-			return "", false
-		}
+	if !isPlainASCII(payload) {
+		return "", false
 	}
 	var b strings.Builder
 	b.Grow(first + 1 + len(payload) + len(jws) - last)
@@ -63,4 +62,24 @@ func encodeSignedPayload(decoded string) (string, error) {
 	b = base64.RawURLEncoding.AppendEncode(b, []byte(payload))
 	b = append(b, decoded[last:]...)
 	return string(b), nil
+}
+
+// isPlainASCII reports whether b is ASCII without NUL, eight bytes at a
+// time (the payload is ~11 KB per notification).
+func isPlainASCII(b []byte) bool {
+	const high, low = 0x8080808080808080, 0x0101010101010101
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		// w&high: a byte ≥ 0x80; (w-low)&^w&high: a zero byte (given none ≥ 0x80).
+		if w&high != 0 || (w-low)&^w&high != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c == 0 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

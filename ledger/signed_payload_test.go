@@ -71,3 +71,22 @@ func FuzzSignedPayloadDecoded(f *testing.F) {
 		}
 	})
 }
+
+// FuzzIsPlainASCII: the word-at-a-time check agrees with the plain loop.
+func FuzzIsPlainASCII(f *testing.F) {
+	f.Add([]byte("eyJhbGciOiJFUzI1NiJ9"))
+	f.Add([]byte("0123456\x00abcdefgh"))
+	f.Add([]byte("01234567\x80"))
+	f.Add([]byte("\x01\x01\x01\x01\x01\x01\x01\x01\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := true
+		for _, c := range b {
+			if c == 0 || c >= 0x80 {
+				want = false
+			}
+		}
+		if got := isPlainASCII(b); got != want {
+			t.Fatalf("isPlainASCII(%q) = %v, want %v", b, got, want)
+		}
+	})
+}
