@@ -27,7 +27,9 @@ type HTTPOptions struct {
 	// admin routes do not exist (404).
 	AdminToken string
 	// IngestConcurrency is how many webhook transactions may commit at
-	// once (each holds a database connection); default 4.
+	// once (each holds a database connection); default 2: one gathers
+	// notifications while the other commits. More only make each batch
+	// smaller, and Postgres's cost per notification grows as batches shrink.
 	IngestConcurrency int
 	// IngestMaxBatch is how many notifications one webhook transaction may
 	// store; default 128.

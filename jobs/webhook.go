@@ -50,7 +50,7 @@ type webhook struct {
 func newWebhook(d *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) *webhook {
 	h := &webhook{deps: d, ingest: &ingester{
 		deps: d, river: client,
-		maxActive: orInt(opts.IngestConcurrency, 4),
+		maxActive: orInt(opts.IngestConcurrency, 2),
 		maxBatch:  orInt(opts.IngestMaxBatch, 128),
 		maxQueue:  orInt(opts.IngestMaxQueue, 20000),
 	}}
