@@ -13,11 +13,16 @@
 -- for Apple's canonical base64url and ASCII JSON) and rebuilds
 -- signedPayload from it on read. Rows stored before this keep
 -- signed_payload.
+--
+-- Every statement here changes only the catalog: the constraint is NOT
+-- VALID because the rows already stored satisfy it by construction
+-- (signed_payload was NOT NULL, the new column is NULL), and validating
+-- would scan the table while holding the lock that stops the webhook.
 ALTER TABLE notifications
     ALTER COLUMN signed_payload DROP NOT NULL,
     ADD COLUMN signed_payload_decoded text,
     ADD CONSTRAINT notifications_payload_stored_once
-        CHECK ((signed_payload IS NULL) <> (signed_payload_decoded IS NULL));
+        CHECK ((signed_payload IS NULL) <> (signed_payload_decoded IS NULL)) NOT VALID;
 
 DO $$
 BEGIN
