@@ -68,7 +68,8 @@ const insertNotifications = `INSERT INTO notifications (notification_uuid, notif
 // RecordNotifications stores each of ns unless its UUID is already stored
 // (or appears earlier in ns), in one statement, and reports for each
 // whether it was new. Every notification is checked first (a UUID in
-// canonical form, a known Source): if one is invalid, nothing is sent and
+// canonical form, a known Source, a signedPayload, no NUL byte in a text
+// field): if one is invalid, nothing is sent and
 // the error names it. The statement stores all of them or, on a database
 // error, none; pass a transaction to store them atomically with the jobs
 // that process them. An empty ns sends nothing.
@@ -91,6 +92,9 @@ func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notifi
 		case SourceWebhook, SourceBackfill, SourceResync, SourceReconcile:
 		default:
 			return nil, fmt.Errorf("ledger: notification %s: unknown source %q", n.UUID, n.Source)
+		}
+		if n.SignedPayload == "" {
+			return nil, fmt.Errorf("ledger: notification %s: no signedPayload: the ledger keeps what Apple signed", n.UUID)
 		}
 		if field := fieldWithNUL(n); field != "" {
 			return nil, fmt.Errorf("ledger: notification %s: %s holds a NUL byte, which Postgres text cannot store", n.UUID, field)

@@ -97,6 +97,8 @@ func TestRecordNotificationsStoresNoneOfAFailedBatch(t *testing.T) {
 	badSource := testNotification(3, "email")
 	badBytes := testNotification(4, ledger.SourceWebhook)
 	badBytes.Type = "DID_RENEW\x00" // Postgres refuses NUL in text
+	noPayload := testNotification(7, ledger.SourceWebhook)
+	noPayload.SignedPayload = ""
 	badUTF8 := testNotification(6, ledger.SourceWebhook)
 	badUTF8.Subtype = "\xff" // the server refuses it: the whole statement fails
 	for _, c := range []struct {
@@ -106,6 +108,7 @@ func TestRecordNotificationsStoresNoneOfAFailedBatch(t *testing.T) {
 		{badUUID, `"not-a-uuid" is not a UUID`},
 		{badSource, `unknown source "email"`},
 		{badBytes, badBytes.UUID + ": notificationType holds a NUL byte"},
+		{noPayload, noPayload.UUID + ": no signedPayload"},
 		{badUTF8, "storing 3 notifications"},
 	} {
 		got, err := l.RecordNotifications(ctx, pool, []ledger.Notification{testNotification(1, ledger.SourceWebhook), c.bad, testNotification(5, ledger.SourceWebhook)})
