@@ -32,9 +32,10 @@ import (
 
 // webhookBenchClients is the load generator's concurrency: Apple delivers
 // from many connections at once. With 32, on 2 cores, group commits held
-// about 8 notifications and the rate was a third lower; 64 keeps p99 near
-// 30 ms. The single-row ceiling uses as many connections, so it must stay
-// below the server's max_connections.
+// about 8 notifications and the rate was a third lower; with 64 the p99
+// was 34-45 ms (96 reached 45-50). The single-row ceilings use as many
+// connections, besides the webhook's pool, so it must stay well below the
+// server's max_connections.
 const webhookBenchClients = 64
 
 // benchClients is webhookBenchClients unless STORESYNC_BENCH_CLIENTS sets it.
