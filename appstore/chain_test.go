@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/storesync/storesync/appstore/appstoretest/vectors"
 )
 
 type chainCasesFile struct {
@@ -55,7 +57,7 @@ var chainCaseReasons = map[string]string{
 func loadChainCases(t *testing.T) chainCasesFile {
 	t.Helper()
 	var f chainCasesFile
-	if err := json.Unmarshal(vectorBytes(t, "derived/x509/chain-cases.json"), &f); err != nil {
+	if err := json.Unmarshal(vectors.Bytes(t, "derived/x509/chain-cases.json"), &f); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Cases) < 13 {
@@ -219,8 +221,8 @@ func TestVerifyChainRejectsSwappedRoles(t *testing.T) {
 // INVALID_CERTIFICATE.
 func TestParseRoots(t *testing.T) {
 	t.Parallel()
-	pemCA := vectorBytes(t, "java/src/test/resources/certs/testCA.pem")
-	derCA := vectorBytes(t, "tests/resources/certs/testCA.der")
+	pemCA := vectors.Bytes(t, "java/src/test/resources/certs/testCA.pem")
+	derCA := vectors.Bytes(t, "tests/resources/certs/testCA.der")
 	roots, err := parseRoots([][]byte{pemCA, derCA, AppleRootCAG3()})
 	if err != nil {
 		t.Fatal(err)

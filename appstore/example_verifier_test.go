@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/storesync/storesync/appstore/appstoretest/vectors"
 )
 
 // exampleVector reads one of Apple's test vectors (see vectorsDir).
 func exampleVector(rel string) []byte {
-	dir, err := findVectorsDir()
+	dir, err := vectors.Dir()
 	if err != nil {
 		panic(err)
 	}

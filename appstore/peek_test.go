@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/storesync/storesync/appstore/appstoretest/vectors"
 )
 
 // TestPeekTransactionIDsReadsWhatVerificationDecodes signs Apple's model
@@ -37,7 +39,7 @@ func TestPeekTransactionIDsReadsWhatVerificationDecodes(t *testing.T) {
 
 	// Apple's signed vectors without ids: no error, empty ids.
 	for _, name := range []string{"transactionInfo", "renewalInfo"} {
-		otid, tid, err := PeekTransactionIDs(string(vectorBytes(t, "tests/resources/mock_signed_data/"+name)))
+		otid, tid, err := PeekTransactionIDs(string(vectors.Bytes(t, "tests/resources/mock_signed_data/"+name)))
 		if err != nil || otid != "" || tid != "" {
 			t.Errorf("%s: %q %q %v", name, otid, tid, err)
 		}

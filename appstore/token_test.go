@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/storesync/storesync/appstore/appstoretest/vectors"
 )
 
 func TestTokenVerifiesAndExpires(t *testing.T) {
@@ -45,7 +47,7 @@ func TestTokenVerifiesAndExpires(t *testing.T) {
 }
 
 func testSigningKeyOther(t *testing.T) *ecdsa.PrivateKey {
-	k, err := ParsePrivateKey(vectorBytes(t, "java/src/test/resources/certs/testLeaf.key"))
+	k, err := ParsePrivateKey(vectors.Bytes(t, "java/src/test/resources/certs/testLeaf.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"reflect"
 	"testing"
+
+	"github.com/storesync/storesync/appstore/appstoretest/vectors"
 )
 
 // FuzzVerifyNotification feeds arbitrary strings to the verifier, read
@@ -21,12 +23,12 @@ import (
 func FuzzVerifyNotification(f *testing.F) {
 	c := loadTestChain(f)
 	for _, dir := range []string{"tests/resources/mock_signed_data", "tests/resources/xcode"} {
-		entries, err := os.ReadDir(vectorPath(f, dir))
+		entries, err := os.ReadDir(vectors.Path(f, dir))
 		if err != nil {
 			f.Fatal(err)
 		}
 		for _, e := range entries {
-			f.Add(string(vectorBytes(f, dir+"/"+e.Name())))
+			f.Add(string(vectors.Bytes(f, dir+"/"+e.Name())))
 		}
 	}
 	for _, name := range []string{"signedNotification.json", "signedSummaryNotification.json",
