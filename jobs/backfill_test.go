@@ -200,12 +200,15 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 
 // TestBackfillStopsBeforeTheJobTimeoutAndGoesOn: a window too long for one
 // run stops between pages near the timeout, snoozes (no attempt lost) and
-// finishes in later runs.
+// finishes in later runs. A run stops at 3/4 of its timeout, so about
+// four pages fit in one; the timeout leaves room for a page stored on a
+// machine loaded by the whole suite under the race detector (at 1.5 s, a
+// CI run once saw every attempt time out on its first page).
 func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	t.Parallel()
 	simOpts := appstoretest.Options{Seed: 5, Subscribers: 200, DisableRateLimits: true,
-		Faults: appstoretest.Faults{Latency: 250 * time.Millisecond, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
-	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: 1500 * time.Millisecond})
+		Faults: appstoretest.Faults{Latency: 500 * time.Millisecond, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: 3 * time.Second})
 	e.sim.Advance(20 * 24 * time.Hour)
 	ctx := context.Background()
 	res, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.sim.Now().Add(-21 * 24 * time.Hour), End: e.sim.Now()}, nil)
