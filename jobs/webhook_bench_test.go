@@ -31,12 +31,14 @@ import (
 )
 
 // webhookBenchClients is the load generator's concurrency: Apple delivers
-// from many connections at once. With 32, on 2 cores, group commits held
-// about 8 notifications and the rate was a third lower; with 64 the p99
-// was 34-45 ms (96 reached 45-50). The single-row ceilings use as many
-// connections, besides the webhook's pool, so it must stay well below the
-// server's max_connections.
-const webhookBenchClients = 64
+// from many connections at once. In this closed loop, latency is about
+// clients/rate and p99 about twice that: with 32, on 2 cores, group commits
+// held about 8 notifications and the rate was a third lower; with 64, p99
+// reached 44-57 ms when this shared host ran slow; 48 kept it at 33-44 ms
+// for 7-10% less rate. The single-row ceilings use as many connections,
+// besides the webhook's pool, so it must stay well below the server's
+// max_connections.
+const webhookBenchClients = 48
 
 // benchClients is webhookBenchClients unless STORESYNC_BENCH_CLIENTS sets it.
 func benchClients() int {
