@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -331,22 +330,15 @@ func newTestChain(t testing.TB, markers bool, ocspURL string) *testChain {
 // sign returns payload as an ES256 JWS with header {alg, x5c}.
 func (c *testChain) sign(t testing.TB, alg string, payload any) string {
 	t.Helper()
-	hdr, _ := json.Marshal(map[string]any{"alg": alg, "x5c": c.x5c})
 	body, err := json.Marshal(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	input := b64(hdr) + "." + b64(body)
-	digest := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, c.leafKey, digest[:])
+	jws, err := appstoretest.SignJWS(c.leafKey, map[string]any{"alg": alg, "x5c": c.x5c}, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + b64(sig)
+	return jws
 }
 
 // signNote signs a test notification (inner payloads too) with the chain.

@@ -213,6 +213,23 @@ func (c *CA) SignJSON(body []byte) (string, error) {
 	return string(buf), nil
 }
 
+// SignJWS returns payload (JSON) as a compact JWS with the given header,
+// signed ES256 by key whatever the header claims. Tests use it to sign
+// with keys and chains the CA does not hold: Apple's test vectors, a chain
+// without Apple's markers, a forger's key.
+func SignJWS(key *ecdsa.PrivateKey, header any, payload []byte) (string, error) {
+	h, err := json.Marshal(header)
+	if err != nil {
+		return "", err
+	}
+	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := signES256(key, []byte(input))
+	if err != nil {
+		return "", err
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+}
+
 // signES256 signs input as JWS ES256: SHA-256, then raw 32-byte r||s.
 func signES256(key *ecdsa.PrivateKey, input []byte) ([]byte, error) {
 	digest := sha256.Sum256(input)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storesync/storesync/appstore/appstoretest"
 	"github.com/storesync/storesync/appstore/appstoretest/vectors"
 )
 
@@ -220,18 +219,9 @@ func newTestSigner(t *testing.T) *testSigner {
 
 func (s *testSigner) sign(t *testing.T, key *ecdsa.PrivateKey, payload []byte) string {
 	t.Helper()
-	h, err := json.Marshal(map[string]any{"alg": "ES256", "x5c": s.x5c})
+	jws, err := appstoretest.SignJWS(key, map[string]any{"alg": "ES256", "x5c": s.x5c}, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	input := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(payload)
-	sum := sha256.Sum256([]byte(input))
-	r, sv, err := ecdsa.Sign(rand.Reader, key, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	sv.FillBytes(sig[32:])
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return jws
 }
