@@ -24,7 +24,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 type chainCasesFile struct {
@@ -57,7 +57,7 @@ var chainCaseReasons = map[string]string{
 func loadChainCases(t *testing.T) chainCasesFile {
 	t.Helper()
 	var f chainCasesFile
-	if err := json.Unmarshal(vectors.Bytes(t, "derived/x509/chain-cases.json"), &f); err != nil {
+	if err := json.Unmarshal(applevectors.Bytes(t, "derived/x509/chain-cases.json"), &f); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Cases) < 13 {
@@ -221,8 +221,8 @@ func TestVerifyChainRejectsSwappedRoles(t *testing.T) {
 // INVALID_CERTIFICATE.
 func TestParseRoots(t *testing.T) {
 	t.Parallel()
-	pemCA := vectors.Bytes(t, "java/src/test/resources/certs/testCA.pem")
-	derCA := vectors.Bytes(t, "tests/resources/certs/testCA.der")
+	pemCA := applevectors.Bytes(t, "java/src/test/resources/certs/testCA.pem")
+	derCA := applevectors.Bytes(t, "tests/resources/certs/testCA.der")
 	roots, err := parseRoots([][]byte{pemCA, derCA, AppleRootCAG3()})
 	if err != nil {
 		t.Fatal(err)

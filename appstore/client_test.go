@@ -17,7 +17,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 // testNow is the fixed clock of client tests: 2023-11-14T22:13:10Z.
@@ -25,13 +25,13 @@ var testNow = time.UnixMilli(1699999990000).UTC()
 
 // modelFixture reads one of Apple's API response fixtures.
 func modelFixture(t *testing.T, name string) []byte {
-	return vectors.Bytes(t, "tests/resources/models/"+name)
+	return applevectors.Bytes(t, "tests/resources/models/"+name)
 }
 
 // testSigningKey is the API key of Apple's client tests.
 func testSigningKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
-	k, err := ParsePrivateKey(vectors.Bytes(t, "tests/resources/certs/testSigningKey.p8"))
+	k, err := ParsePrivateKey(applevectors.Bytes(t, "tests/resources/certs/testSigningKey.p8"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,19 +3,14 @@ package appstore
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
-// exampleVector reads one of Apple's test vectors (see vectorsDir).
+// exampleVector reads one of Apple's test vectors (embedded by
+// applevectors from its testdata).
 func exampleVector(rel string) []byte {
-	dir, err := vectors.Dir()
-	if err != nil {
-		panic(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+	b, err := applevectors.Read(rel)
 	if err != nil {
 		panic(err)
 	}

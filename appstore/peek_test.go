@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 // TestPeekTransactionIDsReadsWhatVerificationDecodes signs Apple's model
@@ -39,7 +39,7 @@ func TestPeekTransactionIDsReadsWhatVerificationDecodes(t *testing.T) {
 
 	// Apple's signed vectors without ids: no error, empty ids.
 	for _, name := range []string{"transactionInfo", "renewalInfo"} {
-		otid, tid, err := PeekTransactionIDs(string(vectors.Bytes(t, "tests/resources/mock_signed_data/"+name)))
+		otid, tid, err := PeekTransactionIDs(string(applevectors.Bytes(t, "tests/resources/mock_signed_data/"+name)))
 		if err != nil || otid != "" || tid != "" {
 			t.Errorf("%s: %q %q %v", name, otid, tid, err)
 		}

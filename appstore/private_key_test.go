@@ -10,12 +10,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 func TestParsePrivateKeyP8(t *testing.T) {
 	t.Parallel()
-	raw := vectors.Bytes(t, "tests/resources/certs/testSigningKey.p8")
+	raw := applevectors.Bytes(t, "tests/resources/certs/testSigningKey.p8")
 	k, err := ParsePrivateKey(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +39,7 @@ func TestParsePrivateKeyP8(t *testing.T) {
 		}
 	}
 	// A SEC1 "EC PRIVATE KEY" P-256 key (Apple's test CA key) parses too.
-	sec1, err := ParsePrivateKey(vectors.Bytes(t, "java/src/test/resources/certs/testCA.key"))
+	sec1, err := ParsePrivateKey(applevectors.Bytes(t, "java/src/test/resources/certs/testCA.key"))
 	if err != nil || sec1.Curve != elliptic.P256() {
 		t.Errorf("SEC1 key: %v", err)
 	}

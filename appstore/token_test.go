@@ -8,7 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 func TestTokenVerifiesAndExpires(t *testing.T) {
@@ -47,7 +47,7 @@ func TestTokenVerifiesAndExpires(t *testing.T) {
 }
 
 func testSigningKeyOther(t *testing.T) *ecdsa.PrivateKey {
-	k, err := ParsePrivateKey(vectors.Bytes(t, "java/src/test/resources/certs/testLeaf.key"))
+	k, err := ParsePrivateKey(applevectors.Bytes(t, "java/src/test/resources/certs/testLeaf.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,11 +2,10 @@ package appstore
 
 import (
 	"errors"
-	"os"
 	"reflect"
 	"testing"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 // FuzzVerifyNotification feeds arbitrary strings to the verifier, read
@@ -23,12 +22,8 @@ import (
 func FuzzVerifyNotification(f *testing.F) {
 	c := loadTestChain(f)
 	for _, dir := range []string{"tests/resources/mock_signed_data", "tests/resources/xcode"} {
-		entries, err := os.ReadDir(vectors.Path(f, dir))
-		if err != nil {
-			f.Fatal(err)
-		}
-		for _, e := range entries {
-			f.Add(string(vectors.Bytes(f, dir+"/"+e.Name())))
+		for _, name := range applevectors.Names(f, dir) {
+			f.Add(string(applevectors.Bytes(f, dir+"/"+name)))
 		}
 	}
 	for _, name := range []string{"signedNotification.json", "signedSummaryNotification.json",

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 // testChain is Apple's test PKI from the Java library's resources: a CA, an
@@ -45,7 +45,7 @@ func loadTestChain(t testing.TB) *testChain {
 		inter:    testCert(t, certsDir+"testIntermediate.pem"),
 		leaf:     testCert(t, certsDir+"testLeaf.pem"),
 	}
-	c.caDER = vectors.Bytes(t, "tests/resources/certs/testCA.der")
+	c.caDER = applevectors.Bytes(t, "tests/resources/certs/testCA.der")
 	c.x5c = []string{b64(c.leaf.Raw), b64(c.inter.Raw), b64(c.ca.Raw)}
 	return c
 }
@@ -54,7 +54,7 @@ func b64(der []byte) string { return base64.StdEncoding.EncodeToString(der) }
 
 func testECKey(t testing.TB, rel string) *ecdsa.PrivateKey {
 	t.Helper()
-	blk, _ := pem.Decode(vectors.Bytes(t, rel))
+	blk, _ := pem.Decode(applevectors.Bytes(t, rel))
 	if blk == nil {
 		t.Fatalf("%s: no PEM block", rel)
 	}
@@ -67,7 +67,7 @@ func testECKey(t testing.TB, rel string) *ecdsa.PrivateKey {
 
 func testCert(t testing.TB, rel string) *x509.Certificate {
 	t.Helper()
-	certs, err := parseCertificates(vectors.Bytes(t, rel))
+	certs, err := parseCertificates(applevectors.Bytes(t, rel))
 	if err != nil || len(certs) != 1 {
 		t.Fatalf("%s: %v", rel, err)
 	}
@@ -105,7 +105,7 @@ func signJWS(t testing.TB, key *ecdsa.PrivateKey, header any, payload []byte) st
 // verified on the full path (README §6).
 func sandboxModel(t testing.TB, name string) []byte {
 	t.Helper()
-	b := vectors.Bytes(t, "tests/resources/models/"+name)
+	b := applevectors.Bytes(t, "tests/resources/models/"+name)
 	out := bytes.ReplaceAll(b, []byte(`"LocalTesting"`), []byte(`"Sandbox"`))
 	if name != "signedExternalPurchaseTokenNotification.json" && name != "signedExternalPurchaseTokenSandboxNotification.json" && bytes.Equal(out, b) {
 		t.Fatalf("%s: no LocalTesting environment to switch", name)
@@ -166,7 +166,7 @@ type signedDataCase struct {
 func TestSignedDataCases(t *testing.T) {
 	t.Parallel()
 	var f struct{ Cases []signedDataCase }
-	if err := json.Unmarshal(vectors.Bytes(t, "derived/signed-data-cases.json"), &f); err != nil {
+	if err := json.Unmarshal(applevectors.Bytes(t, "derived/signed-data-cases.json"), &f); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Cases) < 14 {
@@ -178,11 +178,11 @@ func TestSignedDataCases(t *testing.T) {
 			t.Parallel()
 			jws := c.Literal
 			if c.File != "" {
-				jws = string(vectors.Bytes(t, c.File))
+				jws = string(applevectors.Bytes(t, c.File))
 			}
 			opts := VerifierOptions{Environment: c.Verifier.Environment, BundleID: c.Verifier.BundleID, AppAppleID: c.Verifier.AppAppleID}
 			if c.Verifier.TrustedRoot != "" {
-				opts.RootCertificates = [][]byte{vectors.Bytes(t, c.Verifier.TrustedRoot)}
+				opts.RootCertificates = [][]byte{applevectors.Bytes(t, c.Verifier.TrustedRoot)}
 			}
 			v, err := NewVerifier(opts)
 			if err != nil {
@@ -459,7 +459,7 @@ func TestLocalTestingSkipsSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	sign := func(name string) string {
-		return signJWS(t, key, map[string]string{"alg": "ES256", "typ": "JWT"}, vectors.Bytes(t, "tests/resources/models/"+name))
+		return signJWS(t, key, map[string]string{"alg": "ES256", "typ": "JWT"}, applevectors.Bytes(t, "tests/resources/models/"+name))
 	}
 	if n, err := v.VerifyNotification(sign("signedNotification.json")); err != nil || n.Data.Environment != LocalTesting {
 		t.Errorf("notification: %v", err)
@@ -948,7 +948,7 @@ func TestFastDecoderMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, name := range []string{"signedNotification.json", "signedSummaryNotification.json", "signedExternalPurchaseTokenNotification.json",
 		"signedRescindConsentNotification.json", "signedConsumptionRequestNotification.json"} {
-		inputs = append(inputs, string(vectors.Bytes(t, "tests/resources/models/"+name)))
+		inputs = append(inputs, string(applevectors.Bytes(t, "tests/resources/models/"+name)))
 	}
 	fastAccepted := 0
 	for _, in := range inputs {

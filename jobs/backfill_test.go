@@ -10,7 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/ledger"
 )
 
@@ -32,35 +32,35 @@ func (e *hookEnv) sweep(end time.Time) {
 // nothing.
 func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
 	t.Parallel()
-	simOpts := appstoretest.Options{Seed: 21, Subscribers: 80, DisableRateLimits: true, DropShare: 0.3}
+	simOpts := sim.Options{Seed: 21, Subscribers: 80, DisableRateLimits: true, DropShare: 0.3}
 	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true})
-	if err := e.sim.SetWebhookURL(e.server.URL + "/webhooks/appstore"); err != nil {
+	if err := e.simulator.SetWebhookURL(e.server.URL + "/webhooks/appstore"); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	if got := e.deps.SweptEnvironments(); !reflect.DeepEqual(got, []appstore.Environment{appstore.Production, appstore.Sandbox}) {
 		t.Fatalf("swept environments %v", got)
 	}
-	e.sweep(e.sim.Now()) // the first sweep: [now-24h, now], before anything happened
+	e.sweep(e.simulator.Now()) // the first sweep: [now-24h, now], before anything happened
 
-	e.sim.Advance(25 * 24 * time.Hour)
-	if err := e.sim.Flush(ctx); err != nil {
+	e.simulator.Advance(25 * 24 * time.Hour)
+	if err := e.simulator.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	e.waitIdle(90*time.Second, "process_notification", "import")
 	var sent []string
 	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
-		for _, n := range e.sim.Notifications(env) {
+		for _, n := range e.simulator.Notifications(env) {
 			sent = append(sent, n.NotificationUUID)
 		}
 	}
-	stats := e.sim.Stats().Webhook
+	stats := e.simulator.Stats().Webhook
 	before := e.count(`SELECT count(*) FROM notifications`)
 	if stats.Dropped == 0 || before >= len(sent) {
 		t.Fatalf("the simulator dropped %d of %d; the ledger already has %d", stats.Dropped, len(sent), before)
 	}
 
-	e.sweep(e.sim.Now())
+	e.sweep(e.simulator.Now())
 	if missing := e.count(`SELECT count(*) FROM unnest($1::uuid[]) AS u(id)
 		WHERE NOT EXISTS (SELECT 1 FROM notifications WHERE notification_uuid = u.id)`, sent); missing != 0 {
 		t.Fatalf("%d of %d notifications still missing after the sweep", missing, len(sent))
@@ -69,7 +69,7 @@ func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
 		t.Fatalf("%d backfilled, want the %d dropped", n, len(sent)-before)
 	}
 	compared := 0
-	for _, truth := range e.sim.Truth() {
+	for _, truth := range e.simulator.Truth() {
 		s, err := e.deps.Ledger.Subscription(ctx, truth.OriginalTransactionID)
 		if err != nil {
 			if len(truth.Notifications) > 0 {
@@ -96,8 +96,8 @@ func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
 	}
 	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
 		wm, ok, err := e.deps.Ledger.BackfillWatermark(ctx, env)
-		if err != nil || !ok || !wm.Equal(e.sim.Now()) {
-			t.Errorf("%s watermark %v %v %v, want %v", env, wm, ok, err, e.sim.Now())
+		if err != nil || !ok || !wm.Equal(e.simulator.Now()) {
+			t.Errorf("%s watermark %v %v %v, want %v", env, wm, ok, err, e.simulator.Now())
 		}
 	}
 	windows, err := e.deps.Ledger.RecentBackfillWindows(ctx, 10)
@@ -128,8 +128,8 @@ func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
 	// Sweeping again, and re-reading the whole span, changes nothing.
 	dump := ledgerDump(t, e.pool)
 	jobs := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification'`)
-	e.sweep(e.sim.Now().Add(time.Minute))
-	if _, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.sim.Now().Add(-26 * 24 * time.Hour), End: e.sim.Now()}, nil); err != nil {
+	e.sweep(e.simulator.Now().Add(time.Minute))
+	if _, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.simulator.Now().Add(-26 * 24 * time.Hour), End: e.simulator.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
@@ -150,11 +150,11 @@ func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
 // still ends complete, with the restart recorded.
 func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 	t.Parallel()
-	simOpts := appstoretest.Options{Seed: 5, Subscribers: 60, DisableRateLimits: true, PaginationTokenTTL: 2 * time.Second}
+	simOpts := sim.Options{Seed: 5, Subscribers: 60, DisableRateLimits: true, PaginationTokenTTL: 2 * time.Second}
 	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true})
-	e.sim.Advance(20 * 24 * time.Hour)
+	e.simulator.Advance(20 * 24 * time.Hour)
 	ctx := context.Background()
-	start, end := e.sim.Now().Add(-21*24*time.Hour), e.sim.Now()
+	start, end := e.simulator.Now().Add(-21*24*time.Hour), e.simulator.Now()
 	win, err := e.deps.Ledger.OpenBackfillWindow(ctx, e.pool, ledger.BackfillWindow{
 		Environment: appstore.Production, Kind: ledger.BackfillManual, Start: start, End: end})
 	if err != nil {
@@ -182,7 +182,7 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := len(e.sim.Notifications(appstore.Production))
+	total := len(e.simulator.Notifications(appstore.Production))
 	if got.FinishedAt == nil || got.Restarts != 1 || got.Seen != total || got.New != total {
 		t.Fatalf("window after the restart: %+v (the simulator sent %d)", got, total)
 	}
@@ -206,12 +206,12 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 // CI run once saw every attempt time out on its first page).
 func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	t.Parallel()
-	simOpts := appstoretest.Options{Seed: 5, Subscribers: 200, DisableRateLimits: true,
-		Faults: appstoretest.Faults{Latency: 500 * time.Millisecond, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
+	simOpts := sim.Options{Seed: 5, Subscribers: 200, DisableRateLimits: true,
+		Faults: sim.Faults{Latency: 500 * time.Millisecond, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
 	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: 3 * time.Second})
-	e.sim.Advance(20 * 24 * time.Hour)
+	e.simulator.Advance(20 * 24 * time.Hour)
 	ctx := context.Background()
-	res, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.sim.Now().Add(-21 * 24 * time.Hour), End: e.sim.Now()}, nil)
+	res, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.simulator.Now().Add(-21 * 24 * time.Hour), End: e.simulator.Now()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +220,8 @@ func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := len(e.sim.Notifications(appstore.Production))
-	w, err := e.deps.Ledger.FindBackfillWindow(ctx, appstore.Production, res.Job.ScheduledAt.Add(-time.Hour*24*365), e.sim.Now(), false)
+	total := len(e.simulator.Notifications(appstore.Production))
+	w, err := e.deps.Ledger.FindBackfillWindow(ctx, appstore.Production, res.Job.ScheduledAt.Add(-time.Hour*24*365), e.simulator.Now(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

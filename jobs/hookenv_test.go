@@ -26,7 +26,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
@@ -37,8 +38,8 @@ type hookEnv struct {
 	t      testing.TB
 	url    string // of the database
 	pool   *pgxpool.Pool
-	sim    *appstoretest.Simulator // nil without Sim
-	ca     *appstoretest.CA
+	simulator    *sim.Simulator // nil without Sim
+	ca     *sim.CA
 	deps   *Deps
 	river  *river.Client[pgx.Tx]
 	server *httptest.Server
@@ -47,7 +48,7 @@ type hookEnv struct {
 type hookEnvOptions struct {
 	// Sim starts a simulator whose CA signs, and an App Store client on
 	// it (production with sandbox fallback). Nil: only a CA, no client.
-	Sim *appstoretest.Options
+	Sim *sim.Options
 	// Work starts River workers.
 	Work bool
 	// AdminToken enables the admin routes.
@@ -57,7 +58,7 @@ type hookEnvOptions struct {
 	// NoApple leaves Deps.Apple nil even with a simulator.
 	NoApple bool
 	// CA signs (and is trusted) when there is no simulator; nil: a new one.
-	CA *appstoretest.CA
+	CA *sim.CA
 	// JobTimeout bounds a job run; default 30s.
 	JobTimeout time.Duration
 	// HTTP configures the handler (AdminToken above wins).
@@ -70,13 +71,13 @@ func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 	e := &hookEnv{t: t, url: url, pool: pool}
 	now := time.Now
 	if o.Sim != nil {
-		e.sim = appstoretest.StartTest(t, *o.Sim)
-		e.ca = e.sim.CA()
-		now = e.sim.Now
+		e.simulator = simtest.StartTest(t, *o.Sim)
+		e.ca = e.simulator.CA()
+		now = e.simulator.Now
 	} else if o.CA != nil {
 		e.ca = o.CA
 	} else {
-		ca, err := appstoretest.NewCA()
+		ca, err := sim.NewCA()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +86,7 @@ func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 	roots := append([][]byte{e.ca.RootDER()}, o.ExtraRoots...)
 	v, err := appstore.NewVerifier(appstore.VerifierOptions{
 		RootCertificates: roots, Environment: appstore.Production,
-		BundleID: appstoretest.DefaultBundleID, AppAppleID: appstoretest.DefaultAppAppleID,
+		BundleID: sim.DefaultBundleID, AppAppleID: sim.DefaultAppAppleID,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -95,16 +96,16 @@ func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Settings: Settings{RetryBase: 20 * time.Millisecond},
 	}
-	if e.sim != nil && !o.NoApple {
-		key, err := appstore.ParsePrivateKey(e.sim.PrivateKeyPEM())
+	if e.simulator != nil && !o.NoApple {
+		key, err := appstore.ParsePrivateKey(e.simulator.PrivateKeyPEM())
 		if err != nil {
 			t.Fatal(err)
 		}
 		budget := appstore.NewRateBudget(appstore.DefaultRateLimits(appstore.Production, 1, nil), 1)
 		budget.SetLimits(appstore.Sandbox, appstore.DefaultRateLimits(appstore.Sandbox, 1, nil))
 		e.deps.Apple, err = appstore.NewClient(appstore.ClientOptions{
-			KeyID: e.sim.KeyID(), IssuerID: e.sim.IssuerID(), BundleID: e.sim.BundleID(), PrivateKey: key,
-			Environment: appstore.Production, BaseURL: e.sim.BaseURL(), SandboxBaseURL: e.sim.SandboxURL(),
+			KeyID: e.simulator.KeyID(), IssuerID: e.simulator.IssuerID(), BundleID: e.simulator.BundleID(), PrivateKey: key,
+			Environment: appstore.Production, BaseURL: e.simulator.BaseURL(), SandboxBaseURL: e.simulator.SandboxURL(),
 			SandboxFallback: true, Budget: budget,
 		})
 		if err != nil {
@@ -217,13 +218,13 @@ func newTestNote(env appstore.Environment, signed time.Time) *testNote {
 		N: appstore.NotificationPayload{
 			NotificationType: "DID_RENEW", NotificationUUID: testUUID(seq), Version: "2.0", SignedDate: ms,
 			Data: &appstore.NotificationData{
-				AppAppleID: appstoretest.DefaultAppAppleID, BundleID: appstoretest.DefaultBundleID,
+				AppAppleID: sim.DefaultAppAppleID, BundleID: sim.DefaultBundleID,
 				BundleVersion: "1.0", Environment: env, Status: appstore.StatusActive,
 			},
 		},
 		Tx: &appstore.TransactionPayload{
 			TransactionID: otid, OriginalTransactionID: otid, WebOrderLineItemID: otid,
-			BundleID: appstoretest.DefaultBundleID, ProductID: "com.example.monthly", SubscriptionGroupIdentifier: "21000001",
+			BundleID: sim.DefaultBundleID, ProductID: "com.example.monthly", SubscriptionGroupIdentifier: "21000001",
 			PurchaseDate: ms, OriginalPurchaseDate: ms, ExpiresDate: appstore.MillisOf(signed.Add(30 * 24 * time.Hour)),
 			Quantity: 1, Type: autoRenewable, InAppOwnershipType: "PURCHASED", SignedDate: ms, Environment: env,
 			TransactionReason: "PURCHASE", Storefront: "USA", Currency: "USD", Price: 9990,
@@ -247,7 +248,7 @@ func testUUID(seq int64) string {
 }
 
 // sign signs the inner payloads and the notification with ca.
-func (n *testNote) sign(t testing.TB, ca *appstoretest.CA) string {
+func (n *testNote) sign(t testing.TB, ca *sim.CA) string {
 	t.Helper()
 	p := n.N
 	if p.Data != nil {
@@ -334,7 +335,7 @@ func (c *testChain) sign(t testing.TB, alg string, payload any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jws, err := appstoretest.SignJWS(c.leafKey, map[string]any{"alg": alg, "x5c": c.x5c}, body)
+	jws, err := sim.SignJWS(c.leafKey, map[string]any{"alg": alg, "x5c": c.x5c}, body)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
 	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
@@ -23,40 +24,40 @@ import (
 // importHarness is a simulator, a migrated database and a working River
 // client wired as `storesync serve` wires them.
 type importHarness struct {
-	sim    *appstoretest.Simulator
+	simulator    *sim.Simulator
 	pool   *pgxpool.Pool
 	deps   *Deps
 	client *river.Client[pgx.Tx]
 }
 
-func startImportHarness(t *testing.T, simOpts appstoretest.Options, settings Settings) *importHarness {
+func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *importHarness {
 	t.Helper()
-	sim := appstoretest.StartTest(t, simOpts)
+	simulator := simtest.StartTest(t, simOpts)
 	_, pool := migrationstest.NewDatabase(t)
 	limits := map[appstore.Endpoint]float64{}
 	for _, ep := range appstore.Endpoints {
 		limits[ep] = 2000 // the simulator's own limits, when on, are what matters
 	}
-	budget, err := NewPostgresBudget(PostgresBudgetOptions{Pool: pool, App: sim.BundleID(),
+	budget, err := NewPostgresBudget(PostgresBudgetOptions{Pool: pool, App: simulator.BundleID(),
 		Limits: map[appstore.Environment]map[appstore.Endpoint]float64{appstore.Production: limits, appstore.Sandbox: limits}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := appstore.ParsePrivateKey(sim.PrivateKeyPEM())
+	key, err := appstore.ParsePrivateKey(simulator.PrivateKeyPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
 	apple, err := appstore.NewClient(appstore.ClientOptions{
-		KeyID: sim.KeyID(), IssuerID: sim.IssuerID(), BundleID: sim.BundleID(), PrivateKey: key,
-		Environment: appstore.Production, BaseURL: sim.BaseURL(), SandboxBaseURL: sim.SandboxURL(),
+		KeyID: simulator.KeyID(), IssuerID: simulator.IssuerID(), BundleID: simulator.BundleID(), PrivateKey: key,
+		Environment: appstore.Production, BaseURL: simulator.BaseURL(), SandboxBaseURL: simulator.SandboxURL(),
 		SandboxFallback: true, Budget: budget,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	verifier, err := appstore.NewVerifier(appstore.VerifierOptions{
-		RootCertificates: [][]byte{sim.RootDER()}, Environment: appstore.Production,
-		BundleID: sim.BundleID(), AppAppleID: sim.AppAppleID(),
+		RootCertificates: [][]byte{simulator.RootDER()}, Environment: appstore.Production,
+		BundleID: simulator.BundleID(), AppAppleID: simulator.AppAppleID(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func startImportHarness(t *testing.T, simOpts appstoretest.Options, settings Set
 		settings.RetryBase = 20 * time.Millisecond
 	}
 	deps := &Deps{Pool: pool, Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
-		Metrics: NewMetrics(), Now: sim.Now, Settings: settings}
+		Metrics: NewMetrics(), Now: simulator.Now, Settings: settings}
 	client, err := NewRiverClient(deps, ClientOptions{Work: true, BulkWorkers: 16})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func startImportHarness(t *testing.T, simOpts appstoretest.Options, settings Set
 			_ = client.StopAndCancel(context.Background())
 		}
 	})
-	return &importHarness{sim: sim, pool: pool, deps: deps, client: client}
+	return &importHarness{simulator: simulator, pool: pool, deps: deps, client: client}
 }
 
 // importCSV runs the Importer on text as a new run.
@@ -128,7 +129,7 @@ func (h *importHarness) waitRun(t *testing.T, run int64, within time.Duration) l
 // truthCSV is an import file of every subscription in truths, customer id
 // = the simulator's account id (so rows of one account share it), with the
 // appAccountToken of tokens[otid] instead of Apple's where given.
-func truthCSV(truths []appstoretest.SubscriptionTruth, tokens map[string]string) string {
+func truthCSV(truths []sim.SubscriptionTruth, tokens map[string]string) string {
 	var b strings.Builder
 	b.WriteString("original_transaction_id,app_account_token,customer_id\n")
 	for _, tr := range truths {
@@ -157,8 +158,8 @@ func jobStates(t *testing.T, pool *pgxpool.Pool, otid string) []string {
 
 func TestImportMigratesSimulatedPopulation(t *testing.T) {
 	t.Parallel()
-	h := startImportHarness(t, appstoretest.Options{Seed: 1, Subscribers: 150, DisableRateLimits: true}, Settings{})
-	truths := h.sim.Truth()
+	h := startImportHarness(t, sim.Options{Seed: 1, Subscribers: 150, DisableRateLimits: true}, Settings{})
+	truths := h.simulator.Truth()
 	accounts := map[string]bool{}
 	var sandboxOTID, conflictOTID string
 	wantPages := 0
@@ -244,7 +245,7 @@ func TestImportMigratesSimulatedPopulation(t *testing.T) {
 
 	// Calls: one statuses answer per account at most, and exactly the
 	// history pages the transactions need.
-	stats := h.sim.Stats()
+	stats := h.simulator.Stats()
 	okStatuses := stats.Endpoint(appstore.Production, appstore.EndpointStatuses).ByStatus[200] +
 		stats.Endpoint(appstore.Sandbox, appstore.EndpointStatuses).ByStatus[200]
 	if okStatuses > int64(len(accounts)) {
@@ -276,12 +277,12 @@ func TestImportMigratesSimulatedPopulation(t *testing.T) {
 // to the truth, and no row fails.
 func TestImportSurvivesServerErrorsAndRateLimitStorm(t *testing.T) {
 	t.Parallel()
-	h := startImportHarness(t, appstoretest.Options{Seed: 2, Subscribers: 100, DisableRateLimits: true,
-		Faults: appstoretest.Faults{InternalErrorShare: 0.05}}, Settings{})
-	truths := h.sim.Truth()
+	h := startImportHarness(t, sim.Options{Seed: 2, Subscribers: 100, DisableRateLimits: true,
+		Faults: sim.Faults{InternalErrorShare: 0.05}}, Settings{})
+	truths := h.simulator.Truth()
 	// The storm starts with the import: every process's budget must back
 	// off, and the jobs that got a 429 snooze until Retry-After.
-	if err := h.sim.SetFaults(appstoretest.Faults{InternalErrorShare: 0.05, RateLimitStorm: 1500 * time.Millisecond}); err != nil {
+	if err := h.simulator.SetFaults(sim.Faults{InternalErrorShare: 0.05, RateLimitStorm: 1500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	run, counts, _ := h.importCSV(t, truthCSV(truths, nil))
@@ -293,7 +294,7 @@ func TestImportSurvivesServerErrorsAndRateLimitStorm(t *testing.T) {
 		t.Fatalf("progress %+v", p)
 	}
 	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, truths)
-	total := h.sim.Stats().Total()
+	total := h.simulator.Stats().Total()
 	if total.ByStatus[500] == 0 || total.ByStatus[429] == 0 {
 		t.Errorf("the simulator injected no 5xx or no 429 (%v): the test proves nothing", total.ByStatus)
 	}
@@ -305,10 +306,10 @@ func TestImportSurvivesServerErrorsAndRateLimitStorm(t *testing.T) {
 func TestImportHistoryResumesAtCheckpoint(t *testing.T) {
 	t.Parallel()
 	// One in-job attempt only, so the injected failure ends the run.
-	h := startImportHarness(t, appstoretest.Options{Seed: 1, Subscribers: 150, DisableRateLimits: true,
-		Faults: appstoretest.Faults{FailHistoryPage: 3}}, Settings{RetryAttempts: 1})
-	var long appstoretest.SubscriptionTruth
-	for _, tr := range h.sim.Truth() {
+	h := startImportHarness(t, sim.Options{Seed: 1, Subscribers: 150, DisableRateLimits: true,
+		Faults: sim.Faults{FailHistoryPage: 3}}, Settings{RetryAttempts: 1})
+	var long sim.SubscriptionTruth
+	for _, tr := range h.simulator.Truth() {
 		if tr.TransactionCount > long.TransactionCount {
 			long = tr
 		}
@@ -316,14 +317,14 @@ func TestImportHistoryResumesAtCheckpoint(t *testing.T) {
 	if long.TransactionCount <= 60 {
 		t.Fatalf("longest history has %d transactions: pick a seed with one over 60", long.TransactionCount)
 	}
-	run, _, _ := h.importCSV(t, truthCSV([]appstoretest.SubscriptionTruth{long}, nil))
+	run, _, _ := h.importCSV(t, truthCSV([]sim.SubscriptionTruth{long}, nil))
 	p := h.waitRun(t, run, 2*time.Minute)
 	if p.Done != 1 {
 		t.Fatalf("progress %+v", p)
 	}
-	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, []appstoretest.SubscriptionTruth{long})
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, []sim.SubscriptionTruth{long})
 	pages := (long.TransactionCount + 19) / 20
-	hist := h.sim.Stats().Endpoint(long.Environment, appstore.EndpointHistory)
+	hist := h.simulator.Stats().Endpoint(long.Environment, appstore.EndpointHistory)
 	// Pages 1 and 2 once, page 3 failed once then answered, the rest once.
 	if hist.Requests != int64(pages+1) || hist.ByStatus[500] != 1 {
 		t.Fatalf("history requests %d (%v) for %d pages: want %d, one failed", hist.Requests, hist.ByStatus, pages, pages+1)
@@ -339,10 +340,10 @@ func TestImportHistoryResumesAtCheckpoint(t *testing.T) {
 // each of them must end with its full history too, never a partial one.
 func TestImportBringsInTheAccountsOtherSubscriptions(t *testing.T) {
 	t.Parallel()
-	h := startImportHarness(t, appstoretest.Options{Seed: 3, Subscribers: 120, DisableRateLimits: true}, Settings{})
-	truths := h.sim.Truth()
+	h := startImportHarness(t, sim.Options{Seed: 3, Subscribers: 120, DisableRateLimits: true}, Settings{})
+	truths := h.simulator.Truth()
 	seen := map[string]bool{}
-	var listed []appstoretest.SubscriptionTruth
+	var listed []sim.SubscriptionTruth
 	siblings := 0
 	for _, tr := range truths {
 		if seen[tr.AccountID] {

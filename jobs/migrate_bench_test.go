@@ -18,8 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
-	"github.com/storesync/storesync/jobs/jobstest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/jobs/truthcheck"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
@@ -76,9 +76,9 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 	dbURL := migrationstest.NewDatabaseURL(b)
 	env = append(env, "DATABASE_URL="+dbURL, "STORESYNC_LISTEN=127.0.0.1:0")
 
-	var truths []appstoretest.SubscriptionTruth
+	var truths []sim.SubscriptionTruth
 	for _, e := range []string{"production", "sandbox"} {
-		var part []appstoretest.SubscriptionTruth
+		var part []sim.SubscriptionTruth
 		getJSON(b, base+"/sim/truth?env="+e, &part)
 		truths = append(truths, part...)
 	}
@@ -110,7 +110,7 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 
 	type sample struct {
 		at        time.Time
-		stats     appstoretest.Stats
+		stats     sim.Stats
 		available int64
 	}
 	var samples []sample
@@ -142,14 +142,14 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 	}
 
 	final := samples[len(samples)-1].stats
-	var busiest appstoretest.EndpointStats
+	var busiest sim.EndpointStats
 	for _, e := range final.Endpoints {
 		if e.Environment == appstore.Production && e.Requests > busiest.Requests {
 			busiest = e
 		}
 	}
 	m.busiest = string(busiest.Endpoint)
-	count := func(s appstoretest.Stats) int64 { return s.Endpoint(appstore.Production, busiest.Endpoint).Requests }
+	count := func(s sim.Stats) int64 { return s.Endpoint(appstore.Production, busiest.Endpoint).Requests }
 	// Steady state: from when 5% of the busiest endpoint's requests were
 	// sent (the jobs have passed their statuses step) until no job waited in
 	// the queue any more (the rest is the tail of the last jobs).
@@ -187,7 +187,7 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 		b.Fatal(err)
 	}
 
-	diffs, err := jobstest.Compare(ctx, ledger.New(pool), truths)
+	diffs, err := truthcheck.Compare(ctx, ledger.New(pool), truths)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/ledger"
 )
 
@@ -24,7 +24,7 @@ func simHistory(t *testing.T, e *hookEnv, env appstore.Environment) []appstore.N
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := e.sim.Now()
+	now := e.simulator.Now()
 	req := appstore.NotificationHistoryRequest{
 		StartDate: appstore.MillisOf(now.Add(-notificationLookback(env) + time.Hour)), EndDate: appstore.MillisOf(now.Add(time.Millisecond)),
 	}
@@ -70,9 +70,9 @@ func ledgerDump(t *testing.T, pool *pgxpool.Pool) []string {
 // unreachable, so imports of new subscriptions cannot mask an ordering bug.
 func TestNotificationsInAnyOrderGiveTheSameLedger(t *testing.T) {
 	t.Parallel()
-	simOpts := appstoretest.Options{Seed: 7, Subscribers: 60, DisableRateLimits: true}
+	simOpts := sim.Options{Seed: 7, Subscribers: 60, DisableRateLimits: true}
 	source := newHookEnv(t, hookEnvOptions{Sim: &simOpts})
-	source.sim.Advance(25 * 24 * time.Hour)
+	source.simulator.Advance(25 * 24 * time.Hour)
 	var items []appstore.NotificationHistoryResponseItem
 	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
 		items = append(items, simHistory(t, source, env)...)
@@ -138,7 +138,7 @@ func TestNotificationsInAnyOrderGiveTheSameLedger(t *testing.T) {
 	// Every subscription a notification named holds the simulator's state
 	// as of its latest notification: the latest one at the simulated now.
 	checked := 0
-	for _, truth := range source.sim.Truth() {
+	for _, truth := range source.simulator.Truth() {
 		if len(truth.Notifications) == 0 {
 			continue
 		}
@@ -179,11 +179,11 @@ func deref[T any](p *T) any {
 // (recorded, never failed).
 func TestNotificationProcessing(t *testing.T) {
 	t.Parallel()
-	simOpts := appstoretest.Options{Seed: 3, Subscribers: 20, DisableRateLimits: true}
+	simOpts := sim.Options{Seed: 3, Subscribers: 20, DisableRateLimits: true}
 	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true})
 	ctx := context.Background()
-	truth := e.sim.Truth()[0]
-	now := e.sim.Now()
+	truth := e.simulator.Truth()[0]
+	now := e.simulator.Now()
 
 	// Renewal info only: the payload cannot say the status, so statuses are
 	// re-read and the subscription ends equal to Apple's truth.
@@ -218,7 +218,7 @@ func TestNotificationProcessing(t *testing.T) {
 	// TEST, an unknown type with data, and a non-subscription purchase.
 	test := &testNote{N: appstore.NotificationPayload{NotificationType: "TEST", NotificationUUID: testUUID(noteSeq.Add(1)),
 		Version: "2.0", SignedDate: appstore.MillisOf(now), Data: &appstore.NotificationData{
-			AppAppleID: appstoretest.DefaultAppAppleID, BundleID: appstoretest.DefaultBundleID, Environment: appstore.Production}}}
+			AppAppleID: sim.DefaultAppAppleID, BundleID: sim.DefaultBundleID, Environment: appstore.Production}}}
 	future := newTestNote(appstore.Production, now)
 	future.N.NotificationType = "SOMETHING_NEW_FROM_APPLE"
 	consumable := newTestNote(appstore.Production, now)
@@ -256,12 +256,12 @@ func TestProcessingCancelsWhenStoredPayloadNoLongerVerifies(t *testing.T) {
 	if c := e.postSigned(n.sign(t, e.ca)); c != 200 {
 		t.Fatalf("status %d", c)
 	}
-	other, err := appstoretest.NewCA()
+	other, err := sim.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
 	v, err := appstore.NewVerifier(appstore.VerifierOptions{RootCertificates: [][]byte{other.RootDER()},
-		Environment: appstore.Production, BundleID: appstoretest.DefaultBundleID, AppAppleID: appstoretest.DefaultAppAppleID})
+		Environment: appstore.Production, BundleID: sim.DefaultBundleID, AppAppleID: sim.DefaultAppAppleID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
 	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
@@ -167,7 +168,7 @@ func BenchmarkReconcileUnchangedPopulation(b *testing.B) {
 		if run.DriftedSubscriptions != 0 {
 			b.Fatalf("unchanged population drifted: %v", run.Drifted)
 		}
-		jobstest.RequireLedgerEqualsTruth(b, h.deps.Ledger, h.sim.Truth())
+		jobstest.RequireLedgerEqualsTruth(b, h.deps.Ledger, h.simulator.Truth())
 		b.ReportMetric(float64(run.CheckedTotal()), "checked")
 		b.ReportMetric(float64(run.CallsUsed), "calls")
 		b.Logf("checked %d subscriptions with %d calls in %s, drift 0", run.CheckedTotal(), run.CallsUsed, elapsed.Round(time.Millisecond))
@@ -180,30 +181,30 @@ func BenchmarkReconcileUnchangedPopulation(b *testing.B) {
 // each subscription's history).
 func benchHarness(tb testing.TB, n int) *importHarness {
 	tb.Helper()
-	sim := appstoretest.StartTest(tb, appstoretest.Options{Seed: 11, Subscribers: n, DisableRateLimits: true})
+	simulator := simtest.StartTest(tb, sim.Options{Seed: 11, Subscribers: n, DisableRateLimits: true})
 	_, pool := migrationstest.NewDatabase(tb)
-	key, err := appstore.ParsePrivateKey(sim.PrivateKeyPEM())
+	key, err := appstore.ParsePrivateKey(simulator.PrivateKeyPEM())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	apple, err := appstore.NewClient(appstore.ClientOptions{
-		KeyID: sim.KeyID(), IssuerID: sim.IssuerID(), BundleID: sim.BundleID(), PrivateKey: key,
-		Environment: appstore.Production, BaseURL: sim.BaseURL(), SandboxBaseURL: sim.SandboxURL(), SandboxFallback: true,
+		KeyID: simulator.KeyID(), IssuerID: simulator.IssuerID(), BundleID: simulator.BundleID(), PrivateKey: key,
+		Environment: appstore.Production, BaseURL: simulator.BaseURL(), SandboxBaseURL: simulator.SandboxURL(), SandboxFallback: true,
 		Budget: appstore.NewRateBudget(map[appstore.Endpoint]float64{appstore.EndpointStatuses: 5000,
 			appstore.EndpointHistory: 5000, appstore.EndpointNotificationHistory: 5000}, 100),
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	verifier, err := appstore.NewVerifier(appstore.VerifierOptions{RootCertificates: [][]byte{sim.RootDER()},
-		Environment: appstore.Production, BundleID: sim.BundleID(), AppAppleID: sim.AppAppleID()})
+	verifier, err := appstore.NewVerifier(appstore.VerifierOptions{RootCertificates: [][]byte{simulator.RootDER()},
+		Environment: appstore.Production, BundleID: simulator.BundleID(), AppAppleID: simulator.AppAppleID()})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	deps := &Deps{Pool: pool, Ledger: ledger.New(pool), Apple: apple, Verifier: verifier, Now: sim.Now,
+	deps := &Deps{Pool: pool, Ledger: ledger.New(pool), Apple: apple, Verifier: verifier, Now: simulator.Now,
 		Settings: Settings{RetryBase: 20 * time.Millisecond, Reconcile: ReconcileSettings{FullCycle: 24 * time.Hour}}}
 	ctx := context.Background()
-	ids := append(sim.OriginalTransactionIDs(appstore.Production), sim.OriginalTransactionIDs(appstore.Sandbox)...)
+	ids := append(simulator.OriginalTransactionIDs(appstore.Production), simulator.OriginalTransactionIDs(appstore.Sandbox)...)
 	work := make(chan string)
 	errs := make(chan error, 8)
 	synced := sync.Map{}
@@ -256,5 +257,5 @@ func benchHarness(tb testing.TB, n int) *importHarness {
 			_ = client.StopAndCancel(context.Background())
 		}
 	})
-	return &importHarness{sim: sim, pool: pool, deps: deps, client: client}
+	return &importHarness{simulator: simulator, pool: pool, deps: deps, client: client}
 }

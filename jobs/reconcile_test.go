@@ -11,7 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 )
@@ -20,13 +20,13 @@ import (
 // test run reconciliations against it.
 func reconcileHarness(t *testing.T, subscribers int, rs ReconcileSettings) *importHarness {
 	t.Helper()
-	h := startImportHarness(t, appstoretest.Options{Seed: 7, Subscribers: subscribers, DisableRateLimits: true}, Settings{Reconcile: rs})
-	run, _, _ := h.importCSV(t, truthCSV(h.sim.Truth(), nil))
+	h := startImportHarness(t, sim.Options{Seed: 7, Subscribers: subscribers, DisableRateLimits: true}, Settings{Reconcile: rs})
+	run, _, _ := h.importCSV(t, truthCSV(h.simulator.Truth(), nil))
 	p := h.waitRun(t, run, 3*time.Minute)
 	if p.Failed > 0 {
 		t.Fatalf("import: %+v", p)
 	}
-	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.sim.Truth())
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
 	return h
 }
 
@@ -58,8 +58,8 @@ func reconcileNow(t testing.TB, h *importHarness, key string, callCap int64) *le
 	}
 }
 
-func appleRequests(sim *appstoretest.Simulator, ep appstore.Endpoint) int64 {
-	st := sim.Stats()
+func appleRequests(simulator *sim.Simulator, ep appstore.Endpoint) int64 {
+	st := simulator.Stats()
 	return st.Endpoint(appstore.Production, ep).Requests + st.Endpoint(appstore.Sandbox, ep).Requests
 }
 
@@ -69,8 +69,8 @@ func TestReconcileUnchangedPopulationHasNoDrift(t *testing.T) {
 	// itself many times, which must not change a single count.
 	h := reconcileHarness(t, 200, ReconcileSettings{FullCycle: 24 * time.Hour, BatchSize: 32, SliceDuration: time.Millisecond})
 	ctx := context.Background()
-	statuses0 := appleRequests(h.sim, appstore.EndpointStatuses)
-	calls0 := statuses0 + appleRequests(h.sim, appstore.EndpointHistory) + appleRequests(h.sim, appstore.EndpointNotificationHistory)
+	statuses0 := appleRequests(h.simulator, appstore.EndpointStatuses)
+	calls0 := statuses0 + appleRequests(h.simulator, appstore.EndpointHistory) + appleRequests(h.simulator, appstore.EndpointNotificationHistory)
 
 	run := reconcileNow(t, h, "manual test", 0)
 
@@ -98,12 +98,12 @@ func TestReconcileUnchangedPopulationHasNoDrift(t *testing.T) {
 	}
 	// The calls reported are the calls Apple saw; one answer covers an
 	// account, so there are fewer calls than subscriptions.
-	calls := appleRequests(h.sim, appstore.EndpointStatuses) + appleRequests(h.sim, appstore.EndpointHistory) +
-		appleRequests(h.sim, appstore.EndpointNotificationHistory) - calls0
+	calls := appleRequests(h.simulator, appstore.EndpointStatuses) + appleRequests(h.simulator, appstore.EndpointHistory) +
+		appleRequests(h.simulator, appstore.EndpointNotificationHistory) - calls0
 	if run.CallsUsed != calls || run.CallsUsed > run.CallCap {
 		t.Fatalf("calls used %d, Apple saw %d, cap %d", run.CallsUsed, calls, run.CallCap)
 	}
-	if statuses := appleRequests(h.sim, appstore.EndpointStatuses) - statuses0; statuses >= subs {
+	if statuses := appleRequests(h.simulator, appstore.EndpointStatuses) - statuses0; statuses >= subs {
 		t.Fatalf("%d statuses calls for %d subscriptions: accounts were asked about more than once", statuses, subs)
 	}
 	var snoozes int
@@ -113,7 +113,7 @@ func TestReconcileUnchangedPopulationHasNoDrift(t *testing.T) {
 	if snoozes < 5 {
 		t.Fatalf("the run continued itself %d times; tiny slices should make it do so for every batch", snoozes)
 	}
-	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.sim.Truth())
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
 
 	// The same run key again does nothing more.
 	again := reconcileNow(t, h, "manual test", 0)
@@ -124,8 +124,8 @@ func TestReconcileUnchangedPopulationHasNoDrift(t *testing.T) {
 
 // pickSubscription returns a production subscription matching ok whose
 // account no earlier pick used.
-func pickSubscription(t *testing.T, truths []appstoretest.SubscriptionTruth, used map[string]bool, what string,
-	ok func(appstoretest.SubscriptionTruth) bool) appstoretest.SubscriptionTruth {
+func pickSubscription(t *testing.T, truths []sim.SubscriptionTruth, used map[string]bool, what string,
+	ok func(sim.SubscriptionTruth) bool) sim.SubscriptionTruth {
 	t.Helper()
 	for _, tr := range truths {
 		if tr.Environment == appstore.Production && !used[tr.AccountID] && ok(tr) {
@@ -134,43 +134,43 @@ func pickSubscription(t *testing.T, truths []appstoretest.SubscriptionTruth, use
 		}
 	}
 	t.Fatalf("no subscription of the simulated population is %s", what)
-	return appstoretest.SubscriptionTruth{}
+	return sim.SubscriptionTruth{}
 }
 
 func TestReconcileFindsClassifiesAndRepairsSilentChanges(t *testing.T) {
 	t.Parallel()
 	h := reconcileHarness(t, 80, ReconcileSettings{FullCycle: 24 * time.Hour})
 	ctx := context.Background()
-	truths := h.sim.Truth()
+	truths := h.simulator.Truth()
 	used := map[string]bool{}
-	active := func(tr appstoretest.SubscriptionTruth) bool { return tr.Status == "active" }
-	renewing := func(tr appstoretest.SubscriptionTruth) bool { return active(tr) && tr.AutoRenewStatus }
+	active := func(tr sim.SubscriptionTruth) bool { return tr.Status == "active" }
+	renewing := func(tr sim.SubscriptionTruth) bool { return active(tr) && tr.AutoRenewStatus }
 	cases := []struct {
-		kind  appstoretest.MutationKind
-		sub   appstoretest.SubscriptionTruth
+		kind  sim.MutationKind
+		sub   sim.SubscriptionTruth
 		want  []ledger.DriftClass
 		field string // a field whose finding must show the old and new value
 	}{
-		{kind: appstoretest.MutateRefund, sub: pickSubscription(t, truths, used, "active", active),
+		{kind: sim.MutateRefund, sub: pickSubscription(t, truths, used, "active", active),
 			want: []ledger.DriftClass{ledger.DriftRevokedAtApple}, field: "status"},
-		{kind: appstoretest.MutateExpire, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
+		{kind: sim.MutateExpire, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
 			want: []ledger.DriftClass{ledger.DriftExpiredAtApple, ledger.DriftRenewalChanged, ledger.DriftAutoRenewChanged}, field: "expires_date"},
-		{kind: appstoretest.MutateRenew, sub: pickSubscription(t, truths, used, "expired", func(tr appstoretest.SubscriptionTruth) bool {
+		{kind: sim.MutateRenew, sub: pickSubscription(t, truths, used, "expired", func(tr sim.SubscriptionTruth) bool {
 			return tr.Status == "expired"
 		}), want: []ledger.DriftClass{ledger.DriftActiveAtApple, ledger.DriftMissingTransaction, ledger.DriftRenewalChanged}, field: "latest_transaction_id"},
-		{kind: appstoretest.MutateAutoRenewOff, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
+		{kind: sim.MutateAutoRenewOff, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
 			want: []ledger.DriftClass{ledger.DriftAutoRenewChanged}, field: "auto_renew_status"},
-		{kind: appstoretest.MutateAutoRenewOn, sub: pickSubscription(t, truths, used, "active and not renewing", func(tr appstoretest.SubscriptionTruth) bool {
+		{kind: sim.MutateAutoRenewOn, sub: pickSubscription(t, truths, used, "active and not renewing", func(tr sim.SubscriptionTruth) bool {
 			return active(tr) && !tr.AutoRenewStatus
 		}), want: []ledger.DriftClass{ledger.DriftAutoRenewChanged}, field: "auto_renew_status"},
-		{kind: appstoretest.MutateChangeRenewalProduct, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
+		{kind: sim.MutateChangeRenewalProduct, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
 			want: []ledger.DriftClass{ledger.DriftRenewalChanged}, field: "auto_renew_product_id"},
 	}
 	// Apple signs with the simulated now, and the ledger only moves forward
 	// in signedDate: let a millisecond pass since the import, as time does.
-	h.sim.Advance(time.Millisecond)
+	h.simulator.Advance(time.Millisecond)
 	for _, c := range cases {
-		if err := h.sim.Mutate(c.sub.OriginalTransactionID, c.kind); err != nil {
+		if err := h.simulator.Mutate(c.sub.OriginalTransactionID, c.kind); err != nil {
 			t.Fatalf("%s: %v", c.kind, err)
 		}
 	}
@@ -200,7 +200,7 @@ func TestReconcileFindsClassifiesAndRepairsSilentChanges(t *testing.T) {
 				t.Errorf("%s of %s: no %s finding among %+v", c.kind, c.sub.OriginalTransactionID, w, found)
 			}
 		}
-		after, _ := h.sim.TruthOf(c.sub.OriginalTransactionID)
+		after, _ := h.simulator.TruthOf(c.sub.OriginalTransactionID)
 		i := slices.IndexFunc(found, func(d ledger.Drift) bool { return d.Field == c.field })
 		if i < 0 {
 			t.Errorf("%s: no finding on %s: %+v", c.kind, c.field, found)
@@ -222,7 +222,7 @@ func TestReconcileFindsClassifiesAndRepairsSilentChanges(t *testing.T) {
 	if run.Drifted[string(ledger.DriftAutoRenewChanged)] < 3 || run.Drifted[string(ledger.DriftRevokedAtApple)] != 1 {
 		t.Errorf("by class: %v", run.Drifted)
 	}
-	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.sim.Truth())
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
 
 	// Nothing changed since: the next run finds nothing.
 	next := reconcileNow(t, h, "manual drift 2", 0)
@@ -233,7 +233,7 @@ func TestReconcileFindsClassifiesAndRepairsSilentChanges(t *testing.T) {
 }
 
 // fieldOfTruth is tr's value of a drift field, as findings print it.
-func fieldOfTruth(tr appstoretest.SubscriptionTruth, field string) string {
+func fieldOfTruth(tr sim.SubscriptionTruth, field string) string {
 	switch field {
 	case "status":
 		return tr.Status
@@ -254,10 +254,10 @@ func TestReconcileSweepFindsMissingNotifications(t *testing.T) {
 	h := reconcileHarness(t, 60, ReconcileSettings{FullCycle: 24 * time.Hour, FirstSweep: 72 * time.Hour})
 	ctx := context.Background()
 	// Two days pass and nobody hears of it: no webhook is configured.
-	h.sim.Advance(48 * time.Hour)
+	h.simulator.Advance(48 * time.Hour)
 	var want []string
 	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
-		for _, n := range h.sim.Notifications(env) {
+		for _, n := range h.simulator.Notifications(env) {
 			if n.OriginalTransactionID != "" {
 				want = append(want, n.NotificationUUID)
 			}
@@ -290,7 +290,7 @@ func TestReconcileSweepFindsMissingNotifications(t *testing.T) {
 	// Every stored notification gets processed; with the checks, the
 	// ledger ends equal to Apple's truth.
 	waitJobs(t, h, "process_notification")
-	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.sim.Truth())
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
 }
 
 // waitJobs waits until no job of kind is left to work.
@@ -318,8 +318,8 @@ func TestReconcileRespectsTheCallCap(t *testing.T) {
 	h := reconcileHarness(t, 60, ReconcileSettings{FullCycle: 24 * time.Hour, Concurrency: 4})
 	ctx := context.Background()
 	allCalls := func() int64 {
-		return appleRequests(h.sim, appstore.EndpointStatuses) + appleRequests(h.sim, appstore.EndpointHistory) +
-			appleRequests(h.sim, appstore.EndpointNotificationHistory)
+		return appleRequests(h.simulator, appstore.EndpointStatuses) + appleRequests(h.simulator, appstore.EndpointHistory) +
+			appleRequests(h.simulator, appstore.EndpointNotificationHistory)
 	}
 	before := allCalls()
 	run := reconcileNow(t, h, "manual capped", 5)
@@ -495,16 +495,16 @@ func TestReconcileSurvivesAppleFaults(t *testing.T) {
 	h := reconcileHarness(t, 60, ReconcileSettings{FullCycle: 24 * time.Hour, BatchSize: 8})
 	ctx := context.Background()
 	calls := func() int64 {
-		return appleRequests(h.sim, appstore.EndpointStatuses) + appleRequests(h.sim, appstore.EndpointHistory) +
-			appleRequests(h.sim, appstore.EndpointNotificationHistory)
+		return appleRequests(h.simulator, appstore.EndpointStatuses) + appleRequests(h.simulator, appstore.EndpointHistory) +
+			appleRequests(h.simulator, appstore.EndpointNotificationHistory)
 	}
 	before := calls()
-	if err := h.sim.SetFaults(appstoretest.Faults{RetryableErrorShare: 0.15, Retryable404Share: 0.05,
+	if err := h.simulator.SetFaults(sim.Faults{RetryableErrorShare: 0.15, Retryable404Share: 0.05,
 		Endpoints: []appstore.Endpoint{appstore.EndpointStatuses}}); err != nil {
 		t.Fatal(err)
 	}
 	// Apple's limit far below what the job's budget allows: 429s.
-	if err := h.sim.SetRateLimit(appstore.Production, appstore.EndpointStatuses, 10); err != nil {
+	if err := h.simulator.SetRateLimit(appstore.Production, appstore.EndpointStatuses, 10); err != nil {
 		t.Fatal(err)
 	}
 	run := reconcileNow(t, h, "manual faults", 0)
@@ -519,7 +519,7 @@ func TestReconcileSurvivesAppleFaults(t *testing.T) {
 	if run.CallsUsed != seen {
 		t.Fatalf("calls used %d, Apple saw %d", run.CallsUsed, seen)
 	}
-	st := h.sim.Stats()
+	st := h.simulator.Stats()
 	if st.Endpoint(appstore.Production, appstore.EndpointStatuses).RateLimited == 0 {
 		t.Fatal("Apple answered no 429: the test proves nothing")
 	}
@@ -530,5 +530,5 @@ func TestReconcileSurvivesAppleFaults(t *testing.T) {
 	if snoozes == 0 {
 		t.Fatal("the run never snoozed")
 	}
-	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.sim.Truth())
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
 }

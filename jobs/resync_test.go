@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 )
 
 // TestResyncRepairsAndReportsChanges re-syncs a subscription the ledger
@@ -19,12 +19,12 @@ import (
 func TestResyncRepairsAndReportsChanges(t *testing.T) {
 	t.Parallel()
 	const token = "resync-admin-token-0123456789"
-	simOpts := appstoretest.Options{Seed: 9, Subscribers: 40, DisableRateLimits: true}
+	simOpts := sim.Options{Seed: 9, Subscribers: 40, DisableRateLimits: true}
 	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, AdminToken: token})
-	e.sim.Advance(10 * 24 * time.Hour)
+	e.simulator.Advance(10 * 24 * time.Hour)
 	ctx := context.Background()
-	var truth appstoretest.SubscriptionTruth
-	for _, tr := range e.sim.Truth() {
+	var truth sim.SubscriptionTruth
+	for _, tr := range e.simulator.Truth() {
 		if tr.Environment == appstore.Production && tr.Status == "active" && tr.AppAccountToken != "" && len(tr.Notifications) > 0 {
 			truth = tr
 			break
@@ -33,9 +33,9 @@ func TestResyncRepairsAndReportsChanges(t *testing.T) {
 	if truth.OriginalTransactionID == "" {
 		t.Fatal("no active subscription with notifications and a token in the simulated world")
 	}
-	acct, _ := e.sim.AccountOf(truth.OriginalTransactionID)
+	acct, _ := e.simulator.AccountOf(truth.OriginalTransactionID)
 	accountNotes := 0
-	for _, n := range e.sim.Notifications(appstore.Production) {
+	for _, n := range e.simulator.Notifications(appstore.Production) {
 		for _, id := range acct.OriginalTransactionIDs {
 			if n.OriginalTransactionID == id {
 				accountNotes++
@@ -72,7 +72,7 @@ func TestResyncRepairsAndReportsChanges(t *testing.T) {
 	}
 
 	// Apple refunds silently; ops re-sync by appAccountToken, waiting.
-	if err := e.sim.Mutate(truth.OriginalTransactionID, appstoretest.MutateRefund); err != nil {
+	if err := e.simulator.Mutate(truth.OriginalTransactionID, sim.MutateRefund); err != nil {
 		t.Fatal(err)
 	}
 	req, _ := http.NewRequest("POST", e.server.URL+"/admin/resync?wait=30s",

@@ -19,7 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/ledger"
 )
 
@@ -298,7 +298,7 @@ func TestWebhookAnswers503WhenOnlineChecksCannotComplete(t *testing.T) {
 	var err error
 	deps.Verifier, err = appstore.NewVerifier(appstore.VerifierOptions{
 		RootCertificates: [][]byte{chain.root.Raw}, Environment: appstore.Production, OnlineChecks: true,
-		BundleID: appstoretest.DefaultBundleID, AppAppleID: appstoretest.DefaultAppAppleID,
+		BundleID: sim.DefaultBundleID, AppAppleID: sim.DefaultAppAppleID,
 		HTTPClient: &http.Client{Timeout: 2 * time.Second},
 	})
 	if err != nil {

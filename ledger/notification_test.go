@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
@@ -135,12 +135,12 @@ func TestRecordNotificationsStoresThePayloadDecoded(t *testing.T) {
 	_, pool := migrationstest.NewDatabase(t)
 	l := ledger.New(pool)
 	ctx := context.Background()
-	ca, err := appstoretest.NewCA()
+	ca, err := sim.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tx, err := ca.Sign(appstore.TransactionPayload{TransactionID: "2000000000000001", OriginalTransactionID: "2000000000000001",
-		BundleID: appstoretest.DefaultBundleID, ProductID: "com.example.monthly", Environment: appstore.Sandbox})
+		BundleID: sim.DefaultBundleID, ProductID: "com.example.monthly", Environment: appstore.Sandbox})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestRecordNotificationsStoresThePayloadDecoded(t *testing.T) {
 		t.Fatal(err)
 	}
 	signed, err := ca.Sign(appstore.NotificationPayload{NotificationType: "DID_RENEW", NotificationUUID: testNotification(1, "").UUID,
-		Data: &appstore.NotificationData{BundleID: appstoretest.DefaultBundleID, Environment: appstore.Sandbox,
+		Data: &appstore.NotificationData{BundleID: sim.DefaultBundleID, Environment: appstore.Sandbox,
 			SignedTransactionInfo: tx, SignedRenewalInfo: ri}})
 	if err != nil {
 		t.Fatal(err)

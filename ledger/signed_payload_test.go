@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
 )
 
 // TestSignedPayloadDecodedRoundTrip: Apple's own signed data decodes and
@@ -14,7 +14,7 @@ import (
 func TestSignedPayloadDecodedRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"testNotification", "transactionInfo", "renewalInfo", "wrongBundleId", "missingX5CHeaderClaim"} {
-		jws := strings.TrimSpace(vectors.Text(t, "tests/resources/mock_signed_data/"+name))
+		jws := strings.TrimSpace(applevectors.Text(t, "tests/resources/mock_signed_data/"+name))
 		decoded, ok := decodeSignedPayload(jws)
 		if !ok {
 			t.Errorf("%s: not decoded", name)

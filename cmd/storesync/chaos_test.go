@@ -25,8 +25,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
-	"github.com/storesync/storesync/jobs/jobstest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/jobs/truthcheck"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations"
 	"github.com/storesync/storesync/migrations/localpg"
@@ -54,19 +54,19 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sim, err := appstoretest.New(appstoretest.Options{Seed: 7, Subscribers: chaosSubscribers})
+	simulator, err := sim.New(sim.Options{Seed: 7, Subscribers: chaosSubscribers})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sim.Start("127.0.0.1:0"); err != nil {
+	if _, err := simulator.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	defer sim.Close()
-	if _, err := sim.WriteFiles(dir); err != nil {
+	defer simulator.Close()
+	if _, err := simulator.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
 	env := os.Environ()
-	for k, v := range sim.Env() {
+	for k, v := range simulator.Env() {
 		env = append(env, k+"="+v)
 	}
 	env = append(env, "DATABASE_URL="+dbURL, "STORESYNC_RECONCILE_CRON=0 3 1 1 *", "STORESYNC_BACKFILL_CRON=0 3 1 1 *")
@@ -105,14 +105,14 @@ func TestChaos(t *testing.T) {
 		}
 	}()
 	waitHTTP(t, ports[0])
-	if err := sim.SetWebhookURL(fmt.Sprintf("http://127.0.0.1:%d/webhooks/appstore", ports[0])); err != nil {
+	if err := simulator.SetWebhookURL(fmt.Sprintf("http://127.0.0.1:%d/webhooks/appstore", ports[0])); err != nil {
 		t.Fatal(err)
 	}
 
 	// The import file of every simulated subscription.
 	var file strings.Builder
 	file.WriteString("original_transaction_id,app_account_token\n")
-	for _, tr := range sim.Truth() {
+	for _, tr := range simulator.Truth() {
 		fmt.Fprintf(&file, "%s,%s\n", tr.OriginalTransactionID, tr.AppAccountToken)
 	}
 	csv := filepath.Join(dir, "subscribers.csv")
@@ -129,7 +129,7 @@ func TestChaos(t *testing.T) {
 	t.Log(run("import", csv))
 
 	// Chaos while the migration runs.
-	if err := sim.SetFaults(appstoretest.Faults{RetryableErrorShare: 0.05}); err != nil {
+	if err := simulator.SetFaults(sim.Faults{RetryableErrorShare: 0.05}); err != nil {
 		t.Fatal(err)
 	}
 	pool, err := pgxpool.New(ctx, dbURL)
@@ -148,12 +148,12 @@ func TestChaos(t *testing.T) {
 		procs[victim].Process.Signal(syscall.SIGKILL)
 		procs[victim].Wait()
 		kills++
-		sim.Advance(6 * time.Hour) // notifications arrive throughout
+		simulator.Advance(6 * time.Hour) // notifications arrive throughout
 		time.Sleep(time.Second)
 		start(victim)
 		switch {
 		case round == 2 && !storm:
-			if err := sim.SetFaults(appstoretest.Faults{RetryableErrorShare: 0.05, RateLimitStorm: 2 * time.Second}); err != nil {
+			if err := simulator.SetFaults(sim.Faults{RetryableErrorShare: 0.05, RateLimitStorm: 2 * time.Second}); err != nil {
 				t.Fatal(err)
 			}
 			storm = true
@@ -172,24 +172,24 @@ func TestChaos(t *testing.T) {
 			break
 		}
 	}
-	if err := sim.SetFaults(appstoretest.Faults{}); err != nil {
+	if err := simulator.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	sim.Flush(ctx)
+	simulator.Flush(ctx)
 	t.Logf("chaos: %d kills, Postgres restarted, a 2 s 429 storm and 5%% retryable 5xx", kills)
 
 	// Notifications whose delivery hit a dead process or database are in
 	// Apple's history: the backfill brings them in, as in production.
-	now := sim.Now()
+	now := simulator.Now()
 	t.Log(run("backfill", "--since", now.Add(-29*24*time.Hour).Format(time.RFC3339), "--until", now.Format(time.RFC3339), "--wait"))
 	waitIdle(t, ctx, pool)
 
-	if mm, err := jobstest.Compare(ctx, l, sim.Truth()); err != nil || len(mm) > 0 {
+	if mm, err := truthcheck.Compare(ctx, l, simulator.Truth()); err != nil || len(mm) > 0 {
 		t.Fatalf("ledger differs from truth (%v): %d differences, first: %v", err, len(mm), first(mm))
 	}
 	missing := 0
 	for _, e := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
-		for _, n := range sim.Notifications(e) {
+		for _, n := range simulator.Notifications(e) {
 			if _, err := l.NotificationByUUID(ctx, pool, n.NotificationUUID); err != nil {
 				missing++
 			}
@@ -206,7 +206,7 @@ func TestChaos(t *testing.T) {
 	// Three processes sharing one budget must stay under Apple's limit: the
 	// only 429s allowed are the storm's (each job meets it once, then
 	// snoozes until its end).
-	total := sim.Stats().Total()
+	total := simulator.Stats().Total()
 	share := 100 * float64(total.RateLimited) / float64(total.Requests)
 	t.Logf("Apple calls %d, 429 answers %d (%.2f%%, the 2 s storm included)", total.Requests, total.RateLimited, share)
 	if share > 1 {
@@ -277,7 +277,7 @@ func tail(s string, n int) string {
 	return s
 }
 
-func first(mm []jobstest.Mismatch) any {
+func first(mm []truthcheck.Mismatch) any {
 	if len(mm) == 0 {
 		return nil
 	}

@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
 	"github.com/storesync/storesync/jobs"
 )
 
@@ -69,16 +70,16 @@ func TestBackfillWaitStoresEveryNotificationAndStatusShowsIt(t *testing.T) {
 	// `backfill` and Apple's look-back use (and serve's first sweep reads
 	// the last day of).
 	start := time.Now().UTC().Add(-8 * 24 * time.Hour).Truncate(time.Hour)
-	sim := appstoretest.StartTest(t, appstoretest.Options{Seed: 8, Subscribers: 40, Start: start})
-	sim.Advance(6 * 24 * time.Hour)
-	sent := len(sim.Notifications(appstore.Production)) + len(sim.Notifications(appstore.Sandbox))
+	simulator := simtest.StartTest(t, sim.Options{Seed: 8, Subscribers: 40, Start: start})
+	simulator.Advance(6 * 24 * time.Hour)
+	sent := len(simulator.Notifications(appstore.Production)) + len(simulator.Notifications(appstore.Sandbox))
 	if sent == 0 {
 		t.Fatal("the simulator sent nothing")
 	}
-	env := simCLIEnv(t, sim)
+	env := simCLIEnv(t, simulator)
 	startServe(t, env, "--bulk-workers", "4")
-	since := sim.Now().Add(-7 * 24 * time.Hour).Format(time.RFC3339)
-	code, stdout, stderr := runCLI(t, env, "backfill", "--since", since, "--until", sim.Now().Format(time.RFC3339), "--wait")
+	since := simulator.Now().Add(-7 * 24 * time.Hour).Format(time.RFC3339)
+	code, stdout, stderr := runCLI(t, env, "backfill", "--since", since, "--until", simulator.Now().Format(time.RFC3339), "--wait")
 	if code != 0 {
 		t.Fatalf("backfill --wait: code %d\n%s%s", code, stdout, stderr)
 	}
@@ -97,7 +98,7 @@ func TestBackfillWaitStoresEveryNotificationAndStatusShowsIt(t *testing.T) {
 		t.Fatalf("%d stored, the simulator sent %d", stored, sent)
 	}
 	// Again: every window is read again and finds nothing new.
-	code, stdout, _ = runCLI(t, env, "backfill", "--since", since, "--until", sim.Now().Format(time.RFC3339), "--wait")
+	code, stdout, _ = runCLI(t, env, "backfill", "--since", since, "--until", simulator.Now().Format(time.RFC3339), "--wait")
 	if code != 0 || !strings.Contains(stdout, "backfill done: 14 window(s), "+itoa(sent)+" notifications seen, 0 new") {
 		t.Fatalf("second backfill: code %d\n%s", code, stdout)
 	}

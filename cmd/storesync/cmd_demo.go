@@ -19,10 +19,10 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/config"
 	"github.com/storesync/storesync/jobs"
-	"github.com/storesync/storesync/jobs/jobstest"
+	"github.com/storesync/storesync/jobs/truthcheck"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations"
 	"github.com/storesync/storesync/migrations/localpg"
@@ -58,12 +58,12 @@ subscribers, the workers and the webhook — then, with live progress:
 
 // demoRun is what the demo's phases share.
 type demoRun struct {
-	out     io.Writer
-	started time.Time
-	pool    *pgxpool.Pool
-	deps    *jobs.Deps
-	river   *river.Client[pgx.Tx]
-	sim     *appstoretest.Simulator
+	out       io.Writer
+	started   time.Time
+	pool      *pgxpool.Pool
+	deps      *jobs.Deps
+	river     *river.Client[pgx.Tx]
+	simulator *sim.Simulator
 }
 
 func (d *demoRun) logf(format string, args ...any) {
@@ -112,31 +112,31 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 	}
 
 	// 2. The simulator, with its files for the configuration.
-	sim, err := appstoretest.New(appstoretest.Options{Seed: *seed, Subscribers: *subscribers})
+	simulator, err := sim.New(sim.Options{Seed: *seed, Subscribers: *subscribers})
 	if err != nil {
 		return err
 	}
-	d.sim = sim
-	if _, err := sim.Start("127.0.0.1:0"); err != nil {
+	d.simulator = simulator
+	if _, err := simulator.Start("127.0.0.1:0"); err != nil {
 		return err
 	}
-	defer sim.Close()
+	defer simulator.Close()
 	dir, err := os.MkdirTemp("", "storesync-demo.")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if _, err := sim.WriteFiles(dir); err != nil {
+	if _, err := simulator.WriteFiles(dir); err != nil {
 		return err
 	}
-	env := sim.Env()
+	env := simulator.Env()
 	env["DATABASE_URL"] = dbURL
 	cfg, err := config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		return err
 	}
 	d.logf("simulator: %d customers at %s (Apple's production limits: statuses %g/s, history %g/s)",
-		*subscribers, sim.BaseURL(), appstore.DefaultRateLimit(appstore.EndpointStatuses, appstore.Production),
+		*subscribers, simulator.BaseURL(), appstore.DefaultRateLimit(appstore.EndpointStatuses, appstore.Production),
 		appstore.DefaultRateLimit(appstore.EndpointHistory, appstore.Production))
 
 	// 3. Workers and the webhook, in this process.
@@ -150,7 +150,7 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	deps.Now = sim.Now
+	deps.Now = simulator.Now
 	deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	d.deps = deps
 	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{Work: true})
@@ -173,7 +173,7 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 		defer cancel()
 		_ = client.StopAndCancel(stopCtx)
 	}()
-	if err := sim.SetWebhookURL("http://" + ln.Addr().String() + "/webhooks/appstore"); err != nil {
+	if err := simulator.SetWebhookURL("http://" + ln.Addr().String() + "/webhooks/appstore"); err != nil {
 		return err
 	}
 
@@ -189,12 +189,12 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 			return err
 		}
 	}
-	mismatches, err := jobstest.Compare(ctx, deps.Ledger, sim.Truth())
+	mismatches, err := truthcheck.Compare(ctx, deps.Ledger, simulator.Truth())
 	if err != nil {
 		return err
 	}
 	report.mismatches = mismatches
-	report.stats = sim.Stats()
+	report.stats = simulator.Stats()
 	report.elapsed = time.Since(d.started)
 	report.write(c.stdout)
 	if len(mismatches) > 0 {
@@ -251,7 +251,7 @@ func replaceDatabase(serverURL, name string) string {
 func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 	var file bytes.Buffer
 	file.WriteString("original_transaction_id,app_account_token,customer_id\n")
-	truth := d.sim.Truth()
+	truth := d.simulator.Truth()
 	for i, t := range truth {
 		fmt.Fprintf(&file, "%s,%s,customer-%d\n", t.OriginalTransactionID, t.AppAccountToken, i+1)
 	}
@@ -283,10 +283,10 @@ func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 		if rate > 0 {
 			eta = (time.Duration(float64(p.Pending)/rate) * time.Second).Round(time.Second).String()
 		}
-		d.logf("    imported %d/%d (%.0f/s, ETA %s, failed %d, Apple 429s %d)", done, p.Total, rate, eta, p.Failed, d.sim.Stats().Total().RateLimited)
+		d.logf("    imported %d/%d (%.0f/s, ETA %s, failed %d, Apple 429s %d)", done, p.Total, rate, eta, p.Failed, d.simulator.Stats().Total().RateLimited)
 		if p.Finished() {
 			r.imported, r.importFailed, r.migrateTime = p.Done, p.Failed, time.Since(start)
-			r.migrateStats = d.sim.Stats()
+			r.migrateStats = d.simulator.Stats()
 			break
 		}
 		if err := sleepCtx(ctx, 2*time.Second); err != nil {
@@ -299,25 +299,25 @@ func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 // live runs the simulated clock while notifications arrive by webhook,
 // dropping a share of the deliveries.
 func (d *demoRun) live(ctx context.Context, r *demoReport, days int, dropShare float64) error {
-	if err := d.sim.SetDropShare(dropShare); err != nil {
+	if err := d.simulator.SetDropShare(dropShare); err != nil {
 		return err
 	}
 	for day := 1; day <= days; day++ {
-		rep := d.sim.Advance(24 * time.Hour)
-		if err := d.sim.Flush(ctx); err != nil {
+		rep := d.simulator.Advance(24 * time.Hour)
+		if err := d.simulator.Flush(ctx); err != nil {
 			return err
 		}
 		r.liveSent += rep.Notifications
 		d.logf("2/4 live: simulated day %d (%s): %d notifications sent, %d deliveries dropped so far",
-			day, rep.To.Format("2006-01-02"), rep.Notifications, d.sim.Stats().Webhook.Dropped)
+			day, rep.To.Format("2006-01-02"), rep.Notifications, d.simulator.Stats().Webhook.Dropped)
 	}
-	if err := d.sim.SetDropShare(0); err != nil {
+	if err := d.simulator.SetDropShare(0); err != nil {
 		return err
 	}
 	if err := d.waitIdle(ctx, "live notifications"); err != nil {
 		return err
 	}
-	r.dropped = d.sim.Stats().Webhook.Dropped
+	r.dropped = d.simulator.Stats().Webhook.Dropped
 	n, err := countNotifications(ctx, d.pool, ledger.SourceWebhook)
 	r.webhook = n
 	return err
@@ -325,7 +325,7 @@ func (d *demoRun) live(ctx context.Context, r *demoReport, days int, dropShare f
 
 // backfill recovers the dropped notifications from notification history.
 func (d *demoRun) backfill(ctx context.Context, r *demoReport) error {
-	now := d.sim.Now()
+	now := d.simulator.Now()
 	_, notes, err := jobs.EnqueueBackfill(ctx, d.river, jobs.BackfillRequest{
 		Environments: d.deps.SweptEnvironments(), Since: now.Add(-30 * 24 * time.Hour), Until: now, Now: now,
 	})
@@ -346,20 +346,20 @@ func (d *demoRun) backfill(ctx context.Context, r *demoReport) error {
 
 // reconcile changes subscriptions silently, then runs a reconciliation.
 func (d *demoRun) reconcile(ctx context.Context, r *demoReport, silent int, cfg *config.Config) error {
-	truth := d.sim.Truth()
+	truth := d.simulator.Truth()
 	sort.Slice(truth, func(i, j int) bool { return truth[i].OriginalTransactionID < truth[j].OriginalTransactionID })
-	kinds := appstoretest.MutationKinds
+	kinds := sim.MutationKinds
 	changed := 0
 	for i := 0; i < len(truth) && changed < silent; i += 7 {
 		kind := kinds[changed%len(kinds)]
-		if err := d.sim.Mutate(truth[i].OriginalTransactionID, kind); err == nil {
+		if err := d.simulator.Mutate(truth[i].OriginalTransactionID, kind); err == nil {
 			changed++
 			r.silentByKind[string(kind)]++
 		}
 	}
 	r.silent = changed
 	d.logf("4/4 reconciliation: %d subscriptions changed silently at Apple; reconciling", changed)
-	key := jobs.ManualRunKey(d.sim.Now())
+	key := jobs.ManualRunKey(d.simulator.Now())
 	args := jobs.ReconcileArgs{RunKey: key, CallCap: reconcileCallCap(cfg), FullCycle: 24 * time.Hour}
 	if _, err := d.river.Insert(ctx, args, nil); err != nil {
 		return err
@@ -422,8 +422,8 @@ type demoReport struct {
 	silent                 int
 	silentByKind           map[string]int
 	run                    *ledger.ReconcileRun
-	mismatches             []jobstest.Mismatch
-	stats, migrateStats    appstoretest.Stats
+	mismatches             []truthcheck.Mismatch
+	stats, migrateStats    sim.Stats
 }
 
 func (r *demoReport) write(w io.Writer) {

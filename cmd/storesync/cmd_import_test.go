@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
 
@@ -44,19 +44,19 @@ func (s *syncBuffer) String() string {
 
 // simCLIEnv is the environment of a storesync pointed at sim and at a
 // fresh migrated database.
-func simCLIEnv(t *testing.T, sim *appstoretest.Simulator) map[string]string {
+func simCLIEnv(t *testing.T, simulator *sim.Simulator) map[string]string {
 	t.Helper()
-	if _, err := sim.WriteFiles(t.TempDir()); err != nil {
+	if _, err := simulator.WriteFiles(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	env := sim.Env()
+	env := simulator.Env()
 	env["DATABASE_URL"] = migrationstest.NewDatabaseURL(t)
 	env["STORESYNC_LISTEN"] = "127.0.0.1:0"
 	return env
 }
 
 // truthFile writes an import CSV of truths (customer id = account id).
-func truthFile(t *testing.T, truths []appstoretest.SubscriptionTruth, extra string) string {
+func truthFile(t *testing.T, truths []sim.SubscriptionTruth, extra string) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("original_transaction_id,app_account_token,customer_id\n")

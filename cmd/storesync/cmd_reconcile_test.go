@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
 	"github.com/storesync/storesync/config"
 	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
@@ -51,13 +52,13 @@ func TestReconcileCallCapFromConfiguration(t *testing.T) {
 // drift a silent refund caused; `status` shows the run.
 func TestReconcileWaitPrintsSummaryAndStatusShowsIt(t *testing.T) {
 	t.Parallel()
-	sim := appstoretest.StartTest(t, appstoretest.Options{Seed: 5, Subscribers: 30, Start: time.Now().UTC().Add(-time.Hour)})
-	env := simCLIEnv(t, sim)
+	simulator := simtest.StartTest(t, sim.Options{Seed: 5, Subscribers: 30, Start: time.Now().UTC().Add(-time.Hour)})
+	env := simCLIEnv(t, simulator)
 	startServe(t, env, "--bulk-workers", "4")
 	// A cycle shorter than a day: this command's run checks everyone.
 	env = maps.Clone(env)
 	env["STORESYNC_RECONCILE_FULL_CYCLE"] = "1h"
-	truths := sim.Truth()
+	truths := simulator.Truth()
 	if code, stdout, stderr := runCLI(t, env, "import", truthFile(t, truths, ""), "--wait"); code != 0 {
 		t.Fatalf("import --wait: code %d\n%s%s", code, stdout, stderr)
 	}
@@ -83,8 +84,8 @@ func TestReconcileWaitPrintsSummaryAndStatusShowsIt(t *testing.T) {
 			break
 		}
 	}
-	sim.Advance(time.Millisecond) // Apple signs later than the import did
-	if err := sim.Mutate(refunded, appstoretest.MutateRefund); err != nil {
+	simulator.Advance(time.Millisecond) // Apple signs later than the import did
+	if err := simulator.Mutate(refunded, sim.MutateRefund); err != nil {
 		t.Fatal(err)
 	}
 
@@ -98,7 +99,7 @@ func TestReconcileWaitPrintsSummaryAndStatusShowsIt(t *testing.T) {
 			t.Errorf("reconcile output lacks %q:\n%s", want, stdout)
 		}
 	}
-	jobstest.RequireLedgerEqualsTruth(t, l, sim.Truth())
+	jobstest.RequireLedgerEqualsTruth(t, l, simulator.Truth())
 
 	code, stdout, stderr = runCLI(t, env, "status")
 	if code != 0 {

@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
 )
 
 func TestResyncUsageErrors(t *testing.T) {
@@ -31,10 +32,10 @@ func TestResyncUsageErrors(t *testing.T) {
 // unknown customer exits 1 saying why.
 func TestResyncWaitPrintsChanges(t *testing.T) {
 	t.Parallel()
-	sim := appstoretest.StartTest(t, appstoretest.Options{Seed: 12, Subscribers: 30, Start: time.Now().UTC().Add(-3 * 24 * time.Hour)})
-	sim.Advance(2 * 24 * time.Hour)
-	var truth appstoretest.SubscriptionTruth
-	for _, tr := range sim.Truth() {
+	simulator := simtest.StartTest(t, sim.Options{Seed: 12, Subscribers: 30, Start: time.Now().UTC().Add(-3 * 24 * time.Hour)})
+	simulator.Advance(2 * 24 * time.Hour)
+	var truth sim.SubscriptionTruth
+	for _, tr := range simulator.Truth() {
 		if tr.Environment == appstore.Production && tr.Status == "active" && tr.AppAccountToken != "" {
 			truth = tr
 			break
@@ -43,7 +44,7 @@ func TestResyncWaitPrintsChanges(t *testing.T) {
 	if truth.OriginalTransactionID == "" {
 		t.Fatal("no active subscription with a token")
 	}
-	env := simCLIEnv(t, sim)
+	env := simCLIEnv(t, simulator)
 	startServe(t, env, "--bulk-workers", "4")
 
 	code, stdout, stderr := runCLI(t, env, "resync", "--original-transaction-id", truth.OriginalTransactionID, "--wait")
@@ -57,7 +58,7 @@ func TestResyncWaitPrintsChanges(t *testing.T) {
 		}
 	}
 
-	if err := sim.Mutate(truth.OriginalTransactionID, appstoretest.MutateRefund); err != nil {
+	if err := simulator.Mutate(truth.OriginalTransactionID, sim.MutateRefund); err != nil {
 		t.Fatal(err)
 	}
 	code, stdout, stderr = runCLI(t, env, "resync", "--wait", "--app-account-token", truth.AppAccountToken)

@@ -13,7 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
 	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 )
@@ -89,10 +90,10 @@ func openTestPool(t *testing.T, url string) *pgxpool.Pool {
 // serve, import --wait and status together against the simulator.
 func TestServeImportWaitAndStatus(t *testing.T) {
 	t.Parallel()
-	sim := appstoretest.StartTest(t, appstoretest.Options{Seed: 3, Subscribers: 60})
-	env := simCLIEnv(t, sim)
+	simulator := simtest.StartTest(t, sim.Options{Seed: 3, Subscribers: 60})
+	env := simCLIEnv(t, simulator)
 	startServe(t, env, "--bulk-workers", "8")
-	truths := sim.Truth()
+	truths := simulator.Truth()
 	file := truthFile(t, truths, "not-a-number,,\n")
 
 	code, stdout, stderr := runCLI(t, env, "import", file, "--wait")
@@ -127,17 +128,17 @@ func TestServeImportWaitAndStatus(t *testing.T) {
 // truth, with no row failed.
 func TestServeKilledMidMigrationResumes(t *testing.T) {
 	t.Parallel()
-	sim := appstoretest.StartTest(t, appstoretest.Options{Seed: 4, Subscribers: 120})
+	simulator := simtest.StartTest(t, sim.Options{Seed: 4, Subscribers: 120})
 	// A slow Apple, so the kill lands mid-migration.
 	for _, ep := range []appstore.Endpoint{appstore.EndpointStatuses, appstore.EndpointHistory} {
-		if err := sim.SetRateLimit(appstore.Production, ep, 15); err != nil {
+		if err := simulator.SetRateLimit(appstore.Production, ep, 15); err != nil {
 			t.Fatal(err)
 		}
 	}
-	env := simCLIEnv(t, sim)
+	env := simCLIEnv(t, simulator)
 	env["APPSTORE_RATE_LIMITS"] = "statuses=15,history=15"
 	serveArgs := []string{"serve", "--bulk-workers", "12", "--job-timeout", "5s", "--rescue-after", "6s"}
-	truths := sim.Truth()
+	truths := simulator.Truth()
 	file := truthFile(t, truths, "")
 	if code, out, errOut := runCLI(t, env, "import", file); code != 0 {
 		t.Fatalf("import: %d\n%s%s", code, out, errOut)

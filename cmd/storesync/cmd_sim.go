@@ -12,14 +12,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/storesync/storesync/appstore/appstoretest"
+	"github.com/storesync/storesync/appstore/sim"
 )
 
 func init() {
 	register(&command{
 		name:    "sim",
 		summary: "run the App Store simulator (Apple's wire format, its own CA, simulated subscribers)",
-		usage: `storesync sim [--subscribers N] [--listen ADDR] [--seed S] [--webhook URL] [--drop-share F] [--dir DIR] [--start RFC3339]
+		usage: `storesync simulator [--subscribers N] [--listen ADDR] [--seed S] [--webhook URL] [--drop-share F] [--dir DIR] [--start RFC3339]
 
 Starts a simulated App Store Server API with N customers generated from the
 seed, writes its root certificate and API key (.p8) into DIR, prints the
@@ -32,7 +32,7 @@ and key, so exported settings stay valid across restarts.
   --seed S          world seed (default 1): same seed, same world
   --webhook URL     send App Store Server Notifications V2 here
   --drop-share F    share (0-1) of notifications dropped on purpose (default 0)
-  --dir DIR         where to write sim-root.pem and the .p8 (default: a new temp dir)
+  --dir DIR         where to write simulator-root.pem and the .p8 (default: a new temp dir)
   --start T         simulated clock start, RFC 3339 (default 2026-11-01T00:00:00Z)
 
 Control endpoints (no auth): GET /sim/token, POST /sim/advance?d=24h,
@@ -58,13 +58,13 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	if *subscribers <= 0 || *subscribers > appstoretest.MaxSubscribers {
-		return usagef("--subscribers %d: must be between 1 and %d", *subscribers, appstoretest.MaxSubscribers)
+	if *subscribers <= 0 || *subscribers > sim.MaxSubscribers {
+		return usagef("--subscribers %d: must be between 1 and %d", *subscribers, sim.MaxSubscribers)
 	}
 	if *drop < 0 || *drop > 1 {
 		return usagef("--drop-share %v: must be between 0 and 1", *drop)
 	}
-	opts := appstoretest.Options{Seed: *seed, Subscribers: *subscribers, WebhookURL: *webhook, DropShare: *drop}
+	opts := sim.Options{Seed: *seed, Subscribers: *subscribers, WebhookURL: *webhook, DropShare: *drop}
 	if *start != "" {
 		t, err := time.Parse(time.RFC3339, *start)
 		if err != nil {
@@ -73,14 +73,14 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 		opts.Start = t
 	}
 	if *dir == "" {
-		if *dir, err = os.MkdirTemp("", "storesync-sim-"); err != nil {
+		if *dir, err = os.MkdirTemp("", "storesync-simulator-"); err != nil {
 			return fmt.Errorf("creating a directory for the simulator's files: %w", err)
 		}
 	}
-	if opts.CA, err = appstoretest.LoadOrCreateCA(filepath.Join(*dir, "ca")); err != nil {
+	if opts.CA, err = sim.LoadOrCreateCA(filepath.Join(*dir, "ca")); err != nil {
 		return fmt.Errorf("simulator CA in %s: %w (delete the directory to start afresh)", *dir, err)
 	}
-	keyPath := filepath.Join(*dir, "AuthKey_"+appstoretest.DefaultKeyID+".p8")
+	keyPath := filepath.Join(*dir, "AuthKey_"+sim.DefaultKeyID+".p8")
 	switch key, err := os.ReadFile(keyPath); {
 	case err == nil:
 		opts.PrivateKeyPEM = key
@@ -88,34 +88,34 @@ func runSim(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("reading the simulator's API key: %w", err)
 	}
 
-	sim, err := appstoretest.New(opts)
+	simulator, err := sim.New(opts)
 	if err != nil {
 		return usagef("%v", err)
 	}
-	defer sim.Close()
-	files, err := sim.WriteFiles(*dir)
+	defer simulator.Close()
+	files, err := simulator.WriteFiles(*dir)
 	if err != nil {
 		return err
 	}
-	base, err := sim.Start(*listen)
+	base, err := simulator.Start(*listen)
 	if err != nil {
 		return fmt.Errorf("%w (pick another --listen address)", err)
 	}
 	out := c.stdout
-	fmt.Fprintf(out, "App Store simulator: %d customers, seed %d, clock %s\n", *subscribers, *seed, sim.Now().Format(time.RFC3339))
+	fmt.Fprintf(out, "App Store simulator: %d customers, seed %d, clock %s\n", *subscribers, *seed, simulator.Now().Format(time.RFC3339))
 	fmt.Fprintf(out, "  base URL:     %s\n", base)
-	fmt.Fprintf(out, "  sandbox URL:  %s\n", sim.SandboxURL())
+	fmt.Fprintf(out, "  sandbox URL:  %s\n", simulator.SandboxURL())
 	fmt.Fprintf(out, "  root cert:    %s\n", files.RootCertPath)
 	fmt.Fprintf(out, "  private key:  %s\n", files.PrivateKeyPath)
-	fmt.Fprintf(out, "  key id:       %s\n", sim.KeyID())
-	fmt.Fprintf(out, "  issuer id:    %s\n", sim.IssuerID())
-	fmt.Fprintf(out, "  bundle id:    %s\n", sim.BundleID())
-	fmt.Fprintf(out, "  app apple id: %d\n", sim.AppAppleID())
+	fmt.Fprintf(out, "  key id:       %s\n", simulator.KeyID())
+	fmt.Fprintf(out, "  issuer id:    %s\n", simulator.IssuerID())
+	fmt.Fprintf(out, "  bundle id:    %s\n", simulator.BundleID())
+	fmt.Fprintf(out, "  app apple id: %d\n", simulator.AppAppleID())
 	if *webhook != "" {
 		fmt.Fprintf(out, "  webhook:      %s (drop share %v)\n", *webhook, *drop)
 	}
 	fmt.Fprintf(out, "\nPaste to point storesync at it:\n")
-	env := sim.Env()
+	env := simulator.Env()
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storesync/storesync/appstore/appstoretest"
-	"github.com/storesync/storesync/appstore/appstoretest/vectors"
+	"github.com/storesync/storesync/appstore/applevectors"
+	"github.com/storesync/storesync/appstore/sim"
 )
 
 // runVerifyCLI runs "storesync verify args..." in-process.
@@ -37,8 +37,8 @@ func decodeOutput(t *testing.T, stdout string) map[string]any {
 
 func TestVerifyCommandVectors(t *testing.T) {
 	t.Parallel()
-	root := vectors.Path(t, "tests/resources/certs/testCA.der")
-	testNotification := vectors.Text(t, "tests/resources/mock_signed_data/testNotification")
+	root := applevectors.Path(t, "tests/resources/certs/testCA.der")
+	testNotification := applevectors.Text(t, "tests/resources/mock_signed_data/testNotification")
 	sandbox := []string{"--root", root, "--bundle-id", "com.example", "--environment", "sandbox"}
 
 	for _, tc := range []struct {
@@ -63,25 +63,25 @@ func TestVerifyCommandVectors(t *testing.T) {
 			code: 1, stderr: []string{"INVALID_ENVIRONMENT"}},
 		{name: "Production verifier, other app id", args: []string{"--root", root, "--bundle-id", "com.example", "--environment", "production", "--app-apple-id", "1235", testNotification},
 			code: 1, stderr: []string{"INVALID_APP_IDENTIFIER", "appAppleId 1234"}},
-		{name: "wrong bundle", args: append(sandbox, vectors.Text(t, "tests/resources/mock_signed_data/wrongBundleId")),
+		{name: "wrong bundle", args: append(sandbox, applevectors.Text(t, "tests/resources/mock_signed_data/wrongBundleId")),
 			code: 1, stderr: []string{"INVALID_APP_IDENTIFIER", "com.example.wrong"}},
-		{name: "missing x5c", args: append(sandbox, vectors.Text(t, "tests/resources/mock_signed_data/missingX5CHeaderClaim")),
+		{name: "missing x5c", args: append(sandbox, applevectors.Text(t, "tests/resources/mock_signed_data/missingX5CHeaderClaim")),
 			code: 1, stderr: []string{"VERIFICATION_FAILURE", "x5c"}},
 		{name: "Apple's root does not trust the test chain", args: []string{"--bundle-id", "com.example", "--environment", "sandbox", testNotification},
 			code: 1, stderr: []string{"VERIFICATION_FAILURE", "trusted root"}},
-		{name: "transaction", args: append(sandbox, vectors.Text(t, "tests/resources/mock_signed_data/transactionInfo")), code: 0,
+		{name: "transaction", args: append(sandbox, applevectors.Text(t, "tests/resources/mock_signed_data/transactionInfo")), code: 0,
 			stdout: []string{`"bundleId": "com.example"`, `"signedDate": 1672956154000`}},
-		{name: "transaction, other bundle", args: []string{"--root", root, "--bundle-id", "com.example.x", "--environment", "sandbox", vectors.Text(t, "tests/resources/mock_signed_data/transactionInfo")},
+		{name: "transaction, other bundle", args: []string{"--root", root, "--bundle-id", "com.example.x", "--environment", "sandbox", applevectors.Text(t, "tests/resources/mock_signed_data/transactionInfo")},
 			code: 1, stderr: []string{"INVALID_APP_IDENTIFIER"}},
-		{name: "transaction at 2042", args: append(sandbox, "--at", "2042-04-12T20:20:46Z", vectors.Text(t, "tests/resources/mock_signed_data/transactionInfo")),
+		{name: "transaction at 2042", args: append(sandbox, "--at", "2042-04-12T20:20:46Z", applevectors.Text(t, "tests/resources/mock_signed_data/transactionInfo")),
 			code: 1, stderr: []string{"VERIFICATION_FAILURE", "not valid at 2042"}},
-		{name: "renewal info", args: append(sandbox, "--kind", "renewal", vectors.Text(t, "tests/resources/mock_signed_data/renewalInfo")), code: 0,
+		{name: "renewal info", args: append(sandbox, "--kind", "renewal", applevectors.Text(t, "tests/resources/mock_signed_data/renewalInfo")), code: 0,
 			stdout: []string{`"environment": "Sandbox"`}},
-		{name: "Xcode transaction", args: []string{"--environment", "xcode", "--bundle-id", "com.example.naturelab.backyardbirds.example", vectors.Text(t, "tests/resources/xcode/xcode-signed-transaction")},
+		{name: "Xcode transaction", args: []string{"--environment", "xcode", "--bundle-id", "com.example.naturelab.backyardbirds.example", applevectors.Text(t, "tests/resources/xcode/xcode-signed-transaction")},
 			code:   0,
 			stdout: []string{`"purchaseDate": 1697679936049.7297`, `"transactionId": "0"`},
 			stderr: []string{"not checked"}},
-		{name: "Xcode renewal info detected", args: []string{"--environment", "Xcode", vectors.Text(t, "tests/resources/xcode/xcode-signed-renewal-info")},
+		{name: "Xcode renewal info detected", args: []string{"--environment", "Xcode", applevectors.Text(t, "tests/resources/xcode/xcode-signed-renewal-info")},
 			code: 0, stdout: []string{`"autoRenewProductId": "pass.premium"`}},
 		{name: "claims as defaults", args: []string{"--root", root, testNotification}, code: 0,
 			stdout: []string{`"notificationType": "TEST"`}, stderr: []string{`no environment given; using the payload's own claim "Sandbox"`, `"com.example"`}},
@@ -127,7 +127,7 @@ func TestVerifyCommandInnerFields(t *testing.T) {
 	t.Parallel()
 	s := newTestSigner(t)
 	model := func(name string) []byte {
-		return bytes.ReplaceAll([]byte(vectors.Text(t, "tests/resources/models/"+name)), []byte(`"LocalTesting"`), []byte(`"Sandbox"`))
+		return bytes.ReplaceAll([]byte(applevectors.Text(t, "tests/resources/models/"+name)), []byte(`"LocalTesting"`), []byte(`"Sandbox"`))
 	}
 	notification := func(tx, renewal string) string {
 		var m map[string]any
@@ -144,7 +144,7 @@ func TestVerifyCommandInnerFields(t *testing.T) {
 	}
 	tx := s.sign(t, s.leafKey, model("signedTransaction.json"))
 	renewal := s.sign(t, s.leafKey, model("signedRenewalInfo.json"))
-	args := []string{"--root", vectors.Path(t, "tests/resources/certs/testCA.der"), "--bundle-id", "com.example", "--environment", "sandbox"}
+	args := []string{"--root", applevectors.Path(t, "tests/resources/certs/testCA.der"), "--bundle-id", "com.example", "--environment", "sandbox"}
 
 	code, stdout, stderr := runVerifyCLI(t, notification(tx, renewal), nil, args...)
 	if code != 0 {
@@ -194,7 +194,7 @@ func newTestSigner(t *testing.T) *testSigner {
 	t.Helper()
 	const dir = "java/src/test/resources/certs/"
 	key := func(name string) *ecdsa.PrivateKey {
-		blk, _ := pem.Decode([]byte(vectors.Text(t, dir+name)))
+		blk, _ := pem.Decode([]byte(applevectors.Text(t, dir+name)))
 		if blk == nil {
 			t.Fatalf("%s: no PEM", name)
 		}
@@ -205,7 +205,7 @@ func newTestSigner(t *testing.T) *testSigner {
 		return k
 	}
 	cert := func(name string) string {
-		blk, _ := pem.Decode([]byte(vectors.Text(t, dir+name)))
+		blk, _ := pem.Decode([]byte(applevectors.Text(t, dir+name)))
 		if blk == nil {
 			t.Fatalf("%s: no PEM", name)
 		}
@@ -219,7 +219,7 @@ func newTestSigner(t *testing.T) *testSigner {
 
 func (s *testSigner) sign(t *testing.T, key *ecdsa.PrivateKey, payload []byte) string {
 	t.Helper()
-	jws, err := appstoretest.SignJWS(key, map[string]any{"alg": "ES256", "x5c": s.x5c}, payload)
+	jws, err := sim.SignJWS(key, map[string]any{"alg": "ES256", "x5c": s.x5c}, payload)
 	if err != nil {
 		t.Fatal(err)
 	}

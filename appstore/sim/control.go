@@ -1,0 +1,139 @@
+package sim
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/storesync/storesync/appstore"
+)
+
+// controlRoutes adds the /sim/ endpoints (see the package documentation).
+// They carry no authentication: the simulator is a local test tool.
+func (s *Simulator) controlRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /sim/token", func(w http.ResponseWriter, r *http.Request) {
+		tok, err := s.Token()
+		if err != nil {
+			http.Error(w, "minting token failed", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, tok+"\n")
+	})
+	mux.HandleFunc("GET /sim/now", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"now": s.Now(), "nowMillis": s.Now().UnixMilli()})
+	})
+	mux.HandleFunc("POST /sim/advance", func(w http.ResponseWriter, r *http.Request) {
+		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+		if err != nil || d < 0 {
+			http.Error(w, "want ?d=DURATION, e.g. ?d=24h", http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Advance(d))
+	})
+	mux.HandleFunc("GET /sim/truth/{otid}", func(w http.ResponseWriter, r *http.Request) {
+		t, ok := s.TruthOf(r.PathValue("otid"))
+		if !ok {
+			http.Error(w, "no such originalTransactionId", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, http.StatusOK, t)
+	})
+	mux.HandleFunc("GET /sim/truth", func(w http.ResponseWriter, r *http.Request) {
+		env, ok := envParam(w, r)
+		if !ok {
+			return
+		}
+		var out []SubscriptionTruth
+		for _, t := range s.Truth() {
+			if t.Environment == env {
+				out = append(out, t)
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /sim/ids", func(w http.ResponseWriter, r *http.Request) {
+		envs := []appstore.Environment{appstore.Production, appstore.Sandbox}
+		if r.URL.Query().Get("env") != "all" {
+			env, ok := envParam(w, r)
+			if !ok {
+				return
+			}
+			envs = []appstore.Environment{env}
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"original_transaction_id", "app_account_token"})
+		for _, env := range envs {
+			for _, id := range s.OriginalTransactionIDs(env) {
+				t, _ := s.TruthOf(id)
+				_ = cw.Write([]string{id, t.AppAccountToken})
+			}
+		}
+		cw.Flush()
+	})
+	mux.HandleFunc("POST /sim/mutate", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if err := s.Mutate(q.Get("otid"), MutationKind(q.Get("kind"))); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		t, _ := s.TruthOf(q.Get("otid"))
+		writeJSON(w, http.StatusOK, t)
+	})
+	mux.HandleFunc("GET /sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Faults())
+	})
+	mux.HandleFunc("POST /sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Faults
+		b, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		if err == nil {
+			err = json.Unmarshal(b, &f)
+		}
+		if err == nil {
+			err = s.SetFaults(f)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Faults())
+	})
+	mux.HandleFunc("POST /sim/webhook", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.SetWebhookURL(r.URL.Query().Get("url")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"webhookURL": s.hooks.getURL()})
+	})
+	mux.HandleFunc("POST /sim/flush", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Flush(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Stats().Webhook)
+	})
+	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	mux.HandleFunc("GET /sim/root.pem", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(s.RootPEM())
+	})
+}
+
+// envParam reads ?env= (any case; default production).
+func envParam(w http.ResponseWriter, r *http.Request) (appstore.Environment, bool) {
+	v := r.URL.Query().Get("env")
+	if v == "" {
+		return appstore.Production, true
+	}
+	env, err := appstore.ParseEnvironment(v)
+	if err != nil || !env.HasServer() {
+		http.Error(w, "env must be production or sandbox", http.StatusBadRequest)
+		return "", false
+	}
+	return env, true
+}

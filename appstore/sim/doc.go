@@ -1,0 +1,52 @@
+// Package sim is an App Store Server API simulator that speaks
+// Apple's wire format, for tests, `storesync sim`, `storesync demo`,
+// benchmarks and chaos runs.
+//
+// A Simulator holds a deterministic world generated from (Seed, Subscribers):
+// customers ("accounts") with auto-renewable subscriptions in two
+// subscription groups, in every state Apple reports (active, auto-renew off,
+// billing retry, grace period, expired, refunded, family-shared, upgraded,
+// introductory offers, long weekly histories, sandbox-only customers). The
+// world lives on a simulated clock that only moves when Advance is called;
+// Advance applies renewals, billing failures, recoveries, expiries,
+// auto-renew toggles, refunds, upgrades and new purchases in time order and
+// sends App Store Server Notifications V2 to a webhook. Truth reports what a
+// perfect ledger must hold, so a test can compare.
+//
+// Wire format (see /work/shared/appstore-api.md):
+//   - Production endpoints live under the base URL, sandbox endpoints under
+//     BaseURL+"/sandbox": a client's sandbox base URL is BaseURL()+"/sandbox"
+//     (SandboxURL). Both environments share one API key.
+//   - Every API request needs `Authorization: Bearer <ES256 JWT>` signed by
+//     the simulator's API key (kid, iss, aud "appstoreconnect-v1", bid, exp
+//     at most 60 minutes after iat); anything else is a 401 with no body.
+//   - Every signed item is a compact ES256 JWS whose x5c chain (leaf,
+//     intermediate, root) is issued by the simulator's own CA, shaped like
+//     Apple's (marker extensions 1.2.840.113635.100.6.11.1 on the leaf and
+//     1.2.840.113635.100.6.2.1 on the intermediate). Trust RootPEM/RootDER,
+//     not Apple Root CA G3. signedDate is always the simulated now.
+//   - Errors are Apple-shaped JSON ({"errorCode":…,"errorMessage":…}); 429s
+//     carry Retry-After as a UNIX time in milliseconds.
+//
+// Rate limits and pagination-token lifetimes run on wall time (they are
+// about the client's real behaviour); everything in the data (purchase
+// dates, signedDate, notification-history look-back) runs on the simulated
+// clock.
+//
+// Control endpoints (no authentication; for curl, demos and chaos runs):
+//
+//	GET  /sim/token                  a fresh valid bearer JWT (text)
+//	GET  /sim/now                    the simulated clock {"now":…}
+//	POST /sim/advance?d=24h          advance the clock, apply due events
+//	GET  /sim/truth/{otid}           SubscriptionTruth of one subscription
+//	GET  /sim/truth?env=production   every SubscriptionTruth of one environment
+//	GET  /sim/ids?env=production     CSV import file: original_transaction_id,app_account_token
+//	                                 (env=all: production then sandbox-only customers)
+//	POST /sim/mutate?otid=…&kind=…   silent change (refund, expire, renew,
+//	                                 auto-renew-off, auto-renew-on, change-renewal-product)
+//	GET  /sim/faults, POST /sim/faults  read / replace the Faults (JSON)
+//	POST /sim/webhook?url=…          set (or clear, url empty) the webhook URL
+//	POST /sim/flush                  wait for in-flight webhook deliveries
+//	GET  /sim/stats                  Stats (JSON)
+//	GET  /sim/root.pem               the CA root certificate
+package sim

@@ -1,0 +1,484 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/storesync/storesync/appstore"
+)
+
+// Transaction-id ranges: 16-digit decimals like Apple's, production and
+// sandbox in distinct ranges so an id's environment is never ambiguous.
+const (
+	productionTxBase  = 2_000_000_000_000_000
+	sandboxTxBase     = 1_000_000_000_000_000
+	productionWebBase = 5_000_000_000_000_000
+	sandboxWebBase    = 5_100_000_000_000_000
+	appTxBase         = 7_040_000_000_000_000
+)
+
+// world is the simulated App Store state of one app: both environments,
+// their customers, subscriptions, transactions and notifications, and the
+// event queue that moves them on.
+//
+// mu guards everything below it. HTTP handlers hold the read lock while
+// they read and sign; events and mutations hold the write lock.
+type world struct {
+	mu sync.RWMutex
+
+	bundleID   string
+	appAppleID int64
+	ca         *CA
+	cat        *catalog
+	clock      simClock
+
+	rng      *rand.Rand // every random decision about the world
+	seq      uint64     // modification sequence; bumped on every change
+	envs     [2]*envWorld
+	accounts []*account
+	subs     []*subscription // creation order, for random picks
+	events   eventQueue
+
+	// populating is true while the initial population is generated:
+	// modification sequence numbers are assigned afterwards, by time.
+	populating bool
+	// onNotify receives every notification created (under mu).
+	onNotify func(*notification)
+}
+
+// envWorld holds one environment's indexes. Ids never collide across
+// environments, but each environment answers only for its own.
+type envWorld struct {
+	env         appstore.Environment
+	nextTx      uint64
+	nextWeb     uint64
+	txByID      map[string]*transaction
+	subByOTID   map[string]*subscription
+	acctByAppTx map[string]*account
+	log         []*notification // sent notifications, by signedDate
+	tests       map[string]*notification
+}
+
+func newEnvWorld(env appstore.Environment) *envWorld {
+	e := &envWorld{
+		env:         env,
+		txByID:      map[string]*transaction{},
+		subByOTID:   map[string]*subscription{},
+		acctByAppTx: map[string]*account{},
+		tests:       map[string]*notification{},
+	}
+	if env == appstore.Production {
+		e.nextTx, e.nextWeb = productionTxBase, productionWebBase
+	} else {
+		e.nextTx, e.nextWeb = sandboxTxBase, sandboxWebBase
+	}
+	return e
+}
+
+// account is one Apple account (a customer) of the app.
+type account struct {
+	index      int
+	env        *envWorld
+	token      string // appAccountToken, "" for ~30% of accounts
+	appTxID    string
+	storefront storefront
+	subs       []*subscription
+	// bySeq holds every transaction of the account in ascending
+	// modification sequence: the order of Get Transaction History.
+	bySeq []*transaction
+}
+
+// ID names the account in Truth and control output.
+func (a *account) ID() string { return fmt.Sprintf("acct-%07d", a.index) }
+
+// subscription is one subscription chain (one originalTransactionId).
+type subscription struct {
+	acct      *account
+	otid      string
+	group     *group
+	ownership string // PURCHASED, FAMILY_SHARED
+	txs       []*transaction
+
+	product          *product // current product
+	autoRenewProduct *product
+	autoRenew        bool
+	inRetry          bool      // in the billing retry period
+	graceExpires     time.Time // zero: no grace period
+	retryEnd         time.Time // billing retry gives up here
+	recoverAt        time.Time // zero: billing will not recover
+	expirationIntent int
+	recentStart      time.Time
+
+	gen     uint64 // lifecycle generation; stale events carry an older one
+	version uint64 // bumped with any change to renewal info
+	notes   []string
+
+	cache atomic.Pointer[signedCache]
+}
+
+// transaction is one purchase or renewal.
+type transaction struct {
+	id        string
+	seq       uint64
+	sub       *subscription
+	product   *product
+	purchase  time.Time
+	expires   time.Time
+	webOrder  string
+	reason    string // PURCHASE, RENEWAL
+	offerType int
+	offerDisc string
+	offerPer  string
+	price     int64
+
+	revokedAt  time.Time
+	revReason  int
+	revType    string
+	revPercent int64
+	upgraded   bool
+
+	modAt time.Time // population only: when it last changed
+
+	cache atomic.Pointer[signedCache]
+}
+
+// signedCache is a JWS signed for one version of an item at one simulated
+// instant; the signed bytes only change when either does.
+type signedCache struct {
+	version uint64
+	at      int64
+	jws     string
+}
+
+func newWorld(seed int64, start time.Time, bundleID string, appAppleID int64, ca *CA) *world {
+	w := &world{
+		bundleID:   bundleID,
+		appAppleID: appAppleID,
+		ca:         ca,
+		cat:        newCatalog(),
+		rng:        rand.New(rand.NewPCG(uint64(seed), 0x5157_6f72_6c64)),
+		envs:       [2]*envWorld{newEnvWorld(appstore.Production), newEnvWorld(appstore.Sandbox)},
+	}
+	w.clock.set(start)
+	return w
+}
+
+// env returns the environment's indexes.
+func (w *world) env(e appstore.Environment) *envWorld {
+	if e == appstore.Sandbox {
+		return w.envs[1]
+	}
+	return w.envs[0]
+}
+
+func (w *world) now() time.Time { return w.clock.now() }
+
+func (w *world) nextSeq() uint64 {
+	w.seq++
+	return w.seq
+}
+
+// uuid draws a version-4 UUID from the world's generator, so UUIDs are
+// reproducible from the seed.
+func uuidFrom(r *rand.Rand) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], r.Uint64())
+	binary.BigEndian.PutUint64(b[8:], r.Uint64())
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// newAccount registers a customer.
+func (w *world) newAccount(env appstore.Environment, withToken bool) *account {
+	a := &account{index: len(w.accounts), env: w.env(env)}
+	a.storefront = storefronts[w.rng.IntN(len(storefronts))]
+	if withToken {
+		a.token = uuidFrom(w.rng)
+	}
+	a.appTxID = strconv.FormatUint(appTxBase+uint64(a.index)+1, 10)
+	if env == appstore.Sandbox {
+		a.appTxID = strconv.FormatUint(appTxBase+500_000_000_000_000+uint64(a.index)+1, 10)
+	}
+	a.env.acctByAppTx[a.appTxID] = a
+	w.accounts = append(w.accounts, a)
+	return a
+}
+
+// newSubscription opens a subscription chain; its first transaction must
+// follow through newTx.
+func (w *world) newSubscription(a *account, p *product, ownership string) *subscription {
+	s := &subscription{acct: a, group: p.Group, ownership: ownership, product: p, autoRenewProduct: p, autoRenew: true}
+	a.subs = append(a.subs, s)
+	w.subs = append(w.subs, s)
+	return s
+}
+
+// newTx appends a transaction to s. The first one becomes the
+// originalTransactionId.
+func (w *world) newTx(s *subscription, p *product, purchase, expires time.Time, reason string) *transaction {
+	e := s.acct.env
+	e.nextTx++
+	e.nextWeb++
+	t := &transaction{
+		id:       strconv.FormatUint(e.nextTx, 10),
+		sub:      s,
+		product:  p,
+		purchase: purchase,
+		expires:  expires,
+		webOrder: strconv.FormatUint(e.nextWeb, 10),
+		reason:   reason,
+		price:    s.acct.storefront.localPrice(p.Price),
+		modAt:    purchase,
+	}
+	if len(s.txs) == 0 {
+		s.otid = t.id
+		e.subByOTID[s.otid] = s
+		s.recentStart = purchase
+	}
+	s.txs = append(s.txs, t)
+	s.product = p
+	e.txByID[t.id] = t
+	if !w.populating {
+		t.seq = w.nextSeq()
+		s.acct.bySeq = append(s.acct.bySeq, t)
+		w.touchSub(s)
+	}
+	return t
+}
+
+// Order ids (the id on the customer's emailed receipt, like Apple's
+// "MK5TTTVWJH") are derived from the transaction id by an invertible
+// scramble, so they need no storage and Look Up Order ID decodes them.
+const (
+	orderAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789" // 32 symbols, no 0/O/1/I
+	orderBits     = 55                                 // transaction ids are < 2^55
+	orderMask     = 1<<orderBits - 1
+	orderMul      = 0x2545F4914F6CDD1D & orderMask // odd, so invertible mod 2^55
+)
+
+// orderMulInv is orderMul's inverse mod 2^64 (hence mod 2^55), by Newton.
+var orderMulInv = func() uint64 {
+	inv := uint64(orderMul)
+	for range 6 {
+		inv *= 2 - orderMul*inv
+	}
+	return inv
+}()
+
+// orderIDOf returns the order id of transaction id (a decimal string).
+func orderIDOf(txID string) string {
+	n, err := strconv.ParseUint(txID, 10, 64)
+	if err != nil || n > orderMask {
+		return ""
+	}
+	x := (n * orderMul) & orderMask
+	b := make([]byte, 12)
+	b[0] = 'M'
+	for i := 11; i >= 1; i-- {
+		b[i] = orderAlphabet[x&31]
+		x >>= 5
+	}
+	return string(b)
+}
+
+// txIDOfOrder inverts orderIDOf; "" when s is not an order id.
+func txIDOfOrder(s string) string {
+	if len(s) != 12 || s[0] != 'M' {
+		return ""
+	}
+	var x uint64
+	for i := 1; i < 12; i++ {
+		k := strings.IndexByte(orderAlphabet, s[i])
+		if k < 0 {
+			return ""
+		}
+		x = x<<5 | uint64(k)
+	}
+	if x > orderMask {
+		return ""
+	}
+	return strconv.FormatUint((x*orderMulInv)&orderMask, 10)
+}
+
+// touchTx records a change to t: a new modification sequence number, which
+// moves it to the end of its account's history order.
+func (w *world) touchTx(t *transaction) {
+	if w.populating {
+		return
+	}
+	t.seq = w.nextSeq()
+	a := t.sub.acct
+	for i, x := range a.bySeq {
+		if x == t {
+			copy(a.bySeq[i:], a.bySeq[i+1:])
+			a.bySeq[len(a.bySeq)-1] = t
+			break
+		}
+	}
+	w.touchSub(t.sub)
+}
+
+// touchSub records a change to s's renewal info.
+func (w *world) touchSub(s *subscription) {
+	if !w.populating {
+		s.version = w.nextSeq()
+	}
+}
+
+// latest is the transaction with the latest purchaseDate; transactions are
+// appended in purchase order.
+func (s *subscription) latest() *transaction { return s.txs[len(s.txs)-1] }
+
+// status is Apple's subscription status (1–5) at now.
+func (s *subscription) status(now time.Time) int {
+	l := s.latest()
+	switch {
+	case !l.revokedAt.IsZero():
+		return appstore.StatusRevoked
+	case now.Before(l.expires):
+		return appstore.StatusActive
+	case s.inRetry && now.Before(s.graceExpires):
+		return appstore.StatusGracePeriod
+	case s.inRetry:
+		return appstore.StatusBillingRetry
+	}
+	return appstore.StatusExpired
+}
+
+// statusNames are the ledger's names of Apple's status values.
+var statusNames = map[int]string{
+	appstore.StatusActive:       "active",
+	appstore.StatusExpired:      "expired",
+	appstore.StatusBillingRetry: "billing_retry",
+	appstore.StatusGracePeriod:  "grace_period",
+	appstore.StatusRevoked:      "revoked",
+}
+
+// txPayload is t as signedTransactionInfo says it, signed at signedAt.
+func (w *world) txPayload(t *transaction, signedAt time.Time) appstore.TransactionPayload {
+	s := t.sub
+	a := s.acct
+	p := appstore.TransactionPayload{
+		TransactionID:               t.id,
+		OriginalTransactionID:       s.otid,
+		WebOrderLineItemID:          t.webOrder,
+		BundleID:                    w.bundleID,
+		ProductID:                   t.product.ID,
+		SubscriptionGroupIdentifier: s.group.ID,
+		PurchaseDate:                appstore.MillisOf(t.purchase),
+		OriginalPurchaseDate:        appstore.MillisOf(s.txs[0].purchase),
+		ExpiresDate:                 appstore.MillisOf(t.expires),
+		Quantity:                    1,
+		Type:                        "Auto-Renewable Subscription",
+		InAppOwnershipType:          s.ownership,
+		SignedDate:                  appstore.MillisOf(signedAt),
+		IsUpgraded:                  t.upgraded,
+		Environment:                 a.env.env,
+		Storefront:                  a.storefront.Code,
+		StorefrontID:                a.storefront.ID,
+		TransactionReason:           t.reason,
+		Price:                       appstore.Int(t.price),
+		Currency:                    a.storefront.Currency,
+		AppTransactionID:            a.appTxID,
+	}
+	if s.ownership == "PURCHASED" {
+		p.AppAccountToken = a.token
+	}
+	if t.offerType != 0 {
+		p.OfferType = appstore.Int(t.offerType)
+		p.OfferDiscountType = t.offerDisc
+		p.OfferPeriod = t.offerPer
+	}
+	if !t.revokedAt.IsZero() {
+		p.RevocationDate = appstore.MillisOf(t.revokedAt)
+		p.RevocationType = t.revType
+		p.RevocationPercentage = appstore.Int(t.revPercent)
+		if t.revType != "FAMILY_REVOKE" {
+			r := appstore.Int(t.revReason)
+			p.RevocationReason = &r
+		}
+	}
+	return p
+}
+
+// renewalPayload is s's signedRenewalInfo at signedAt.
+func (w *world) renewalPayload(s *subscription, signedAt time.Time) appstore.RenewalInfoPayload {
+	a := s.acct
+	l := s.latest()
+	p := appstore.RenewalInfoPayload{
+		OriginalTransactionID:       s.otid,
+		AutoRenewProductID:          s.autoRenewProduct.ID,
+		ProductID:                   s.product.ID,
+		IsInBillingRetryPeriod:      s.inRetry,
+		SignedDate:                  appstore.MillisOf(signedAt),
+		Environment:                 a.env.env,
+		RecentSubscriptionStartDate: appstore.MillisOf(s.recentStart),
+		RenewalDate:                 appstore.MillisOf(l.expires),
+		RenewalPrice:                appstore.Int(a.storefront.localPrice(s.autoRenewProduct.Price)),
+		Currency:                    a.storefront.Currency,
+		AppTransactionID:            a.appTxID,
+	}
+	if s.autoRenew {
+		p.AutoRenewStatus = 1
+	}
+	if s.ownership == "PURCHASED" {
+		p.AppAccountToken = a.token
+	}
+	if st := s.status(signedAt); st == appstore.StatusExpired || s.inRetry {
+		p.ExpirationIntent = appstore.Int(s.expirationIntent)
+	}
+	if s.inRetry && !s.graceExpires.IsZero() {
+		p.GracePeriodExpiresDate = appstore.MillisOf(s.graceExpires)
+	}
+	return p
+}
+
+// signedTx returns t's JWS signed at now, from cache when neither changed.
+// Callers hold at least the read lock.
+func (w *world) signedTx(t *transaction, now time.Time) (string, error) {
+	at := now.UnixMilli()
+	if c := t.cache.Load(); c != nil && c.version == t.seq && c.at == at {
+		return c.jws, nil
+	}
+	jws, err := w.ca.Sign(w.txPayload(t, now))
+	if err != nil {
+		return "", err
+	}
+	t.cache.Store(&signedCache{version: t.seq, at: at, jws: jws})
+	return jws, nil
+}
+
+// signedRenewal returns s's renewal-info JWS signed at now, from cache when
+// neither changed. Callers hold at least the read lock.
+func (w *world) signedRenewal(s *subscription, now time.Time) (string, error) {
+	at := now.UnixMilli()
+	if c := s.cache.Load(); c != nil && c.version == s.version && c.at == at {
+		return c.jws, nil
+	}
+	jws, err := w.ca.Sign(w.renewalPayload(s, now))
+	if err != nil {
+		return "", err
+	}
+	s.cache.Store(&signedCache{version: s.version, at: at, jws: jws})
+	return jws, nil
+}
+
+// lookup finds the account of any transaction id, original transaction id
+// or app transaction id in env.
+func (w *world) lookup(env appstore.Environment, id string) (*account, *transaction) {
+	e := w.env(env)
+	if t, ok := e.txByID[id]; ok {
+		return t.sub.acct, t
+	}
+	if a, ok := e.acctByAppTx[id]; ok {
+		return a, nil
+	}
+	return nil, nil
+}
