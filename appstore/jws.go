@@ -58,10 +58,10 @@ func parseJWS(s string) (compactJWS, error) {
 	return j, nil
 }
 
-// decodeSegment decodes unpadded base64url, tolerating the padding some
-// encoders add.
+// decodeSegment decodes unpadded base64url. Padding ('=') is an error, as
+// in Apple's SignedDataVerifier: JWS compact serialization never pads, so
+// a padded segment was not produced by Apple's signer.
 func decodeSegment(s string) ([]byte, error) {
-	s = strings.TrimRight(s, "=")
 	b := make([]byte, base64.RawURLEncoding.DecodedLen(len(s)))
 	n, err := base64.RawURLEncoding.Decode(b, []byte(s))
 	return b[:n], err
