@@ -185,7 +185,7 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 	}
 	var win *ledger.BackfillWindow
 	if cur.WindowID != 0 {
-		if win, err = d.Ledger.BackfillWindowByID(ctx, d.Pool, cur.WindowID); err != nil {
+		if win, err = d.Ledger.BackfillWindowByID(ctx, cur.WindowID); err != nil {
 			return nil, err
 		}
 		if win.FinishedAt != nil {
@@ -197,7 +197,7 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 			return win, err
 		}
 		cur = backfillCursor{WindowID: win.ID, Token: win.PaginationToken}
-		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		err = pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
 			_, err := river.ResumableSetStepCursorTx[*riverpgxv5.Driver](ctx, tx, job, cur)
 			return err
 		})
@@ -231,8 +231,8 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 			// starts over; notifications already stored dedupe.
 			restarts++
 			cur.Token = ""
-			err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
-				if err := d.Ledger.RestartBackfillWindow(ctx, tx, win.ID); err != nil {
+			err = pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
+				if err := d.Ledger.WithTx(tx).RestartBackfillWindow(ctx, win.ID); err != nil {
 					return err
 				}
 				_, err := river.ResumableSetStepCursorTx[*riverpgxv5.Driver](ctx, tx, job, cur)
@@ -246,7 +246,7 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 		}
 		if err != nil {
 			if isPermanentAppleError(err) || isJobCancel(err) {
-				_ = d.Ledger.FailBackfillWindow(ctx, d.Pool, win.ID, err.Error())
+				_ = d.Ledger.FailBackfillWindow(ctx, win.ID, err.Error())
 			}
 			return win, appleOutcome(err)
 		}
@@ -255,17 +255,17 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 			next = page.PaginationToken
 		}
 		var seen, fresh int
-		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		err = pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
 			var err error
 			seen, fresh, err = d.storeHistoryItems(ctx, tx, client, win.Environment, page.NotificationHistory, ledger.SourceBackfill, PriorityBulk)
 			if err != nil {
 				return err
 			}
-			if err := d.Ledger.SaveBackfillPage(ctx, tx, win.ID, next, seen, fresh); err != nil {
+			if err := d.Ledger.WithTx(tx).SaveBackfillPage(ctx, win.ID, next, seen, fresh); err != nil {
 				return err
 			}
 			if !page.HasMore {
-				if _, err := d.Ledger.FinishBackfillWindow(ctx, tx, win.ID); err != nil {
+				if _, err := d.Ledger.WithTx(tx).FinishBackfillWindow(ctx, win.ID); err != nil {
 					return err
 				}
 			}
@@ -308,7 +308,7 @@ func (d *Deps) openWindow(ctx context.Context, job *river.Job[BackfillArgs]) (*l
 	kind := ledger.BackfillManual
 	if args.Sweep {
 		kind = ledger.BackfillSweep
-		last, ok, err := d.Ledger.LastSweepEnd(ctx, d.Pool, env)
+		last, ok, err := d.Ledger.LastSweepEnd(ctx, env)
 		if err != nil {
 			return nil, err
 		}
@@ -327,7 +327,7 @@ func (d *Deps) openWindow(ctx context.Context, job *river.Job[BackfillArgs]) (*l
 			"environment", env, "start", args.Start, "end", args.End)
 		return nil, nil
 	}
-	return d.Ledger.OpenBackfillWindow(ctx, d.Pool, ledger.BackfillWindow{
+	return d.Ledger.OpenBackfillWindow(ctx, ledger.BackfillWindow{
 		Environment: env, Kind: kind, Start: start, End: end, OnlyFailures: args.OnlyFailures,
 	})
 }
@@ -362,7 +362,7 @@ func (d *Deps) storeHistoryItems(ctx context.Context, tx pgx.Tx, client *river.C
 			d.logger().Warn("backfill: notification without a UUID, skipped", "environment", env, "source", source)
 			continue
 		}
-		inserted, err := d.Ledger.RecordNotification(ctx, tx, n)
+		inserted, err := d.Ledger.WithTx(tx).RecordNotification(ctx, n)
 		if err != nil {
 			return seen, fresh, err
 		}

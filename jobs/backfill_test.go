@@ -155,7 +155,7 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 	e.simulator.Advance(20 * 24 * time.Hour)
 	ctx := context.Background()
 	start, end := e.simulator.Now().Add(-21*24*time.Hour), e.simulator.Now()
-	win, err := e.deps.Ledger.OpenBackfillWindow(ctx, e.pool, ledger.BackfillWindow{
+	win, err := e.deps.Ledger.OpenBackfillWindow(ctx, ledger.BackfillWindow{
 		Environment: appstore.Production, Kind: ledger.BackfillManual, Start: start, End: end})
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
-	got, err := e.deps.Ledger.BackfillWindowByID(ctx, e.pool, win.ID)
+	got, err := e.deps.Ledger.BackfillWindowByID(ctx, win.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

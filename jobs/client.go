@@ -98,7 +98,7 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 			}
 		}
 	}
-	client, err := river.NewClient(riverpgxv5.New(deps.Pool), cfg)
+	client, err := river.NewClient(riverpgxv5.New(deps.Ledger.Pool()), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: creating the River client: %w", err)
 	}

@@ -5,15 +5,14 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/ledger"
 )
 
 // Deps is what every worker needs. Construct it once per process.
 type Deps struct {
-	Pool   *pgxpool.Pool
+	// Ledger is the database: workers query through it, begin transactions
+	// on Ledger.Pool() and write inside them through Ledger.WithTx(tx).
 	Ledger *ledger.Ledger
 	// Apple is the API client; its Budget should be the shared
 	// PostgresBudget so every process spends from one budget.
@@ -45,11 +44,10 @@ type Settings struct {
 
 func (d *Deps) validate() error {
 	var errs []error
-	if d.Pool == nil {
-		errs = append(errs, errors.New("jobs: Deps.Pool is nil"))
-	}
 	if d.Ledger == nil {
-		errs = append(errs, errors.New("jobs: Deps.Ledger is nil"))
+		errs = append(errs, errors.New("jobs: Deps.Ledger is nil: set it to ledger.New(pool)"))
+	} else if d.Ledger.Pool() == nil {
+		errs = append(errs, errors.New("jobs: Deps.Ledger has no pool: build it with ledger.New(pool)"))
 	}
 	return errors.Join(errs...)
 }

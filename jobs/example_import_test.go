@@ -36,7 +36,7 @@ func Example_import() {
 	}
 	_ = appstore.ClientOptions{Budget: budget} // with the key, bundle id and environment
 
-	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
+	deps := &jobs.Deps{Ledger: ledger.New(pool)}
 	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{}) // insert-only
 	if err != nil {
 		log.Fatal(err)
@@ -46,7 +46,7 @@ func Example_import() {
 		log.Fatal(err)
 	}
 	defer file.Close()
-	run, err := deps.Ledger.CreateImportRun(ctx, pool, "subscribers.csv")
+	run, err := deps.Ledger.CreateImportRun(ctx, "subscribers.csv")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func Example_import() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := deps.Ledger.FinishImportRun(ctx, pool, run, counts); err != nil {
+	if err := deps.Ledger.FinishImportRun(ctx, run, counts); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("%d rows: %d enqueued, %d already imported, %d rejected\n",

@@ -28,7 +28,7 @@ func ExampleNewHTTPHandler() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool), Verifier: verifier, Metrics: jobs.NewMetrics()}
+	deps := &jobs.Deps{Ledger: ledger.New(pool), Verifier: verifier, Metrics: jobs.NewMetrics()}
 	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{Work: true, BackfillCron: "0 * * * *"})
 	if err != nil {
 		log.Fatal(err)

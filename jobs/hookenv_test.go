@@ -92,7 +92,7 @@ func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 		t.Fatal(err)
 	}
 	e.deps = &Deps{
-		Pool: pool, Ledger: ledger.New(pool), Verifier: v, Metrics: NewMetrics(), Now: now,
+		Ledger: ledger.New(pool), Verifier: v, Metrics: NewMetrics(), Now: now,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Settings: Settings{RetryBase: 20 * time.Millisecond},
 	}

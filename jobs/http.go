@@ -59,7 +59,7 @@ func NewHTTPHandler(deps *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := deps.Pool.Ping(ctx); err != nil {
+		if err := deps.Ledger.Ping(ctx); err != nil {
 			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
 			return
 		}

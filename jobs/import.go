@@ -116,7 +116,7 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 		_ = w.d.jobDone(ctx, job.JobRow, outcome, slog.String("original_transaction_id", job.Args.OriginalTransactionID))
 	}()
 	otid := job.Args.OriginalTransactionID
-	row, err := w.d.Ledger.ImportRowOf(ctx, w.d.Pool, otid)
+	row, err := w.d.Ledger.ImportRowOf(ctx, otid)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		row = nil // a job without its row: migrate it all the same
@@ -152,11 +152,11 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 		if finished {
 			return nil
 		}
-		outcome = pgx.BeginFunc(ctx, w.d.Pool, func(tx pgx.Tx) error {
-			if _, err := w.d.Ledger.LinkCustomer(ctx, tx, otid, token, customer, ImportSource); err != nil {
+		outcome = pgx.BeginFunc(ctx, w.d.Ledger.Pool(), func(tx pgx.Tx) error {
+			if _, err := w.d.Ledger.WithTx(tx).LinkCustomer(ctx, otid, token, customer, ImportSource); err != nil {
 				return err
 			}
-			return w.d.Ledger.MarkImportRowDone(ctx, tx, otid)
+			return w.d.Ledger.WithTx(tx).MarkImportRowDone(ctx, otid)
 		})
 		if outcome != nil {
 			outcome = w.outcome(ctx, job, "linking the customer", outcome)
@@ -180,7 +180,7 @@ func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs],
 	}
 	if key != "" {
 		holder := strconv.FormatInt(job.ID, 10)
-		ok, err := d.Ledger.AcquireImportAccountLease(ctx, d.Pool, key, holder, accountLeaseTTL)
+		ok, err := d.Ledger.AcquireImportAccountLease(ctx, key, holder, accountLeaseTTL)
 		if err != nil {
 			return err
 		}
@@ -190,9 +190,9 @@ func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs],
 			return river.JobSnooze(time.Second + time.Duration(rand.Int64N(int64(time.Second))))
 		}
 		defer func() {
-			_ = d.Ledger.ReleaseImportAccountLease(context.WithoutCancel(ctx), d.Pool, key, holder)
+			_ = d.Ledger.ReleaseImportAccountLease(context.WithoutCancel(ctx), key, holder)
 		}()
-		fresh, err := d.Ledger.ImportRowOf(ctx, d.Pool, otid)
+		fresh, err := d.Ledger.ImportRowOf(ctx, otid)
 		if err != nil {
 			return err
 		}
@@ -215,7 +215,7 @@ func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs],
 			}
 		}
 	}
-	if err := d.Ledger.MarkStatusesFetched(ctx, d.Pool, ids); err != nil {
+	if err := d.Ledger.MarkStatusesFetched(ctx, ids); err != nil {
 		return err
 	}
 	return w.importSiblings(ctx, job, siblings)
@@ -233,7 +233,7 @@ func (w *ImportWorker) importSiblings(ctx context.Context, job *river.Job[Import
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	params := make([]river.InsertManyParams, 0, len(siblings))
 	for _, sib := range siblings {
-		if _, err := w.d.Ledger.ImportRowOf(ctx, w.d.Pool, sib); err == nil {
+		if _, err := w.d.Ledger.ImportRowOf(ctx, sib); err == nil {
 			continue // the file has its own row and job
 		} else if !errors.Is(err, ledger.ErrNotFound) {
 			return err
@@ -327,7 +327,7 @@ func (w *ImportWorker) outcome(ctx context.Context, job *river.Job[ImportArgs], 
 	var snooze *river.JobSnoozeError
 	var cancel *river.JobCancelError
 	if !errors.As(out, &snooze) && !errors.As(out, &cancel) && job.Attempt >= job.MaxAttempts {
-		if ferr := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), w.d.Pool, job.Args.OriginalTransactionID,
+		if ferr := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), job.Args.OriginalTransactionID,
 			fmt.Sprintf("%s: gave up after %d attempts: %s", stage, job.Attempt, reasonOf(err))); ferr != nil {
 			return errors.Join(out, ferr)
 		}
@@ -337,7 +337,7 @@ func (w *ImportWorker) outcome(ctx context.Context, job *river.Job[ImportArgs], 
 
 // failRow marks the row failed with reason and cancels the job.
 func (w *ImportWorker) failRow(ctx context.Context, job *river.Job[ImportArgs], reason error) error {
-	if err := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), w.d.Pool, job.Args.OriginalTransactionID, reason.Error()); err != nil {
+	if err := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), job.Args.OriginalTransactionID, reason.Error()); err != nil {
 		return err // retried: the row must not stay pending with its job cancelled
 	}
 	return river.JobCancel(reason)

@@ -24,12 +24,12 @@ import (
 // jobs, in rows per second.
 func BenchmarkImporterEnqueue(b *testing.B) {
 	_, pool := migrationstest.NewDatabase(b)
-	deps := &Deps{Pool: pool, Ledger: ledger.New(pool)}
+	deps := &Deps{Ledger: ledger.New(pool)}
 	client, err := NewRiverClient(deps, ClientOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	run, err := deps.Ledger.CreateImportRun(context.Background(), pool, "bench")
+	run, err := deps.Ledger.CreateImportRun(context.Background(), "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

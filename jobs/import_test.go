@@ -65,7 +65,7 @@ func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *i
 	if settings.RetryBase == 0 {
 		settings.RetryBase = 20 * time.Millisecond
 	}
-	deps := &Deps{Pool: pool, Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
+	deps := &Deps{Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
 		Metrics: NewMetrics(), Now: simulator.Now, Settings: settings}
 	client, err := NewRiverClient(deps, ClientOptions{Work: true, BulkWorkers: 16})
 	if err != nil {
@@ -88,7 +88,7 @@ func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *i
 func (h *importHarness) importCSV(t *testing.T, text string) (int64, ledger.ImportCounts, string) {
 	t.Helper()
 	ctx := context.Background()
-	run, err := h.deps.Ledger.CreateImportRun(ctx, h.pool, "test.csv")
+	run, err := h.deps.Ledger.CreateImportRun(ctx, "test.csv")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func (h *importHarness) importCSV(t *testing.T, text string) (int64, ledger.Impo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.deps.Ledger.FinishImportRun(ctx, h.pool, run, counts); err != nil {
+	if err := h.deps.Ledger.FinishImportRun(ctx, run, counts); err != nil {
 		t.Fatal(err)
 	}
 	return run, counts, rejects.String()
@@ -112,7 +112,7 @@ func (h *importHarness) waitRun(t *testing.T, run int64, within time.Duration) l
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		p, err := h.deps.Ledger.ImportProgressOf(context.Background(), h.pool, run)
+		p, err := h.deps.Ledger.ImportProgressOf(context.Background(), run)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +221,7 @@ func TestImportMigratesSimulatedPopulation(t *testing.T) {
 		t.Fatalf("sandbox subscription: %+v, %v", sub, err)
 	}
 	// The unknown id failed with Apple's reason; its job was cancelled, not retried.
-	row, err := h.deps.Ledger.ImportRowOf(context.Background(), h.pool, unknown)
+	row, err := h.deps.Ledger.ImportRowOf(context.Background(), unknown)
 	if err != nil || row.State != ledger.ImportFailed || !strings.Contains(row.Error, "4040010") {
 		t.Fatalf("unknown id row: %+v, %v", row, err)
 	}

@@ -209,7 +209,7 @@ func (im *Importer) Import(ctx context.Context, runID int64, r io.Reader) (ledge
 func (im *Importer) store(ctx context.Context, runID int64, batch []ledger.ImportRow) (int, error) {
 	var fresh int
 	err := pgx.BeginFunc(ctx, im.opts.Pool, func(tx pgx.Tx) error {
-		rows, err := im.opts.Ledger.InsertImportRows(ctx, tx, runID, batch)
+		rows, err := im.opts.Ledger.WithTx(tx).InsertImportRows(ctx, runID, batch)
 		if err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ const autoRenewable = "Auto-Renewable Subscription"
 // then refreshes the subscription's statuses at interactive priority. TEST
 // and unknown types never fail.
 func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
-	stored, err := d.Ledger.NotificationByUUID(ctx, d.Pool, uuid)
+	stored, err := d.Ledger.NotificationByUUID(ctx, uuid)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, river.JobCancel(fmt.Errorf("notification %s is not stored", uuid))
 	}
@@ -112,7 +112,7 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 			// itself: wrong bundle, environment or chain) or the
 			// configuration changed (roots, bundle id). Retrying cannot
 			// help: keep it, say why, and do not retry ten times.
-			if merr := d.Ledger.MarkNotificationProcessed(ctx, d.Pool, uuid, "verification: "+err.Error()); merr != nil {
+			if merr := d.Ledger.MarkNotificationProcessed(ctx, uuid, "verification: "+err.Error()); merr != nil {
 				return res, merr
 			}
 			return res, river.JobCancel(err)
@@ -129,8 +129,8 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 		if client, err = river.ClientFromContextSafely[pgx.Tx](ctx); err != nil {
 			return res, ErrNoRiverClient
 		}
-		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
-			changes, err := d.Ledger.ApplyTx(ctx, tx, facts)
+		err = pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
+			changes, err := d.Ledger.WithTx(tx).Apply(ctx, facts)
 			if err != nil {
 				return err
 			}
@@ -154,7 +154,7 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 					return err
 				}
 			}
-			return d.Ledger.MarkNotificationProcessed(ctx, tx, uuid, "")
+			return d.Ledger.WithTx(tx).MarkNotificationProcessed(ctx, uuid, "")
 		})
 		if err != nil {
 			return res, err

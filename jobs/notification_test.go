@@ -271,7 +271,7 @@ func TestProcessingCancelsWhenStoredPayloadNoLongerVerifies(t *testing.T) {
 	if !isJobCancel(err) {
 		t.Fatalf("want a cancel, got %v", err)
 	}
-	stored, err := e.deps.Ledger.NotificationByUUID(context.Background(), e.pool, n.N.NotificationUUID)
+	stored, err := e.deps.Ledger.NotificationByUUID(context.Background(), n.N.NotificationUUID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestProcessingCancelsWhenAnInnerFieldDoesNotVerify(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, c := range cases {
-		stored, err := e.deps.Ledger.NotificationByUUID(ctx, e.pool, c.note.N.NotificationUUID)
+		stored, err := e.deps.Ledger.NotificationByUUID(ctx, c.note.N.NotificationUUID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -278,7 +278,7 @@ func (d *Deps) reconcileSlice(ctx context.Context, job *river.Job[ReconcileArgs]
 	}
 	r := &reconciler{d: d, s: s, run: run, deadline: deadline, hard: hard, covered: map[string]bool{}}
 	err = r.work(ctx)
-	if latest, lerr := d.Ledger.ReconcileRunByID(context.WithoutCancel(ctx), d.Pool, run.ID); lerr == nil {
+	if latest, lerr := d.Ledger.ReconcileRunByID(context.WithoutCancel(ctx), run.ID); lerr == nil {
 		run = latest
 	}
 	switch {
@@ -293,7 +293,7 @@ func (d *Deps) reconcileSlice(ctx context.Context, job *river.Job[ReconcileArgs]
 	var snooze *rivertype.JobSnoozeError
 	if !errors.As(out, &snooze) && (isJobCancel(out) || job.Attempt >= job.MaxAttempts) {
 		// The run ends here: record why, so status shows it.
-		_ = d.Ledger.FinishReconcileRun(context.WithoutCancel(ctx), d.Pool, run.ID, "failed", err.Error())
+		_ = d.Ledger.FinishReconcileRun(context.WithoutCancel(ctx), run.ID, "failed", err.Error())
 	}
 	return run, out
 }
@@ -356,7 +356,7 @@ func (r *reconciler) work(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		run, err := d.Ledger.ReconcileRunByID(ctx, d.Pool, r.run.ID)
+		run, err := d.Ledger.ReconcileRunByID(ctx, r.run.ID)
 		if err != nil {
 			return err
 		}
@@ -372,7 +372,7 @@ func (r *reconciler) work(ctx context.Context) error {
 }
 
 func (r *reconciler) finish(ctx context.Context, stopped string) error {
-	if err := r.d.Ledger.FinishReconcileRun(ctx, r.d.Pool, r.run.ID, stopped, ""); err != nil {
+	if err := r.d.Ledger.FinishReconcileRun(ctx, r.run.ID, stopped, ""); err != nil {
 		return err
 	}
 	r.run.Phase = ledger.PhaseDone
@@ -401,7 +401,7 @@ func (r *reconciler) sweep(ctx context.Context) error {
 		for i, w := range windows {
 			params[i] = river.InsertManyParams{Args: w}
 		}
-		return pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		return pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
 			res, err := client.InsertManyTx(ctx, tx, params)
 			if err != nil {
 				return fmt.Errorf("reconcile: enqueueing the notification sweep: %w", err)
@@ -410,7 +410,7 @@ func (r *reconciler) sweep(ctx context.Context) error {
 			for i, j := range res {
 				ids[i] = j.Job.ID
 			}
-			return d.Ledger.SetReconcileSweepJobs(ctx, tx, r.run.ID, ids)
+			return d.Ledger.WithTx(tx).SetReconcileSweepJobs(ctx, r.run.ID, ids)
 		})
 	}
 	for _, id := range r.run.SweepJobs {
@@ -437,15 +437,15 @@ func (r *reconciler) sweep(ctx context.Context) error {
 }
 
 func (r *reconciler) closeSweep(ctx context.Context) error {
-	return pgx.BeginFunc(ctx, r.d.Pool, func(tx pgx.Tx) error {
-		_, err := r.d.Ledger.FinishReconcileSweep(ctx, tx, r.run)
+	return pgx.BeginFunc(ctx, r.d.Ledger.Pool(), func(tx pgx.Tx) error {
+		_, err := r.d.Ledger.WithTx(tx).FinishReconcileSweep(ctx, r.run)
 		return err
 	})
 }
 
 func (r *reconciler) targeted(ctx context.Context) error {
 	d := r.d
-	cands, next, done, err := d.Ledger.SelectTargeted(ctx, d.Pool, r.window(), r.run.Cursor, r.s.BatchSize)
+	cands, next, done, err := d.Ledger.SelectTargeted(ctx, r.window(), r.run.Cursor, r.s.BatchSize)
 	if err != nil {
 		return err
 	}
@@ -460,7 +460,7 @@ func (r *reconciler) targeted(ctx context.Context) error {
 	if done {
 		phase, next = ledger.PhaseRolling, ledger.SelectCursor{}
 	}
-	return d.Ledger.SetReconcileProgress(ctx, d.Pool, r.run.ID, phase, next)
+	return d.Ledger.SetReconcileProgress(ctx, r.run.ID, phase, next)
 }
 
 func (r *reconciler) rolling(ctx context.Context) error {
@@ -469,7 +469,7 @@ func (r *reconciler) rolling(ctx context.Context) error {
 	if left <= 0 {
 		return r.finish(ctx, "")
 	}
-	cands, next, done, err := d.Ledger.SelectRolling(ctx, d.Pool, r.window(), r.run.Cursor, int(min(left, int64(r.s.BatchSize))))
+	cands, next, done, err := d.Ledger.SelectRolling(ctx, r.window(), r.run.Cursor, int(min(left, int64(r.s.BatchSize))))
 	if err != nil {
 		return err
 	}
@@ -483,7 +483,7 @@ func (r *reconciler) rolling(ctx context.Context) error {
 	if done {
 		return r.finish(ctx, "")
 	}
-	return d.Ledger.SetReconcileProgress(ctx, d.Pool, r.run.ID, ledger.PhaseRolling, next)
+	return d.Ledger.SetReconcileProgress(ctx, r.run.ID, ledger.PhaseRolling, next)
 }
 
 // checkAll checks cands with bounded concurrency. Candidates of one
@@ -623,19 +623,19 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 			// Apple cannot answer for it (unknown id, unverifiable answer):
 			// checked, and counted as failed; retrying would not help.
 			d.logger().Warn("reconcile: check failed", "original_transaction_id", c.OriginalTransactionID, "error", err.Error())
-			err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
-				n, err := d.Ledger.MarkChecked(ctx, tx, r.run.StartedAt, []string{c.OriginalTransactionID})
+			err := pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
+				n, err := d.Ledger.WithTx(tx).MarkChecked(ctx, r.run.StartedAt, []string{c.OriginalTransactionID})
 				if err != nil {
 					return err
 				}
-				return d.Ledger.CountCheck(ctx, tx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n, Calls: calls, Failed: true})
+				return d.Ledger.WithTx(tx).CountCheck(ctx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n, Calls: calls, Failed: true})
 			})
 			if err != nil {
-				_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
+				_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), r.run.ID, calls)
 			}
 			return err
 		}
-		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
+		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), r.run.ID, calls)
 		return err
 	}
 	views := appleViews(facts)
@@ -650,9 +650,10 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 
 	var history []historyWork
 	var repairedAny bool
-	err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
+		l := d.Ledger.WithTx(tx)
 		history = nil
-		before, err := d.Ledger.LockSubscriptions(ctx, tx, ids)
+		before, err := l.LockSubscriptions(ctx, ids)
 		if err != nil {
 			return err
 		}
@@ -660,11 +661,11 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		for _, v := range views {
 			latest = append(latest, v.tx.TransactionID)
 		}
-		known, err := d.Ledger.KnownTransactions(ctx, tx, latest)
+		known, err := l.KnownTransactions(ctx, latest)
 		if err != nil {
 			return err
 		}
-		pending, err := d.Ledger.PendingHistoryDrift(ctx, tx, ids)
+		pending, err := l.PendingHistoryDrift(ctx, ids)
 		if err != nil {
 			return err
 		}
@@ -680,11 +681,11 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 			}
 			findings = append(findings, fs...)
 		}
-		driftIDs, err := d.Ledger.RecordDrift(ctx, tx, r.run.ID, findings)
+		driftIDs, err := l.RecordDrift(ctx, r.run.ID, findings)
 		if err != nil {
 			return err
 		}
-		changes, err := d.Ledger.ApplyTx(ctx, tx, facts)
+		changes, err := l.Apply(ctx, facts)
 		if err != nil {
 			return err
 		}
@@ -711,7 +712,7 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 				waiting[otid] = append(waiting[otid], pids...)
 			}
 		}
-		if err := d.Ledger.MarkDriftRepaired(ctx, tx, repaired); err != nil {
+		if err := l.MarkDriftRepaired(ctx, repaired); err != nil {
 			return err
 		}
 		repairedAny = len(repairedSubs) > 0
@@ -730,16 +731,16 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 			// that dies in between checks it again.
 			return nil
 		}
-		n, err := d.Ledger.MarkChecked(ctx, tx, r.run.StartedAt, ids)
+		n, err := l.MarkChecked(ctx, r.run.StartedAt, ids)
 		if err != nil {
 			return err
 		}
-		return d.Ledger.CountCheck(ctx, tx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n,
+		return l.CountCheck(ctx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n,
 			Calls: calls, Repaired: len(repairedSubs) > 0})
 	})
 	if err != nil {
 		// Nothing of the check was stored; its calls still count.
-		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
+		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), r.run.ID, calls)
 		return fmt.Errorf("reconcile: checking %s: %w", c.OriginalTransactionID, err)
 	}
 	if len(history) == 0 {
@@ -765,13 +766,13 @@ func (r *reconciler) pageHistory(ctx context.Context, c ledger.CheckCandidate, i
 	for _, w := range work {
 		res, err := d.syncHistory(appstore.WithPriority(ctx, appstore.PriorityBulk), w.otid, w.env, w.group, w.revision,
 			func(ctx context.Context, tx pgx.Tx, _ string) error {
-				_, err := d.Ledger.RecordNewTransactionsAsDrift(ctx, tx, r.run.ID, w.otid)
+				_, err := d.Ledger.WithTx(tx).RecordNewTransactionsAsDrift(ctx, r.run.ID, w.otid)
 				return err
 			})
 		calls += int64(res.Pages)
 		r.spent(int64(res.Pages))
 		if err != nil {
-			_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
+			_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), r.run.ID, calls)
 			if isPermanentAppleError(err) {
 				d.logger().Warn("reconcile: paging history failed", "original_transaction_id", w.otid, "error", err.Error())
 				calls = 0
@@ -781,19 +782,20 @@ func (r *reconciler) pageHistory(ctx context.Context, c ledger.CheckCandidate, i
 		}
 		waiting = append(waiting, w.driftIDs...)
 	}
-	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
-		if err := d.Ledger.MarkDriftRepaired(ctx, tx, waiting); err != nil {
+	err := pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
+		l := d.Ledger.WithTx(tx)
+		if err := l.MarkDriftRepaired(ctx, waiting); err != nil {
 			return err
 		}
-		n, err := d.Ledger.MarkChecked(ctx, tx, r.run.StartedAt, ids)
+		n, err := l.MarkChecked(ctx, r.run.StartedAt, ids)
 		if err != nil {
 			return err
 		}
-		return d.Ledger.CountCheck(ctx, tx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n,
+		return l.CountCheck(ctx, r.run.ID, ledger.CheckOutcome{Reason: c.Reason, Subscriptions: n,
 			Calls: calls, Repaired: len(waiting) > 0 || repairedAny})
 	})
 	if err != nil {
-		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), d.Pool, r.run.ID, calls)
+		_ = d.Ledger.AddReconcileCalls(context.WithoutCancel(ctx), r.run.ID, calls)
 	}
 	return err
 }

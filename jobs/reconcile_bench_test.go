@@ -105,7 +105,7 @@ func BenchmarkReconcileSelection(b *testing.B) {
 		}
 		w := ledger.SelectWindow{AsOf: runStart, RunStart: runStart,
 			RefundsSince: runStart.Add(-DefaultReconcileFullCycle), ConflictsSince: runStart.Add(-DefaultReconcileFullCycle)}
-		total, err := l.CountSubscriptions(ctx, pool)
+		total, err := l.CountSubscriptions(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func BenchmarkReconcileSelection(b *testing.B) {
 		targeted, rolling = 0, 0
 		cursor := ledger.SelectCursor{}
 		for {
-			page, next, done, err := l.SelectTargeted(ctx, pool, w, cursor, DefaultReconcileBatch)
+			page, next, done, err := l.SelectTargeted(ctx, w, cursor, DefaultReconcileBatch)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func BenchmarkReconcileSelection(b *testing.B) {
 		}
 		cursor = ledger.SelectCursor{}
 		for rolling < quota {
-			page, next, done, err := l.SelectRolling(ctx, pool, w, cursor, int(min(int64(DefaultReconcileBatch), quota-rolling)))
+			page, next, done, err := l.SelectRolling(ctx, w, cursor, int(min(int64(DefaultReconcileBatch), quota-rolling)))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -201,7 +201,7 @@ func benchHarness(tb testing.TB, n int) *importHarness {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	deps := &Deps{Pool: pool, Ledger: ledger.New(pool), Apple: apple, Verifier: verifier, Now: simulator.Now,
+	deps := &Deps{Ledger: ledger.New(pool), Apple: apple, Verifier: verifier, Now: simulator.Now,
 		Settings: Settings{RetryBase: 20 * time.Millisecond, Reconcile: ReconcileSettings{FullCycle: 24 * time.Hour}}}
 	ctx := context.Background()
 	ids := append(simulator.OriginalTransactionIDs(appstore.Production), simulator.OriginalTransactionIDs(appstore.Sandbox)...)

@@ -40,7 +40,7 @@ func reconcileNow(t testing.TB, h *importHarness, key string, callCap int64) *le
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		run, err := h.deps.Ledger.ReconcileRunByKey(ctx, h.pool, key)
+		run, err := h.deps.Ledger.ReconcileRunByKey(ctx, key)
 		if err == nil && run.FinishedAt != nil {
 			if run.Error != "" {
 				t.Fatalf("run %s failed: %s", key, run.Error)

@@ -302,7 +302,7 @@ func (d *Deps) customerNotificationHistory(ctx context.Context, client *river.Cl
 		if err != nil {
 			return seen, stored, err
 		}
-		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		err = pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
 			s, n, err := d.storeHistoryItems(ctx, tx, client, env, page.NotificationHistory, ledger.SourceResync, PriorityLive)
 			seen, stored = seen+s, stored+n
 			return err

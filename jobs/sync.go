@@ -94,14 +94,14 @@ func (d *Deps) syncHistory(ctx context.Context, otid string, env appstore.Enviro
 		if err != nil {
 			return res, fmt.Errorf("history of %s: %w", otid, err)
 		}
-		err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
-			changes, err := d.Ledger.ApplyTx(ctx, tx, facts)
+		err = pgx.BeginFunc(ctx, d.Ledger.Pool(), func(tx pgx.Tx) error {
+			changes, err := d.Ledger.WithTx(tx).Apply(ctx, facts)
 			if err != nil {
 				return err
 			}
 			res.Changes = mergeChanges(res.Changes, changes)
 			if !page.HasMore {
-				if err := d.Ledger.SetHistoryRevision(ctx, tx, otid, page.Revision); err != nil {
+				if err := d.Ledger.WithTx(tx).SetHistoryRevision(ctx, otid, page.Revision); err != nil {
 					return err
 				}
 			}

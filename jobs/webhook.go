@@ -365,13 +365,13 @@ func (g *ingester) commit(batch []*ingestItem) {
 }
 
 func (g *ingester) commitTx(ctx context.Context, batch []*ingestItem) error {
-	return pgx.BeginFunc(ctx, g.deps.Pool, func(tx pgx.Tx) error {
+	return pgx.BeginFunc(ctx, g.deps.Ledger.Pool(), func(tx pgx.Tx) error {
 		params := make([]river.InsertManyParams, 0, len(batch))
 		ns := make([]ledger.Notification, len(batch))
 		for i, it := range batch {
 			ns[i] = it.n
 		}
-		inserted, err := g.deps.Ledger.RecordNotifications(ctx, tx, ns)
+		inserted, err := g.deps.Ledger.WithTx(tx).RecordNotifications(ctx, ns)
 		if err != nil {
 			return err
 		}

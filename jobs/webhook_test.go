@@ -201,7 +201,7 @@ func TestWebhookDuplicateIsANoOp(t *testing.T) {
 	if jobs := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification' AND args->>'notification_uuid' = $1`, n.N.NotificationUUID); jobs != 1 {
 		t.Fatalf("%d processing jobs", jobs)
 	}
-	stored, err := e.deps.Ledger.NotificationByUUID(context.Background(), e.pool, n.N.NotificationUUID)
+	stored, err := e.deps.Ledger.NotificationByUUID(context.Background(), n.N.NotificationUUID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestWebhookAnswers503WhenTheDatabaseIsDown(t *testing.T) {
 	}
 	t.Cleanup(down.Close)
 	deps := *e.deps
-	deps.Pool = down
+	deps.Ledger = ledger.New(down)
 	srv := NewHTTPHandler(&deps, e.river, HTTPOptions{})
 	rec := httptest.NewRecorder()
 	req, _ := http.NewRequest(http.MethodPost, "/webhooks/appstore", strings.NewReader(string(wrap(newTestNote(appstore.Production, time.Now()).sign(t, e.ca)))))

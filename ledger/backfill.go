@@ -62,14 +62,14 @@ func collectBackfillWindows(rows pgx.Rows) ([]BackfillWindow, error) {
 // bounds and OnlyFailures, creating it (with w.Kind) when new. A window
 // that had finished is reset to page again from the start: asking for a
 // window twice means someone wants it re-read.
-func (l *Ledger) OpenBackfillWindow(ctx context.Context, q Querier, w BackfillWindow) (*BackfillWindow, error) {
+func (l *Ledger) OpenBackfillWindow(ctx context.Context, w BackfillWindow) (*BackfillWindow, error) {
 	if !w.Start.Before(w.End) {
 		return nil, fmt.Errorf("ledger: backfill window start %s is not before its end %s", w.Start, w.End)
 	}
 	if w.Kind != BackfillSweep && w.Kind != BackfillManual {
 		return nil, fmt.Errorf("ledger: unknown backfill window kind %q", w.Kind)
 	}
-	rows, err := q.Query(ctx, `INSERT INTO backfill_windows (environment, kind, start_date, end_date, only_failures)
+	rows, err := l.db.Query(ctx, `INSERT INTO backfill_windows (environment, kind, start_date, end_date, only_failures)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (environment, start_date, end_date, only_failures) DO UPDATE SET
 			pagination_token = CASE WHEN backfill_windows.finished_at IS NULL THEN backfill_windows.pagination_token ELSE '' END,
@@ -92,8 +92,8 @@ func (l *Ledger) OpenBackfillWindow(ctx context.Context, q Querier, w BackfillWi
 }
 
 // BackfillWindowByID returns one recorded window, or ErrNotFound.
-func (l *Ledger) BackfillWindowByID(ctx context.Context, q Querier, id int64) (*BackfillWindow, error) {
-	rows, err := q.Query(ctx, backfillWindowSelect+` WHERE id = $1`, id)
+func (l *Ledger) BackfillWindowByID(ctx context.Context, id int64) (*BackfillWindow, error) {
+	rows, err := l.db.Query(ctx, backfillWindowSelect+` WHERE id = $1`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +109,11 @@ func (l *Ledger) BackfillWindowByID(ctx context.Context, q Querier, id int64) (*
 
 // SaveBackfillPage records one page of a window: nextToken is the token
 // of the page to ask for next ("" after the last), seen the notifications
-// on the page and fresh how many of them were new to the ledger. Call it in
-// the transaction that stored the page's notifications, so a crash resumes
-// exactly after the last stored page.
-func (l *Ledger) SaveBackfillPage(ctx context.Context, q Querier, id int64, nextToken string, seen, fresh int) error {
-	tag, err := q.Exec(ctx, `UPDATE backfill_windows SET pagination_token = $2, pages = pages + 1,
+// on the page and fresh how many of them were new to the ledger. Call it on
+// WithTx of the transaction that stored the page's notifications, so a crash
+// resumes exactly after the last stored page.
+func (l *Ledger) SaveBackfillPage(ctx context.Context, id int64, nextToken string, seen, fresh int) error {
+	tag, err := l.db.Exec(ctx, `UPDATE backfill_windows SET pagination_token = $2, pages = pages + 1,
 		seen = seen + $3, new = new + $4 WHERE id = $1`, id, nextToken, seen, fresh)
 	if err == nil && tag.RowsAffected() != 1 {
 		err = ErrNotFound
@@ -128,16 +128,16 @@ func (l *Ledger) SaveBackfillPage(ctx context.Context, q Querier, id int64, next
 // (Apple expired its pagination token): the token, pages and seen are
 // reset and the restart counted; new keeps counting, since what was new
 // stays stored.
-func (l *Ledger) RestartBackfillWindow(ctx context.Context, q Querier, id int64) error {
-	_, err := q.Exec(ctx, `UPDATE backfill_windows SET pagination_token = '', pages = 0, seen = 0,
+func (l *Ledger) RestartBackfillWindow(ctx context.Context, id int64) error {
+	_, err := l.db.Exec(ctx, `UPDATE backfill_windows SET pagination_token = '', pages = 0, seen = 0,
 		restarts = restarts + 1 WHERE id = $1`, id)
 	return err
 }
 
 // FailBackfillWindow records why a window gave up (it stays unfinished, so
 // the watermark does not pass it).
-func (l *Ledger) FailBackfillWindow(ctx context.Context, q Querier, id int64, reason string) error {
-	_, err := q.Exec(ctx, `UPDATE backfill_windows SET error = $2 WHERE id = $1`, id, reason)
+func (l *Ledger) FailBackfillWindow(ctx context.Context, id int64, reason string) error {
+	_, err := l.db.Exec(ctx, `UPDATE backfill_windows SET error = $2 WHERE id = $1`, id, reason)
 	return err
 }
 
@@ -146,11 +146,20 @@ func (l *Ledger) FailBackfillWindow(ctx context.Context, q Querier, id int64, re
 // contiguous finished full window. The first full window to finish in an
 // environment starts the watermark at its own start. It returns the
 // watermark after the update (zero when the environment has none).
-func (l *Ledger) FinishBackfillWindow(ctx context.Context, tx pgx.Tx, id int64) (time.Time, error) {
+//
+// Its statements hold the watermark's row lock, which serialises concurrent
+// finishers, until they commit together: it must run in the caller's
+// transaction (call it on Ledger.WithTx of the one that saved the window's
+// last page). On a pool-backed ledger it returns an error wrapping
+// ErrNotInTransaction.
+func (l *Ledger) FinishBackfillWindow(ctx context.Context, id int64) (time.Time, error) {
+	if err := l.requireTx("FinishBackfillWindow"); err != nil {
+		return time.Time{}, err
+	}
 	var env string
 	var start time.Time
 	var onlyFailures bool
-	err := tx.QueryRow(ctx, `UPDATE backfill_windows SET finished_at = now(), pagination_token = '', error = NULL
+	err := l.db.QueryRow(ctx, `UPDATE backfill_windows SET finished_at = now(), pagination_token = '', error = NULL
 		WHERE id = $1 RETURNING environment, start_date, only_failures`, id).Scan(&env, &start, &onlyFailures)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, fmt.Errorf("ledger: backfill window %d: %w", id, ErrNotFound)
@@ -159,23 +168,23 @@ func (l *Ledger) FinishBackfillWindow(ctx context.Context, tx pgx.Tx, id int64) 
 		return time.Time{}, fmt.Errorf("ledger: finishing backfill window %d: %w", id, err)
 	}
 	if onlyFailures {
-		wm, _, err := l.backfillWatermark(ctx, tx, appstore.Environment(env))
+		wm, _, err := l.BackfillWatermark(ctx, appstore.Environment(env))
 		return wm, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO backfill_watermarks (environment, complete_until) VALUES ($1, $2)
+	if _, err := l.db.Exec(ctx, `INSERT INTO backfill_watermarks (environment, complete_until) VALUES ($1, $2)
 		ON CONFLICT (environment) DO NOTHING`, env, start); err != nil {
 		return time.Time{}, fmt.Errorf("ledger: starting the backfill watermark: %w", err)
 	}
 	var wm time.Time
 	// The row lock serialises concurrent finishers, and each statement
 	// below sees windows the others committed.
-	if err := tx.QueryRow(ctx, `SELECT complete_until FROM backfill_watermarks WHERE environment = $1 FOR UPDATE`,
+	if err := l.db.QueryRow(ctx, `SELECT complete_until FROM backfill_watermarks WHERE environment = $1 FOR UPDATE`,
 		env).Scan(&wm); err != nil {
 		return time.Time{}, err
 	}
 	for {
 		var next *time.Time
-		if err := tx.QueryRow(ctx, `SELECT max(end_date) FROM backfill_windows WHERE environment = $1
+		if err := l.db.QueryRow(ctx, `SELECT max(end_date) FROM backfill_windows WHERE environment = $1
 			AND NOT only_failures AND finished_at IS NOT NULL AND start_date <= $2 AND end_date > $2`,
 			env, wm).Scan(&next); err != nil {
 			return time.Time{}, err
@@ -185,7 +194,7 @@ func (l *Ledger) FinishBackfillWindow(ctx context.Context, tx pgx.Tx, id int64) 
 		}
 		wm = *next
 	}
-	if _, err := tx.Exec(ctx, `UPDATE backfill_watermarks SET complete_until = $2, updated_at = now()
+	if _, err := l.db.Exec(ctx, `UPDATE backfill_watermarks SET complete_until = $2, updated_at = now()
 		WHERE environment = $1 AND complete_until < $2`, env, wm); err != nil {
 		return time.Time{}, err
 	}
@@ -196,12 +205,8 @@ func (l *Ledger) FinishBackfillWindow(ctx context.Context, tx pgx.Tx, id int64) 
 // hold every notification Apple sent in env, and false when no full window
 // has finished there yet.
 func (l *Ledger) BackfillWatermark(ctx context.Context, env appstore.Environment) (time.Time, bool, error) {
-	return l.backfillWatermark(ctx, l.pool, env)
-}
-
-func (l *Ledger) backfillWatermark(ctx context.Context, q Querier, env appstore.Environment) (time.Time, bool, error) {
 	var wm time.Time
-	err := q.QueryRow(ctx, `SELECT complete_until FROM backfill_watermarks WHERE environment = $1`, string(env)).Scan(&wm)
+	err := l.db.QueryRow(ctx, `SELECT complete_until FROM backfill_watermarks WHERE environment = $1`, string(env)).Scan(&wm)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
@@ -214,7 +219,7 @@ func (l *Ledger) backfillWatermark(ctx context.Context, q Querier, env appstore.
 // BackfillWatermarks returns the watermark of every environment that has
 // one.
 func (l *Ledger) BackfillWatermarks(ctx context.Context) (map[appstore.Environment]time.Time, error) {
-	rows, err := l.pool.Query(ctx, `SELECT environment, complete_until FROM backfill_watermarks ORDER BY environment`)
+	rows, err := l.db.Query(ctx, `SELECT environment, complete_until FROM backfill_watermarks ORDER BY environment`)
 	if err != nil {
 		return nil, err
 	}
@@ -232,9 +237,9 @@ func (l *Ledger) BackfillWatermarks(ctx context.Context) (map[appstore.Environme
 // finished or not, and false when there is none: the next sweep starts
 // there (minus an overlap), so sweeps tile time even when one is still
 // running or failed.
-func (l *Ledger) LastSweepEnd(ctx context.Context, q Querier, env appstore.Environment) (time.Time, bool, error) {
+func (l *Ledger) LastSweepEnd(ctx context.Context, env appstore.Environment) (time.Time, bool, error) {
 	var end *time.Time
-	err := q.QueryRow(ctx, `SELECT max(end_date) FROM backfill_windows WHERE environment = $1 AND kind = 'sweep'`,
+	err := l.db.QueryRow(ctx, `SELECT max(end_date) FROM backfill_windows WHERE environment = $1 AND kind = 'sweep'`,
 		string(env)).Scan(&end)
 	if err != nil || end == nil {
 		return time.Time{}, false, err
@@ -246,7 +251,7 @@ func (l *Ledger) LastSweepEnd(ctx context.Context, q Querier, env appstore.Envir
 // asked to start at start opened (its start may have been moved later, into
 // Apple's look-back), or ErrNotFound.
 func (l *Ledger) FindBackfillWindow(ctx context.Context, env appstore.Environment, start, end time.Time, onlyFailures bool) (*BackfillWindow, error) {
-	rows, err := l.pool.Query(ctx, backfillWindowSelect+` WHERE environment = $1 AND end_date = $2 AND only_failures = $3
+	rows, err := l.db.Query(ctx, backfillWindowSelect+` WHERE environment = $1 AND end_date = $2 AND only_failures = $3
 		AND start_date >= $4 ORDER BY start_date LIMIT 1`, string(env), end, onlyFailures, start)
 	if err != nil {
 		return nil, err
@@ -263,7 +268,7 @@ func (l *Ledger) FindBackfillWindow(ctx context.Context, env appstore.Environmen
 
 // RecentBackfillWindows returns the latest limit windows, newest first.
 func (l *Ledger) RecentBackfillWindows(ctx context.Context, limit int) ([]BackfillWindow, error) {
-	rows, err := l.pool.Query(ctx, backfillWindowSelect+` ORDER BY started_at DESC, id DESC LIMIT $1`, limit)
+	rows, err := l.db.Query(ctx, backfillWindowSelect+` ORDER BY started_at DESC, id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, err
 	}

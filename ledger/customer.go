@@ -25,19 +25,19 @@ type Conflict struct {
 // that disagrees with Apple's, is recorded as a conflict and changes nothing.
 // Empty arguments are ignored. It returns the conflicts found (already
 // recorded ones included, so it is idempotent).
-func (l *Ledger) LinkCustomer(ctx context.Context, q Querier, originalTransactionID, appAccountToken, customerID, source string) ([]Conflict, error) {
+func (l *Ledger) LinkCustomer(ctx context.Context, originalTransactionID, appAccountToken, customerID, source string) ([]Conflict, error) {
 	if appAccountToken != "" && !isUUID(appAccountToken) {
 		return nil, fmt.Errorf("ledger: appAccountToken %q is not a UUID", appAccountToken)
 	}
 	if customerID != "" {
-		if _, err := q.Exec(ctx, `INSERT INTO customers (customer_id, app_account_token) VALUES ($1, $2)
+		if _, err := l.db.Exec(ctx, `INSERT INTO customers (customer_id, app_account_token) VALUES ($1, $2)
 			ON CONFLICT (customer_id) DO UPDATE SET app_account_token = COALESCE(customers.app_account_token, excluded.app_account_token),
 			updated_at = now()`, customerID, uuidOrNil(appAccountToken)); err != nil {
 			return nil, fmt.Errorf("ledger: storing customer: %w", err)
 		}
 	}
 	var linked, appleToken string
-	err := q.QueryRow(ctx, `SELECT COALESCE(customer_id, ''), COALESCE(app_account_token::text, '')
+	err := l.db.QueryRow(ctx, `SELECT COALESCE(customer_id, ''), COALESCE(app_account_token::text, '')
 		FROM subscriptions WHERE original_transaction_id = $1 FOR UPDATE`, originalTransactionID).Scan(&linked, &appleToken)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("ledger: subscription %s: %w", originalTransactionID, ErrNotFound)
@@ -49,7 +49,7 @@ func (l *Ledger) LinkCustomer(ctx context.Context, q Querier, originalTransactio
 	switch {
 	case customerID == "":
 	case linked == "":
-		if _, err := q.Exec(ctx, `UPDATE subscriptions SET customer_id = $2, updated_at = now()
+		if _, err := l.db.Exec(ctx, `UPDATE subscriptions SET customer_id = $2, updated_at = now()
 			WHERE original_transaction_id = $1`, originalTransactionID, customerID); err != nil {
 			return nil, err
 		}
@@ -60,7 +60,7 @@ func (l *Ledger) LinkCustomer(ctx context.Context, q Querier, originalTransactio
 		conflicts = append(conflicts, Conflict{originalTransactionID, "app_account_token", appAccountToken, appleToken, source})
 	}
 	for _, c := range conflicts {
-		if _, err := q.Exec(ctx, `INSERT INTO conflicts (original_transaction_id, field, our_value, apple_value, source)
+		if _, err := l.db.Exec(ctx, `INSERT INTO conflicts (original_transaction_id, field, our_value, apple_value, source)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			c.OriginalTransactionID, c.Field, c.OurValue, c.AppleValue, c.Source); err != nil {
 			return nil, fmt.Errorf("ledger: recording conflict: %w", err)
@@ -71,7 +71,7 @@ func (l *Ledger) LinkCustomer(ctx context.Context, q Querier, originalTransactio
 
 // Conflicts returns the recorded conflicts of a subscription, oldest first.
 func (l *Ledger) Conflicts(ctx context.Context, originalTransactionID string) ([]Conflict, error) {
-	rows, err := l.pool.Query(ctx, `SELECT original_transaction_id, field, our_value, apple_value, source
+	rows, err := l.db.Query(ctx, `SELECT original_transaction_id, field, our_value, apple_value, source
 		FROM conflicts WHERE original_transaction_id = $1 ORDER BY id`, originalTransactionID)
 	if err != nil {
 		return nil, err

@@ -70,11 +70,11 @@ type Drift struct {
 	RepairedAt            *time.Time `json:"repairedAt,omitempty"`
 }
 
-// RecordDrift stores ds as findings of run runID (0: outside any run)
-// through q, and returns their ids in order. Call it before applying the
-// facts that repair them, in the same transaction, so a difference is never
-// repaired unrecorded.
-func (l *Ledger) RecordDrift(ctx context.Context, q Querier, runID int64, ds []Drift) ([]int64, error) {
+// RecordDrift stores ds as findings of run runID (0: outside any run) and
+// returns their ids in order. Call it before applying the facts that repair
+// them, on WithTx of the same transaction, so a difference is never repaired
+// unrecorded. An empty ds stores nothing.
+func (l *Ledger) RecordDrift(ctx context.Context, runID int64, ds []Drift) ([]int64, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
@@ -89,7 +89,7 @@ func (l *Ledger) RecordDrift(ctx context.Context, q Querier, runID int64, ds []D
 		}
 		otids[i], classes[i], fields[i], ours[i], apples[i] = d.OriginalTransactionID, string(d.Class), d.Field, d.LedgerValue, d.AppleValue
 	}
-	rows, err := q.Query(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value)
+	rows, err := l.db.Query(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value)
 		SELECT NULLIF($1::bigint, 0), o, c, f, lv, av
 		FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS x(o, c, f, lv, av, n)
 		ORDER BY n RETURNING id`, runID, otids, classes, fields, ours, apples)
@@ -105,11 +105,11 @@ func (l *Ledger) RecordDrift(ctx context.Context, q Querier, runID int64, ds []D
 
 // MarkDriftRepaired records that the findings ids no longer hold: the
 // ledger now agrees with Apple on them.
-func (l *Ledger) MarkDriftRepaired(ctx context.Context, q Querier, ids []int64) error {
+func (l *Ledger) MarkDriftRepaired(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := q.Exec(ctx, `UPDATE drift SET repaired_at = now() WHERE id = ANY($1) AND repaired_at IS NULL`, ids)
+	_, err := l.db.Exec(ctx, `UPDATE drift SET repaired_at = now() WHERE id = ANY($1) AND repaired_at IS NULL`, ids)
 	if err != nil {
 		return fmt.Errorf("ledger: marking drift repaired: %w", err)
 	}
@@ -118,11 +118,18 @@ func (l *Ledger) MarkDriftRepaired(ctx context.Context, q Querier, ids []int64) 
 
 // RecordNewTransactionsAsDrift records, as repaired missing_transaction
 // findings of run runID, every transaction of the subscription inserted by
-// the current database transaction q (created_at is the transaction's start
-// time). Call it from a history page's checkpoint: the page brought them,
-// so they were missing. It returns how many it recorded.
-func (l *Ledger) RecordNewTransactionsAsDrift(ctx context.Context, q Querier, runID int64, originalTransactionID string) (int64, error) {
-	tag, err := q.Exec(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value, repaired_at)
+// the caller's transaction (created_at is the transaction's start time).
+// Call it from a history page's checkpoint: the page brought them, so they
+// were missing. It returns how many it recorded.
+//
+// It must run on Ledger.WithTx of the transaction that applied the page: on
+// a pool each statement is its own transaction, which inserted nothing, so
+// on a pool-backed ledger it returns an error wrapping ErrNotInTransaction.
+func (l *Ledger) RecordNewTransactionsAsDrift(ctx context.Context, runID int64, originalTransactionID string) (int64, error) {
+	if err := l.requireTx("RecordNewTransactionsAsDrift"); err != nil {
+		return 0, err
+	}
+	tag, err := l.db.Exec(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value, repaired_at)
 		SELECT NULLIF($1::bigint, 0), t.original_transaction_id, $3, 'transaction_id', '', t.transaction_id, now()
 		FROM transactions t WHERE t.original_transaction_id = $2 AND t.created_at = now()
 		ORDER BY t.purchase_date, t.transaction_id`, runID, originalTransactionID, string(DriftMissingTransaction))
@@ -137,12 +144,12 @@ func (l *Ledger) RecordNewTransactionsAsDrift(ctx context.Context, q Querier, ru
 // transaction at Apple the ledger lacked and has not yet paged the history
 // that brings the ones before it. They make the next check page it, so a
 // job that died in between loses nothing.
-func (l *Ledger) PendingHistoryDrift(ctx context.Context, q Querier, originalTransactionIDs []string) (map[string][]int64, error) {
+func (l *Ledger) PendingHistoryDrift(ctx context.Context, originalTransactionIDs []string) (map[string][]int64, error) {
 	out := map[string][]int64{}
 	if len(originalTransactionIDs) == 0 {
 		return out, nil
 	}
-	rows, err := q.Query(ctx, `SELECT original_transaction_id, id FROM drift
+	rows, err := l.db.Query(ctx, `SELECT original_transaction_id, id FROM drift
 		WHERE original_transaction_id = ANY($1) AND class = $2 AND field = 'transaction_id' AND repaired_at IS NULL
 		ORDER BY id`, originalTransactionIDs, string(DriftMissingTransaction))
 	if err != nil {
@@ -162,7 +169,7 @@ func (l *Ledger) PendingHistoryDrift(ctx context.Context, q Querier, originalTra
 
 // DriftOfRun returns every finding of a run, in the order found.
 func (l *Ledger) DriftOfRun(ctx context.Context, runID int64) ([]Drift, error) {
-	rows, err := l.pool.Query(ctx, `SELECT id, COALESCE(run_id, 0), original_transaction_id, class, field,
+	rows, err := l.db.Query(ctx, `SELECT id, COALESCE(run_id, 0), original_transaction_id, class, field,
 		ledger_value, apple_value, found_at, repaired_at FROM drift WHERE run_id = $1 ORDER BY id`, runID)
 	if err != nil {
 		return nil, err
@@ -178,17 +185,24 @@ func (l *Ledger) DriftOfRun(ctx context.Context, runID int64) ([]Drift, error) {
 }
 
 // LockSubscriptions returns the ledger's view of the given subscriptions,
-// locking their rows inside tx, so that a comparison with Apple and the
-// repair that follows see no concurrent change in between. A subscription
-// the ledger holds no facts about (unknown, or imported but never synced) is
-// absent from the map. Rows are created and locked in id order, as Apply
-// does, so the two cannot deadlock.
-func (l *Ledger) LockSubscriptions(ctx context.Context, tx pgx.Tx, ids []string) (map[string]*Subscription, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
+// locking their rows until the caller's transaction ends, so that a
+// comparison with Apple and the repair that follows see no concurrent change
+// in between. A subscription the ledger holds no facts about (unknown, or
+// imported but never synced) is absent from the map. Rows are created and
+// locked in id order, as Apply does, so the two cannot deadlock.
+//
+// A lock taken on a pool would end with its statement, so it must run on
+// Ledger.WithTx; on a pool-backed ledger it returns an error wrapping
+// ErrNotInTransaction.
+func (l *Ledger) LockSubscriptions(ctx context.Context, ids []string) (map[string]*Subscription, error) {
+	if err := l.requireTx("LockSubscriptions"); err != nil {
+		return nil, err
+	}
+	if _, err := l.db.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
 		SELECT id FROM unnest($1::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING`, ids); err != nil {
 		return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
 	}
-	rows, err := tx.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+	rows, err := l.db.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
 		ORDER BY s.original_transaction_id FOR UPDATE OF s`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: locking subscriptions: %w", err)
@@ -207,12 +221,12 @@ func (l *Ledger) LockSubscriptions(ctx context.Context, tx pgx.Tx, ids []string)
 }
 
 // KnownTransactions returns which of the transaction ids the ledger holds.
-func (l *Ledger) KnownTransactions(ctx context.Context, q Querier, transactionIDs []string) (map[string]bool, error) {
+func (l *Ledger) KnownTransactions(ctx context.Context, transactionIDs []string) (map[string]bool, error) {
 	out := make(map[string]bool, len(transactionIDs))
 	if len(transactionIDs) == 0 {
 		return out, nil
 	}
-	rows, err := q.Query(ctx, `SELECT transaction_id FROM transactions WHERE transaction_id = ANY($1)`, transactionIDs)
+	rows, err := l.db.Query(ctx, `SELECT transaction_id FROM transactions WHERE transaction_id = ANY($1)`, transactionIDs)
 	if err != nil {
 		return nil, err
 	}

@@ -38,14 +38,14 @@ func TestLockSubscriptionsAndNewTransactionsAsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = pgx.BeginFunc(ctx, pool, func(dbtx pgx.Tx) error {
-		subs, err := l.LockSubscriptions(ctx, dbtx, []string{"100", "imported-only", "unknown"})
+		subs, err := l.WithTx(dbtx).LockSubscriptions(ctx, []string{"100", "imported-only", "unknown"})
 		if err != nil {
 			return err
 		}
 		if len(subs) != 1 || subs["100"] == nil || subs["100"].LatestTransactionID != "1001" {
 			t.Errorf("locked views %v: want only 100, the one with facts", subs)
 		}
-		known, err := l.KnownTransactions(ctx, dbtx, []string{"1001", "1002"})
+		known, err := l.WithTx(dbtx).KnownTransactions(ctx, []string{"1001", "1002"})
 		if err != nil {
 			return err
 		}
@@ -53,10 +53,10 @@ func TestLockSubscriptionsAndNewTransactionsAsDrift(t *testing.T) {
 			t.Errorf("known %v", known)
 		}
 		// A history page brings 1002 and 1003 (and 1001 again).
-		if _, err := l.ApplyTx(ctx, dbtx, ledger.Facts{Transactions: []ledger.SignedTransaction{tx("1001", 0), tx("1003", 2), tx("1002", 1)}}); err != nil {
+		if _, err := l.WithTx(dbtx).Apply(ctx, ledger.Facts{Transactions: []ledger.SignedTransaction{tx("1001", 0), tx("1003", 2), tx("1002", 1)}}); err != nil {
 			return err
 		}
-		n, err := l.RecordNewTransactionsAsDrift(ctx, dbtx, run.ID, "100")
+		n, err := l.WithTx(dbtx).RecordNewTransactionsAsDrift(ctx, run.ID, "100")
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func TestPendingHistoryDrift(t *testing.T) {
 	_, pool := migrationstest.NewDatabase(t)
 	l := ledger.New(pool)
 	ctx := context.Background()
-	ids, err := l.RecordDrift(ctx, pool, 0, []ledger.Drift{
+	ids, err := l.RecordDrift(ctx, 0, []ledger.Drift{
 		{OriginalTransactionID: "a", Class: ledger.DriftMissingTransaction, Field: "transaction_id", AppleValue: "9"},
 		{OriginalTransactionID: "a", Class: ledger.DriftRenewalChanged, Field: "latest_transaction_id", AppleValue: "9"},
 		{OriginalTransactionID: "b", Class: ledger.DriftMissingTransaction, Field: "transaction_id", AppleValue: "8"},
@@ -103,10 +103,10 @@ func TestPendingHistoryDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.MarkDriftRepaired(ctx, pool, ids[2:3]); err != nil {
+	if err := l.MarkDriftRepaired(ctx, ids[2:3]); err != nil {
 		t.Fatal(err)
 	}
-	got, err := l.PendingHistoryDrift(ctx, pool, []string{"a", "b", "d"})
+	got, err := l.PendingHistoryDrift(ctx, []string{"a", "b", "d"})
 	if err != nil || !reflect.DeepEqual(got, map[string][]int64{"a": {ids[0]}}) {
 		t.Fatalf("pending %v err %v", got, err)
 	}

@@ -69,18 +69,23 @@ func (c Change) Changed() bool {
 // and status likewise, and every subscription column is a function of the
 // stored facts. Concurrent Apply calls on the same subscriptions serialise on
 // the subscription rows (locked in id order, so they cannot deadlock).
+//
+// On a pool-backed ledger Apply begins and commits its own transaction. On a
+// WithTx ledger it runs in the caller's transaction, adding no savepoint: the
+// facts commit with the rest of it, and the locks are held until then. Facts
+// that touch no subscription store nothing and return no changes.
 func (l *Ledger) Apply(ctx context.Context, facts Facts) ([]Change, error) {
 	var changes []Change
-	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+	err := l.inTx(ctx, func(l *Ledger) error {
 		var err error
-		changes, err = l.ApplyTx(ctx, tx, facts)
+		changes, err = l.apply(ctx, facts)
 		return err
 	})
 	return changes, err
 }
 
-// ApplyTx is Apply inside the caller's transaction.
-func (l *Ledger) ApplyTx(ctx context.Context, tx pgx.Tx, facts Facts) ([]Change, error) {
+// apply is Apply on a ledger that runs in a transaction (l.db is a pgx.Tx).
+func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 	ids, err := factIDs(facts)
 	if err != nil {
 		return nil, err
@@ -88,11 +93,11 @@ func (l *Ledger) ApplyTx(ctx context.Context, tx pgx.Tx, facts Facts) ([]Change,
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
+	if _, err := l.db.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
 		SELECT id FROM unnest($1::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING`, ids); err != nil {
 		return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
 	}
-	beforeRows, err := tx.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+	beforeRows, err := l.db.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
 		ORDER BY s.original_transaction_id FOR UPDATE OF s`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: locking subscriptions: %w", err)
@@ -115,11 +120,11 @@ func (l *Ledger) ApplyTx(ctx context.Context, tx pgx.Tx, facts Facts) ([]Change,
 			s.OriginalTransactionID, s.Status, int64(s.SignedDate))
 	}
 	batch.Queue(projectSQL, ids)
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+	if err := l.db.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: applying facts: %w", err)
 	}
 
-	afterRows, err := tx.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+	afterRows, err := l.db.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
 		ORDER BY s.original_transaction_id`, ids)
 	if err != nil {
 		return nil, err

@@ -41,9 +41,9 @@ type ImportRowState struct {
 
 // CreateImportRun records the start of an import of source (a file name,
 // or "-" for standard input) and returns its id.
-func (l *Ledger) CreateImportRun(ctx context.Context, q Querier, source string) (int64, error) {
+func (l *Ledger) CreateImportRun(ctx context.Context, source string) (int64, error) {
 	var id int64
-	if err := q.QueryRow(ctx, `INSERT INTO import_runs (source) VALUES ($1) RETURNING id`, source).Scan(&id); err != nil {
+	if err := l.db.QueryRow(ctx, `INSERT INTO import_runs (source) VALUES ($1) RETURNING id`, source).Scan(&id); err != nil {
 		return 0, fmt.Errorf("ledger: recording the import run: %w", err)
 	}
 	return id, nil
@@ -54,7 +54,7 @@ func (l *Ledger) CreateImportRun(ctx context.Context, q Querier, source string) 
 // earlier in rows) is left as it is, so importing a file twice adds nothing.
 // Rows are inserted in id order, so concurrent batches sharing ids cannot
 // deadlock.
-func (l *Ledger) InsertImportRows(ctx context.Context, q Querier, runID int64, rows []ImportRow) ([]ImportRow, error) {
+func (l *Ledger) InsertImportRows(ctx context.Context, runID int64, rows []ImportRow) ([]ImportRow, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
@@ -74,7 +74,7 @@ func (l *Ledger) InsertImportRows(ctx context.Context, q Querier, runID int64, r
 			customers[i] = &r.CustomerID
 		}
 	}
-	out, err := q.Query(ctx, `INSERT INTO import_rows (original_transaction_id, run_id, app_account_token, customer_id)
+	out, err := l.db.Query(ctx, `INSERT INTO import_rows (original_transaction_id, run_id, app_account_token, customer_id)
 		SELECT r.id, $1, r.token, r.customer
 		FROM unnest($2::text[], $3::uuid[], $4::text[]) WITH ORDINALITY AS r (id, token, customer, n)
 		ORDER BY r.n
@@ -100,8 +100,8 @@ type ImportCounts struct {
 }
 
 // FinishImportRun records that run's file was read completely.
-func (l *Ledger) FinishImportRun(ctx context.Context, q Querier, runID int64, c ImportCounts) error {
-	_, err := q.Exec(ctx, `UPDATE import_runs SET total_rows = $2, rejected_rows = $3, duplicate_rows = $4,
+func (l *Ledger) FinishImportRun(ctx context.Context, runID int64, c ImportCounts) error {
+	_, err := l.db.Exec(ctx, `UPDATE import_runs SET total_rows = $2, rejected_rows = $3, duplicate_rows = $4,
 		enqueued = $5, finished_at = now() WHERE id = $1`, runID, c.Rows, c.Rejected, c.Duplicates, c.Enqueued)
 	if err != nil {
 		return fmt.Errorf("ledger: finishing import run %d: %w", runID, err)
@@ -111,9 +111,9 @@ func (l *Ledger) FinishImportRun(ctx context.Context, q Querier, runID int64, c 
 
 // ImportRowOf returns the stored import row of a subscription, or
 // ErrNotFound.
-func (l *Ledger) ImportRowOf(ctx context.Context, q Querier, originalTransactionID string) (*ImportRowState, error) {
+func (l *Ledger) ImportRowOf(ctx context.Context, originalTransactionID string) (*ImportRowState, error) {
 	var r ImportRowState
-	err := q.QueryRow(ctx, `SELECT original_transaction_id, COALESCE(app_account_token::text, ''), COALESCE(customer_id, ''),
+	err := l.db.QueryRow(ctx, `SELECT original_transaction_id, COALESCE(app_account_token::text, ''), COALESCE(customer_id, ''),
 			run_id, state, COALESCE(error, ''), created_at, statuses_fetched_at
 		FROM import_rows WHERE original_transaction_id = $1`, originalTransactionID).Scan(
 		&r.OriginalTransactionID, &r.AppAccountToken, &r.CustomerID, &r.RunID, &r.State, &r.Error,
@@ -129,16 +129,16 @@ func (l *Ledger) ImportRowOf(ctx context.Context, q Querier, originalTransaction
 
 // MarkImportRowDone marks a pending import row done. A row already failed
 // or done stays as it is.
-func (l *Ledger) MarkImportRowDone(ctx context.Context, q Querier, originalTransactionID string) error {
-	_, err := q.Exec(ctx, `UPDATE import_rows SET state = 'done', error = NULL, updated_at = now()
+func (l *Ledger) MarkImportRowDone(ctx context.Context, originalTransactionID string) error {
+	_, err := l.db.Exec(ctx, `UPDATE import_rows SET state = 'done', error = NULL, updated_at = now()
 		WHERE original_transaction_id = $1 AND state = 'pending'`, originalTransactionID)
 	return err
 }
 
 // MarkImportRowFailed marks a pending import row failed for good, with the
 // reason shown to ops (never a secret: Apple's error text or ours).
-func (l *Ledger) MarkImportRowFailed(ctx context.Context, q Querier, originalTransactionID, reason string) error {
-	_, err := q.Exec(ctx, `UPDATE import_rows SET state = 'failed', error = $2, updated_at = now()
+func (l *Ledger) MarkImportRowFailed(ctx context.Context, originalTransactionID, reason string) error {
+	_, err := l.db.Exec(ctx, `UPDATE import_rows SET state = 'failed', error = $2, updated_at = now()
 		WHERE original_transaction_id = $1 AND state = 'pending'`, originalTransactionID, reason)
 	return err
 }
@@ -146,11 +146,11 @@ func (l *Ledger) MarkImportRowFailed(ctx context.Context, q Querier, originalTra
 // MarkStatusesFetched records that the statuses of the Apple account owning
 // these subscriptions were fetched and applied now, so the jobs of their
 // import rows need not ask again.
-func (l *Ledger) MarkStatusesFetched(ctx context.Context, q Querier, originalTransactionIDs []string) error {
+func (l *Ledger) MarkStatusesFetched(ctx context.Context, originalTransactionIDs []string) error {
 	if len(originalTransactionIDs) == 0 {
 		return nil
 	}
-	_, err := q.Exec(ctx, `UPDATE import_rows SET statuses_fetched_at = now()
+	_, err := l.db.Exec(ctx, `UPDATE import_rows SET statuses_fetched_at = now()
 		WHERE original_transaction_id = ANY($1) AND statuses_fetched_at IS NULL`, originalTransactionIDs)
 	return err
 }
@@ -158,8 +158,8 @@ func (l *Ledger) MarkStatusesFetched(ctx context.Context, q Querier, originalTra
 // AcquireImportAccountLease takes the lease on an Apple account (key: a
 // customer id or appAccountToken) for holder, for ttl. It reports false when
 // another holder's lease has not expired; holder may renew its own.
-func (l *Ledger) AcquireImportAccountLease(ctx context.Context, q Querier, key, holder string, ttl time.Duration) (bool, error) {
-	rows, err := q.Query(ctx, `INSERT INTO import_account_leases (account_key, holder, expires_at)
+func (l *Ledger) AcquireImportAccountLease(ctx context.Context, key, holder string, ttl time.Duration) (bool, error) {
+	rows, err := l.db.Query(ctx, `INSERT INTO import_account_leases (account_key, holder, expires_at)
 		VALUES ($1, $2, now() + $3::interval)
 		ON CONFLICT (account_key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 		WHERE import_account_leases.expires_at < now() OR import_account_leases.holder = excluded.holder
@@ -172,8 +172,8 @@ func (l *Ledger) AcquireImportAccountLease(ctx context.Context, q Querier, key, 
 }
 
 // ReleaseImportAccountLease gives holder's lease on key back.
-func (l *Ledger) ReleaseImportAccountLease(ctx context.Context, q Querier, key, holder string) error {
-	_, err := q.Exec(ctx, `DELETE FROM import_account_leases WHERE account_key = $1 AND holder = $2`, key, holder)
+func (l *Ledger) ReleaseImportAccountLease(ctx context.Context, key, holder string) error {
+	_, err := l.db.Exec(ctx, `DELETE FROM import_account_leases WHERE account_key = $1 AND holder = $2`, key, holder)
 	return err
 }
 
@@ -186,9 +186,9 @@ type ImportProgress struct {
 func (p ImportProgress) Finished() bool { return p.Pending == 0 }
 
 // ImportProgressOf counts the rows of run by state.
-func (l *Ledger) ImportProgressOf(ctx context.Context, q Querier, runID int64) (ImportProgress, error) {
+func (l *Ledger) ImportProgressOf(ctx context.Context, runID int64) (ImportProgress, error) {
 	var p ImportProgress
-	err := q.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'pending'),
+	err := l.db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state = 'pending'),
 			count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed')
 		FROM import_rows WHERE run_id = $1`, runID).Scan(&p.Total, &p.Pending, &p.Done, &p.Failed)
 	if err != nil {
@@ -208,8 +208,8 @@ type ImportRun struct {
 }
 
 // ImportRuns returns the latest import runs, newest first, at most limit.
-func (l *Ledger) ImportRuns(ctx context.Context, q Querier, limit int) ([]ImportRun, error) {
-	rows, err := q.Query(ctx, `SELECT r.id, r.source, r.started_at, r.finished_at, r.total_rows, r.rejected_rows,
+func (l *Ledger) ImportRuns(ctx context.Context, limit int) ([]ImportRun, error) {
+	rows, err := l.db.Query(ctx, `SELECT r.id, r.source, r.started_at, r.finished_at, r.total_rows, r.rejected_rows,
 			r.duplicate_rows, r.enqueued, COALESCE(p.total, 0), COALESCE(p.pending, 0), COALESCE(p.done, 0), COALESCE(p.failed, 0)
 		FROM (SELECT * FROM import_runs ORDER BY id DESC LIMIT $1) r
 		LEFT JOIN LATERAL (
@@ -237,8 +237,8 @@ type ImportFailure struct {
 
 // ImportFailures returns the most common failure reasons of run, at most
 // limit, most frequent first.
-func (l *Ledger) ImportFailures(ctx context.Context, q Querier, runID int64, limit int) ([]ImportFailure, error) {
-	rows, err := q.Query(ctx, `SELECT COALESCE(error, ''), count(*) FROM import_rows
+func (l *Ledger) ImportFailures(ctx context.Context, runID int64, limit int) ([]ImportFailure, error) {
+	rows, err := l.db.Query(ctx, `SELECT COALESCE(error, ''), count(*) FROM import_rows
 		WHERE run_id = $1 AND state = 'failed' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $2`, runID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: listing failures of import run %d: %w", runID, err)

@@ -36,11 +36,11 @@ type Notification struct {
 }
 
 // RecordNotification stores n unless a notification with the same UUID is
-// already stored; it reports whether n was new. Pass a transaction to store
+// already stored; it reports whether n was new. Call it on WithTx to store
 // it atomically with the job that processes it. It is RecordNotifications
 // with one notification.
-func (l *Ledger) RecordNotification(ctx context.Context, q Querier, n Notification) (bool, error) {
-	inserted, err := l.RecordNotifications(ctx, q, []Notification{n})
+func (l *Ledger) RecordNotification(ctx context.Context, n Notification) (bool, error) {
+	inserted, err := l.RecordNotifications(ctx, []Notification{n})
 	if err != nil {
 		return false, err
 	}
@@ -71,9 +71,9 @@ const insertNotifications = `INSERT INTO notifications (notification_uuid, notif
 // canonical form, a known Source, a signedPayload, no NUL byte in a text
 // field): if one is invalid, nothing is sent and
 // the error names it. The statement stores all of them or, on a database
-// error, none; pass a transaction to store them atomically with the jobs
+// error, none; call it on WithTx to store them atomically with the jobs
 // that process them. An empty ns sends nothing.
-func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notification) ([]bool, error) {
+func (l *Ledger) RecordNotifications(ctx context.Context, ns []Notification) ([]bool, error) {
 	if len(ns) == 0 {
 		return nil, nil
 	}
@@ -128,7 +128,7 @@ func (l *Ledger) RecordNotifications(ctx context.Context, q Querier, ns []Notifi
 		cols.source = append(cols.source, n.Source)
 		cols.attempts = append(cols.attempts, attempts)
 	}
-	rows, err := q.Query(ctx, insertNotifications, cols.uuid, cols.typ, cols.subtype, cols.env, cols.signedDate,
+	rows, err := l.db.Query(ctx, insertNotifications, cols.uuid, cols.typ, cols.subtype, cols.env, cols.signedDate,
 		cols.otid, cols.tid, cols.signed, cols.decoded, cols.source, cols.attempts)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: storing %d notifications: %w", len(cols.uuid), err)
@@ -171,12 +171,12 @@ type StoredNotification struct {
 }
 
 // NotificationByUUID returns a stored notification, or ErrNotFound.
-func (l *Ledger) NotificationByUUID(ctx context.Context, q Querier, uuid string) (*StoredNotification, error) {
+func (l *Ledger) NotificationByUUID(ctx context.Context, uuid string) (*StoredNotification, error) {
 	var n StoredNotification
 	var env string
 	var attempts []byte
 	var signed, decoded *string
-	err := q.QueryRow(ctx, `SELECT notification_uuid::text, notification_type, subtype, environment, signed_date,
+	err := l.db.QueryRow(ctx, `SELECT notification_uuid::text, notification_type, subtype, environment, signed_date,
 			COALESCE(original_transaction_id, ''), COALESCE(transaction_id, ''), signed_payload,
 			signed_payload_decoded, source,
 			send_attempts, received_at, processed_at, COALESCE(process_error, '')
@@ -209,8 +209,8 @@ func (l *Ledger) NotificationByUUID(ctx context.Context, q Querier, uuid string)
 // MarkNotificationProcessed records that a notification was applied; a
 // non-empty processErr records why it could not be (it is still done: a
 // notification that cannot settle state alone triggers a refresh instead).
-func (l *Ledger) MarkNotificationProcessed(ctx context.Context, q Querier, uuid, processErr string) error {
-	_, err := q.Exec(ctx, `UPDATE notifications SET processed_at = COALESCE(processed_at, now()),
+func (l *Ledger) MarkNotificationProcessed(ctx context.Context, uuid, processErr string) error {
+	_, err := l.db.Exec(ctx, `UPDATE notifications SET processed_at = COALESCE(processed_at, now()),
 		process_error = NULLIF($2, '') WHERE notification_uuid = $1`, uuid, processErr)
 	return err
 }

@@ -35,10 +35,10 @@ func TestRecordNotificationsInOneRoundTrip(t *testing.T) {
 	ctx := context.Background()
 
 	first := testNotification(1, ledger.SourceWebhook)
-	if ok, err := l.RecordNotification(ctx, pool, first); err != nil || !ok {
+	if ok, err := l.RecordNotification(ctx, first); err != nil || !ok {
 		t.Fatalf("first: %v %v", ok, err)
 	}
-	if ok, err := l.RecordNotification(ctx, pool, first); err != nil || ok {
+	if ok, err := l.RecordNotification(ctx, first); err != nil || ok {
 		t.Fatalf("first again: %v %v, want not new", ok, err)
 	}
 
@@ -50,7 +50,7 @@ func TestRecordNotificationsInOneRoundTrip(t *testing.T) {
 	var inserted []bool
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var err error
-		inserted, err = l.RecordNotifications(ctx, tx, batch)
+		inserted, err = l.WithTx(tx).RecordNotifications(ctx, batch)
 		return err
 	})
 	if err != nil {
@@ -64,7 +64,7 @@ func TestRecordNotificationsInOneRoundTrip(t *testing.T) {
 		t.Fatalf("%d rows (%v), want 4", rows, err)
 	}
 	for _, want := range []ledger.Notification{first, batch[0], withAttempts, noIDs} {
-		got, err := l.NotificationByUUID(ctx, pool, want.UUID)
+		got, err := l.NotificationByUUID(ctx, want.UUID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func TestRecordNotificationsInOneRoundTrip(t *testing.T) {
 		t.Fatalf("empty ids not stored as NULL (%v)", err)
 	}
 
-	if got, err := l.RecordNotifications(ctx, pool, nil); err != nil || len(got) != 0 {
+	if got, err := l.RecordNotifications(ctx, nil); err != nil || len(got) != 0 {
 		t.Fatalf("empty batch: %v %v", got, err)
 	}
 }
@@ -111,11 +111,11 @@ func TestRecordNotificationsStoresNoneOfAFailedBatch(t *testing.T) {
 		{noPayload, noPayload.UUID + ": no signedPayload"},
 		{badUTF8, "storing 3 notifications"},
 	} {
-		got, err := l.RecordNotifications(ctx, pool, []ledger.Notification{testNotification(1, ledger.SourceWebhook), c.bad, testNotification(5, ledger.SourceWebhook)})
+		got, err := l.RecordNotifications(ctx, []ledger.Notification{testNotification(1, ledger.SourceWebhook), c.bad, testNotification(5, ledger.SourceWebhook)})
 		if err == nil || !strings.Contains(err.Error(), c.want) || got != nil {
 			t.Errorf("%s: %v %v, want an error containing %q", c.bad.UUID, got, err, c.want)
 		}
-		if _, err := l.RecordNotification(ctx, pool, c.bad); err == nil {
+		if _, err := l.RecordNotification(ctx, c.bad); err == nil {
 			t.Errorf("%s alone was stored", c.bad.UUID)
 		}
 	}
@@ -158,7 +158,7 @@ func TestRecordNotificationsStoresThePayloadDecoded(t *testing.T) {
 	apple.SignedPayload = signed
 	padded := testNotification(2, ledger.SourceWebhook)
 	padded.SignedPayload = "eyJhbGciOiJFUzI1NiJ9.eyJhIjoxfQ==.c2ln" // not canonical base64url
-	if _, err := l.RecordNotifications(ctx, pool, []ledger.Notification{apple, padded}); err != nil {
+	if _, err := l.RecordNotifications(ctx, []ledger.Notification{apple, padded}); err != nil {
 		t.Fatal(err)
 	}
 	old := testNotification(3, ledger.SourceWebhook)
@@ -186,7 +186,7 @@ func TestRecordNotificationsStoresThePayloadDecoded(t *testing.T) {
 		t.Errorf("non-canonical payload stored decoded (%v)", err)
 	}
 	for _, want := range []ledger.Notification{apple, padded, old} {
-		got, err := l.NotificationByUUID(ctx, pool, want.UUID)
+		got, err := l.NotificationByUUID(ctx, want.UUID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -244,11 +244,11 @@ func TestLinkCustomerRecordsConflicts(t *testing.T) {
 	}
 	otid := facts.Transactions[0].Payload.OriginalTransactionID
 	appleToken := facts.Transactions[0].Payload.AppAccountToken
-	if c, err := l.LinkCustomer(ctx, pool, otid, appleToken, "c-1", "import"); err != nil || len(c) != 0 {
+	if c, err := l.LinkCustomer(ctx, otid, appleToken, "c-1", "import"); err != nil || len(c) != 0 {
 		t.Fatalf("agreeing link: conflicts %v, err %v", c, err)
 	}
 	other := "11111111-2222-4333-8444-555555555555"
-	c, err := l.LinkCustomer(ctx, pool, otid, other, "c-2", "import")
+	c, err := l.LinkCustomer(ctx, otid, other, "c-2", "import")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestLinkCustomerRecordsConflicts(t *testing.T) {
 		t.Fatalf("stored conflicts %+v, err %v", stored, err)
 	}
 	// Idempotent: linking again records nothing new.
-	if _, err := l.LinkCustomer(ctx, pool, otid, other, "c-2", "import"); err != nil {
+	if _, err := l.LinkCustomer(ctx, otid, other, "c-2", "import"); err != nil {
 		t.Fatal(err)
 	}
 	if stored, _ := l.Conflicts(ctx, otid); len(stored) != 2 {

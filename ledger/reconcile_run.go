@@ -88,20 +88,22 @@ type NewReconcileRun struct {
 // StartReconcileRun creates the run n.Key, or returns the existing one
 // (created false) so a job that runs again continues where it was. A new run
 // sweeps notifications from the previous run's AsOf to n.AsOf and takes its
-// rolling quota from the ledger's size now.
+// rolling quota from the ledger's size now. On a pool-backed ledger the run
+// is created in a transaction of its own; on a WithTx ledger, in the
+// caller's.
 func (l *Ledger) StartReconcileRun(ctx context.Context, n NewReconcileRun) (*ReconcileRun, bool, error) {
 	if n.Key == "" {
 		return nil, false, errors.New("ledger: StartReconcileRun: Key is empty")
 	}
-	if run, err := l.ReconcileRunByKey(ctx, l.pool, n.Key); err == nil {
+	if run, err := l.ReconcileRunByKey(ctx, n.Key); err == nil {
 		return run, false, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, false, err
 	}
 	created := false
-	err := pgx.BeginFunc(ctx, l.pool, func(tx pgx.Tx) error {
+	err := l.inTx(ctx, func(l *Ledger) error {
 		var prev *time.Time
-		err := tx.QueryRow(ctx, `SELECT as_of FROM reconcile_runs WHERE as_of IS NOT NULL AND as_of < $1
+		err := l.db.QueryRow(ctx, `SELECT as_of FROM reconcile_runs WHERE as_of IS NOT NULL AND as_of < $1
 			ORDER BY started_at DESC LIMIT 1`, n.AsOf).Scan(&prev)
 		if err != nil && !isNoRows(err) {
 			return err
@@ -113,11 +115,11 @@ func (l *Ledger) StartReconcileRun(ctx context.Context, n NewReconcileRun) (*Rec
 		if n.MaxSweep > 0 && n.AsOf.Sub(since) > n.MaxSweep {
 			since = n.AsOf.Add(-n.MaxSweep)
 		}
-		total, err := l.CountSubscriptions(ctx, tx)
+		total, err := l.CountSubscriptions(ctx)
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO reconcile_runs (run_key, as_of, call_cap, sweep_since, sweep_until,
+		tag, err := l.db.Exec(ctx, `INSERT INTO reconcile_runs (run_key, as_of, call_cap, sweep_since, sweep_until,
 				total_subscriptions, rolling_quota, phase)
 			VALUES ($1, $2, $3, $4, $2, $5, $6, $7) ON CONFLICT (run_key) DO NOTHING`,
 			n.Key, n.AsOf, n.CallCap, since, total, RollingSliceSize(total, n.FullCycle), PhaseSweep)
@@ -127,7 +129,7 @@ func (l *Ledger) StartReconcileRun(ctx context.Context, n NewReconcileRun) (*Rec
 	if err != nil {
 		return nil, false, fmt.Errorf("ledger: starting reconciliation run %q: %w", n.Key, err)
 	}
-	run, err := l.ReconcileRunByKey(ctx, l.pool, n.Key)
+	run, err := l.ReconcileRunByKey(ctx, n.Key)
 	return run, created, err
 }
 
@@ -141,10 +143,10 @@ const reconcileRunSelect = `SELECT r.id, COALESCE(r.run_key, ''), r.started_at, 
 		WHERE d.run_id = r.id GROUP BY d.class) c)
 	FROM reconcile_runs r`
 
-func (l *Ledger) reconcileRunWhere(ctx context.Context, q Querier, where string, args ...any) (*ReconcileRun, error) {
+func (l *Ledger) reconcileRunWhere(ctx context.Context, where string, args ...any) (*ReconcileRun, error) {
 	var r ReconcileRun
 	var cursor, checked, drifted []byte
-	err := q.QueryRow(ctx, reconcileRunSelect+" "+where, args...).Scan(&r.ID, &r.Key, &r.StartedAt, &r.AsOf,
+	err := l.db.QueryRow(ctx, reconcileRunSelect+" "+where, args...).Scan(&r.ID, &r.Key, &r.StartedAt, &r.AsOf,
 		&r.FinishedAt, &r.Phase, &cursor, &r.SweepSince, &r.SweepUntil, &r.SweepNew, &r.SweepJobs, &r.CallCap, &r.CallsUsed,
 		&checked, &r.Failed, &r.RollingQuota, &r.TotalSubscriptions, &r.Repaired, &r.StoppedReason, &r.Error,
 		&r.DriftedSubscriptions, &drifted)
@@ -169,23 +171,23 @@ func (l *Ledger) reconcileRunWhere(ctx context.Context, q Querier, where string,
 }
 
 // ReconcileRunByKey returns the run named key, or ErrNotFound.
-func (l *Ledger) ReconcileRunByKey(ctx context.Context, q Querier, key string) (*ReconcileRun, error) {
-	return l.reconcileRunWhere(ctx, q, "WHERE r.run_key = $1", key)
+func (l *Ledger) ReconcileRunByKey(ctx context.Context, key string) (*ReconcileRun, error) {
+	return l.reconcileRunWhere(ctx, "WHERE r.run_key = $1", key)
 }
 
 // ReconcileRunByID returns run id, or ErrNotFound.
-func (l *Ledger) ReconcileRunByID(ctx context.Context, q Querier, id int64) (*ReconcileRun, error) {
-	return l.reconcileRunWhere(ctx, q, "WHERE r.id = $1", id)
+func (l *Ledger) ReconcileRunByID(ctx context.Context, id int64) (*ReconcileRun, error) {
+	return l.reconcileRunWhere(ctx, "WHERE r.id = $1", id)
 }
 
 // LatestReconcileRun returns the run started last, or ErrNotFound.
-func (l *Ledger) LatestReconcileRun(ctx context.Context, q Querier) (*ReconcileRun, error) {
-	return l.reconcileRunWhere(ctx, q, "ORDER BY r.started_at DESC, r.id DESC LIMIT 1")
+func (l *Ledger) LatestReconcileRun(ctx context.Context) (*ReconcileRun, error) {
+	return l.reconcileRunWhere(ctx, "ORDER BY r.started_at DESC, r.id DESC LIMIT 1")
 }
 
 // ReconcileRuns returns the latest limit runs, newest first.
-func (l *Ledger) ReconcileRuns(ctx context.Context, q Querier, limit int) ([]*ReconcileRun, error) {
-	rows, err := q.Query(ctx, `SELECT id FROM reconcile_runs ORDER BY started_at DESC, id DESC LIMIT $1`, limit)
+func (l *Ledger) ReconcileRuns(ctx context.Context, limit int) ([]*ReconcileRun, error) {
+	rows, err := l.db.Query(ctx, `SELECT id FROM reconcile_runs ORDER BY started_at DESC, id DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +197,7 @@ func (l *Ledger) ReconcileRuns(ctx context.Context, q Querier, limit int) ([]*Re
 	}
 	out := make([]*ReconcileRun, 0, len(ids))
 	for _, id := range ids {
-		r, err := l.ReconcileRunByID(ctx, q, id)
+		r, err := l.ReconcileRunByID(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -205,22 +207,22 @@ func (l *Ledger) ReconcileRuns(ctx context.Context, q Querier, limit int) ([]*Re
 }
 
 // SetReconcileProgress moves run runID to phase at cursor.
-func (l *Ledger) SetReconcileProgress(ctx context.Context, q Querier, runID int64, phase string, cursor SelectCursor) error {
+func (l *Ledger) SetReconcileProgress(ctx context.Context, runID int64, phase string, cursor SelectCursor) error {
 	b, err := json.Marshal(cursor)
 	if err != nil {
 		return err
 	}
-	_, err = q.Exec(ctx, `UPDATE reconcile_runs SET phase = $2, cursor = $3 WHERE id = $1 AND finished_at IS NULL`, runID, phase, b)
+	_, err = l.db.Exec(ctx, `UPDATE reconcile_runs SET phase = $2, cursor = $3 WHERE id = $1 AND finished_at IS NULL`, runID, phase, b)
 	return err
 }
 
 // SetReconcileSweepJobs records the backfill jobs that page the sweep's
 // window, in the transaction that inserted them.
-func (l *Ledger) SetReconcileSweepJobs(ctx context.Context, q Querier, runID int64, jobIDs []int64) error {
+func (l *Ledger) SetReconcileSweepJobs(ctx context.Context, runID int64, jobIDs []int64) error {
 	if jobIDs == nil {
 		jobIDs = []int64{}
 	}
-	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET sweep_jobs = $2 WHERE id = $1`, runID, jobIDs)
+	_, err := l.db.Exec(ctx, `UPDATE reconcile_runs SET sweep_jobs = $2 WHERE id = $1`, runID, jobIDs)
 	return err
 }
 
@@ -230,7 +232,14 @@ func (l *Ledger) SetReconcileSweepJobs(ctx context.Context, q Querier, runID int
 // as missing_notification drift of its subscription (repaired once
 // processed), the backfill's pages count as calls, and the run moves on to
 // the targeted checks. It returns how many notifications were missing.
-func (l *Ledger) FinishReconcileSweep(ctx context.Context, tx pgx.Tx, r *ReconcileRun) (int64, error) {
+//
+// It must run in the caller's transaction (call it on Ledger.WithTx), the one
+// that also moves the run on, so the findings and the phase commit together;
+// on a pool-backed ledger it returns an error wrapping ErrNotInTransaction.
+func (l *Ledger) FinishReconcileSweep(ctx context.Context, r *ReconcileRun) (int64, error) {
+	if err := l.requireTx("FinishReconcileSweep"); err != nil {
+		return 0, err
+	}
 	since, until := r.AsOf, r.AsOf
 	if r.SweepSince != nil {
 		since = *r.SweepSince
@@ -238,7 +247,7 @@ func (l *Ledger) FinishReconcileSweep(ctx context.Context, tx pgx.Tx, r *Reconci
 	if r.SweepUntil != nil {
 		until = *r.SweepUntil
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value, repaired_at)
+	tag, err := l.db.Exec(ctx, `INSERT INTO drift (run_id, original_transaction_id, class, field, ledger_value, apple_value, repaired_at)
 		SELECT $1, n.original_transaction_id, $2, 'notification', '',
 			n.notification_type || CASE WHEN n.subtype <> '' THEN '/' || n.subtype ELSE '' END || ' ' || n.notification_uuid,
 			n.processed_at
@@ -251,7 +260,7 @@ func (l *Ledger) FinishReconcileSweep(ctx context.Context, tx pgx.Tx, r *Reconci
 		return 0, fmt.Errorf("ledger: recording missing notifications: %w", err)
 	}
 	found := tag.RowsAffected()
-	_, err = tx.Exec(ctx, `UPDATE reconcile_runs SET sweep_new = $2, phase = $3, cursor = '{}',
+	_, err = l.db.Exec(ctx, `UPDATE reconcile_runs SET sweep_new = $2, phase = $3, cursor = '{}',
 			calls_used = calls_used + (SELECT COALESCE(sum(w.pages), 0) FROM backfill_windows w
 				WHERE w.started_at >= $4 AND w.start_date < $6 AND w.end_date > $5)
 		WHERE id = $1`, r.ID, found, PhaseTargeted, r.StartedAt, since, until)
@@ -263,11 +272,11 @@ func (l *Ledger) FinishReconcileSweep(ctx context.Context, tx pgx.Tx, r *Reconci
 
 // AddReconcileCalls adds calls to Apple that no check accounted for (a
 // call answered with 429 or a transient error the job gives up on).
-func (l *Ledger) AddReconcileCalls(ctx context.Context, q Querier, runID, calls int64) error {
+func (l *Ledger) AddReconcileCalls(ctx context.Context, runID, calls int64) error {
 	if calls == 0 {
 		return nil
 	}
-	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET calls_used = calls_used + $2 WHERE id = $1`, runID, calls)
+	_, err := l.db.Exec(ctx, `UPDATE reconcile_runs SET calls_used = calls_used + $2 WHERE id = $1`, runID, calls)
 	return err
 }
 
@@ -285,7 +294,7 @@ type CheckOutcome struct {
 
 // CountCheck adds one check to run runID. Call it in the transaction that
 // marks the subscription checked, so the counters are exact across crashes.
-func (l *Ledger) CountCheck(ctx context.Context, q Querier, runID int64, o CheckOutcome) error {
+func (l *Ledger) CountCheck(ctx context.Context, runID int64, o CheckOutcome) error {
 	failed, repaired := 0, 0
 	if o.Failed {
 		failed = 1
@@ -293,7 +302,7 @@ func (l *Ledger) CountCheck(ctx context.Context, q Querier, runID int64, o Check
 	if o.Repaired {
 		repaired = 1
 	}
-	_, err := q.Exec(ctx, `UPDATE reconcile_runs SET
+	_, err := l.db.Exec(ctx, `UPDATE reconcile_runs SET
 			checked = jsonb_set(checked, ARRAY[$2::text], to_jsonb(COALESCE((checked->>$2::text)::bigint, 0) + $6)),
 			calls_used = calls_used + $3, failed = failed + $4, repaired = repaired + $5
 		WHERE id = $1`, runID, string(o.Reason), o.Calls, failed, repaired, o.Subscriptions)
@@ -303,8 +312,8 @@ func (l *Ledger) CountCheck(ctx context.Context, q Querier, runID int64, o Check
 // FinishReconcileRun ends run runID: phase done, finished now, the drift
 // counts by class kept with it, and why it stopped early ("" when it did
 // all it set out to do) or the error that ended it.
-func (l *Ledger) FinishReconcileRun(ctx context.Context, q Querier, runID int64, stoppedReason, errText string) error {
-	_, err := q.Exec(ctx, `UPDATE reconcile_runs r SET phase = 'done', finished_at = now(),
+func (l *Ledger) FinishReconcileRun(ctx context.Context, runID int64, stoppedReason, errText string) error {
+	_, err := l.db.Exec(ctx, `UPDATE reconcile_runs r SET phase = 'done', finished_at = now(),
 			stopped_reason = $2, error = NULLIF($3, ''),
 			drifted = (SELECT COALESCE(jsonb_object_agg(class, n), '{}') FROM (
 				SELECT d.class, count(DISTINCT d.original_transaction_id) AS n FROM drift d
@@ -317,11 +326,11 @@ func (l *Ledger) FinishReconcileRun(ctx context.Context, q Querier, runID int64,
 // (database clock), which moves them to the end of the rolling order and
 // out of the rest of the run started at runStart. It returns how many of
 // them this run had not checked yet; those it had keep their time.
-func (l *Ledger) MarkChecked(ctx context.Context, q Querier, runStart time.Time, originalTransactionIDs []string) (int64, error) {
+func (l *Ledger) MarkChecked(ctx context.Context, runStart time.Time, originalTransactionIDs []string) (int64, error) {
 	if len(originalTransactionIDs) == 0 {
 		return 0, nil
 	}
-	tag, err := q.Exec(ctx, `UPDATE subscriptions SET last_checked_at = now()
+	tag, err := l.db.Exec(ctx, `UPDATE subscriptions SET last_checked_at = now()
 		WHERE original_transaction_id = ANY($1) AND (last_checked_at IS NULL OR last_checked_at < $2)`,
 		originalTransactionIDs, runStart)
 	if err != nil {

@@ -39,7 +39,7 @@ func TestReconcileRunLifecycle(t *testing.T) {
 	}
 
 	cursor := ledger.SelectCursor{Reason: ledger.ReasonRolling, PastNulls: true, Key: &night1, ID: "s7"}
-	if err := l.SetReconcileProgress(ctx, pool, run.ID, ledger.PhaseRolling, cursor); err != nil {
+	if err := l.SetReconcileProgress(ctx, run.ID, ledger.PhaseRolling, cursor); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range []ledger.CheckOutcome{
@@ -47,11 +47,11 @@ func TestReconcileRunLifecycle(t *testing.T) {
 		{Reason: ledger.ReasonRolling, Calls: 2, Subscriptions: 3},
 		{Reason: ledger.ReasonRolling, Calls: 1, Failed: true, Subscriptions: 1},
 	} {
-		if err := l.CountCheck(ctx, pool, run.ID, o); err != nil {
+		if err := l.CountCheck(ctx, run.ID, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := l.AddReconcileCalls(ctx, pool, run.ID, 1); err != nil {
+	if err := l.AddReconcileCalls(ctx, run.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	findings := []ledger.Drift{
@@ -61,20 +61,20 @@ func TestReconcileRunLifecycle(t *testing.T) {
 		{OriginalTransactionID: "s2", Class: ledger.DriftRenewalChanged, Field: "expires_date", LedgerValue: "c", AppleValue: "d"},
 		{OriginalTransactionID: "s2", Class: ledger.DriftRenewalChanged, Field: "latest_transaction_id", LedgerValue: "1", AppleValue: "2"},
 	}
-	idsOut, err := l.RecordDrift(ctx, pool, run.ID, findings)
+	idsOut, err := l.RecordDrift(ctx, run.ID, findings)
 	if err != nil || len(idsOut) != len(findings) {
 		t.Fatalf("ids %v err %v", idsOut, err)
 	}
-	if err := l.MarkDriftRepaired(ctx, pool, idsOut[:3]); err != nil {
+	if err := l.MarkDriftRepaired(ctx, idsOut[:3]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.RecordDrift(ctx, pool, run.ID, []ledger.Drift{{OriginalTransactionID: "s3", Field: "status"}}); err == nil {
+	if _, err := l.RecordDrift(ctx, run.ID, []ledger.Drift{{OriginalTransactionID: "s3", Field: "status"}}); err == nil {
 		t.Fatal("a finding without a class was recorded")
 	}
-	if err := l.FinishReconcileRun(ctx, pool, run.ID, "call cap reached", ""); err != nil {
+	if err := l.FinishReconcileRun(ctx, run.ID, "call cap reached", ""); err != nil {
 		t.Fatal(err)
 	}
-	done, err := l.ReconcileRunByKey(ctx, pool, n.Key)
+	done, err := l.ReconcileRunByKey(ctx, n.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,11 +104,11 @@ func TestReconcileRunLifecycle(t *testing.T) {
 	if err != nil || !created || !run2.SweepSince.Equal(night1) {
 		t.Fatalf("second run %+v created %v err %v", run2, created, err)
 	}
-	latest, err := l.LatestReconcileRun(ctx, pool)
+	latest, err := l.LatestReconcileRun(ctx)
 	if err != nil || latest.ID != run2.ID {
 		t.Fatalf("latest %+v err %v", latest, err)
 	}
-	list, err := l.ReconcileRuns(ctx, pool, 5)
+	list, err := l.ReconcileRuns(ctx, 5)
 	if err != nil || len(list) != 2 || list[0].ID != run2.ID || list[1].ID != run.ID {
 		t.Fatalf("runs %v err %v", list, err)
 	}
@@ -119,7 +119,7 @@ func TestReconcileRunLifecycle(t *testing.T) {
 	if err != nil || !run3.SweepSince.Equal(n3.AsOf.Add(-180*24*time.Hour)) {
 		t.Fatalf("far run %+v err %v", run3, err)
 	}
-	if _, err := l.ReconcileRunByKey(ctx, pool, "nope"); !errors.Is(err, ledger.ErrNotFound) {
+	if _, err := l.ReconcileRunByKey(ctx, "nope"); !errors.Is(err, ledger.ErrNotFound) {
 		t.Fatalf("unknown key: %v", err)
 	}
 }
@@ -167,22 +167,22 @@ func TestFinishReconcileSweepRecordsMissingNotifications(t *testing.T) {
 		asOf.Add(-24*time.Hour), asOf, asOf.Add(-30*24*time.Hour), asOf.Add(-29*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetReconcileSweepJobs(ctx, pool, run.ID, []int64{11, 12}); err != nil {
+	if err := l.SetReconcileSweepJobs(ctx, run.ID, []int64{11, 12}); err != nil {
 		t.Fatal(err)
 	}
-	run, err = l.ReconcileRunByID(ctx, pool, run.ID)
+	run, err = l.ReconcileRunByID(ctx, run.ID)
 	if err != nil || !reflect.DeepEqual(run.SweepJobs, []int64{11, 12}) {
 		t.Fatalf("sweep jobs %v err %v", run.SweepJobs, err)
 	}
 	var found int64
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		found, err = l.FinishReconcileSweep(ctx, tx, run)
+		found, err = l.WithTx(tx).FinishReconcileSweep(ctx, run)
 		return err
 	})
 	if err != nil || found != 2 {
 		t.Fatalf("found %d err %v", found, err)
 	}
-	run, err = l.ReconcileRunByID(ctx, pool, run.ID)
+	run, err = l.ReconcileRunByID(ctx, run.ID)
 	if err != nil || run.Phase != ledger.PhaseTargeted || run.SweepNew != 2 || run.CallsUsed != 3 ||
 		run.DriftedSubscriptions != 1 || run.Drifted["missing_notification"] != 1 {
 		t.Fatalf("after sweep %+v err %v", run, err)

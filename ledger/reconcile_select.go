@@ -137,7 +137,7 @@ func (w SelectWindow) since(r CheckReason) time.Time {
 // continue from. done reports that every targeted reason is exhausted.
 // Subscriptions already checked since w.RunStart are skipped. Each reason is
 // one index range scan; nothing is scanned in Go.
-func (l *Ledger) SelectTargeted(ctx context.Context, q Querier, w SelectWindow, cursor SelectCursor, limit int) ([]CheckCandidate, SelectCursor, bool, error) {
+func (l *Ledger) SelectTargeted(ctx context.Context, w SelectWindow, cursor SelectCursor, limit int) ([]CheckCandidate, SelectCursor, bool, error) {
 	if limit <= 0 {
 		return nil, cursor, false, fmt.Errorf("ledger: SelectTargeted: limit %d must be positive", limit)
 	}
@@ -157,9 +157,9 @@ func (l *Ledger) SelectTargeted(ctx context.Context, q Querier, w SelectWindow, 
 		var exhausted bool
 		var err error
 		if cursor.Reason == ReasonConflict {
-			page, next, exhausted, err = selectConflicts(ctx, q, w, cursor, limit-len(out))
+			page, next, exhausted, err = selectConflicts(ctx, l.db, w, cursor, limit-len(out))
 		} else {
-			page, next, exhausted, err = selectKeyed(ctx, q, w, keyedSources[cursor.Reason], cursor, limit-len(out))
+			page, next, exhausted, err = selectKeyed(ctx, l.db, w, keyedSources[cursor.Reason], cursor, limit-len(out))
 		}
 		if err != nil {
 			return nil, cursor, false, fmt.Errorf("ledger: selecting %s subscriptions: %w", cursor.Reason, err)
@@ -183,12 +183,12 @@ func (l *Ledger) SelectTargeted(ctx context.Context, q Querier, w SelectWindow, 
 // since w.RunStart, and the cursor to continue from; done reports that the
 // walk reached the subscriptions this run checked. One range scan of
 // subscriptions_last_checked.
-func (l *Ledger) SelectRolling(ctx context.Context, q Querier, w SelectWindow, cursor SelectCursor, limit int) ([]CheckCandidate, SelectCursor, bool, error) {
+func (l *Ledger) SelectRolling(ctx context.Context, w SelectWindow, cursor SelectCursor, limit int) ([]CheckCandidate, SelectCursor, bool, error) {
 	if limit <= 0 {
 		return nil, cursor, false, fmt.Errorf("ledger: SelectRolling: limit %d must be positive", limit)
 	}
 	cursor.Reason = ReasonRolling
-	page, next, done, err := selectKeyed(ctx, q, w, keyedSources[ReasonRolling], cursor, limit)
+	page, next, done, err := selectKeyed(ctx, l.db, w, keyedSources[ReasonRolling], cursor, limit)
 	if err != nil {
 		return nil, cursor, false, fmt.Errorf("ledger: selecting the rolling slice: %w", err)
 	}
@@ -311,8 +311,8 @@ func RollingSliceSize(total int64, cycle time.Duration) int64 {
 
 // CountSubscriptions returns how many subscriptions the ledger holds (an
 // index-only count of the primary key).
-func (l *Ledger) CountSubscriptions(ctx context.Context, q Querier) (int64, error) {
+func (l *Ledger) CountSubscriptions(ctx context.Context) (int64, error) {
 	var n int64
-	err := q.QueryRow(ctx, "SELECT count(*) FROM subscriptions").Scan(&n)
+	err := l.db.QueryRow(ctx, "SELECT count(*) FROM subscriptions").Scan(&n)
 	return n, err
 }

@@ -94,7 +94,7 @@ func TestSelectTargetedInReasonOrderAndResumable(t *testing.T) {
 		"billing_retry:b2", "billing_retry:b1", // no expiry first
 		"grace_period:g1", "refunded:r1", "conflict:e1",
 	}
-	all, _, done, err := l.SelectTargeted(ctx, pool, w, ledger.SelectCursor{}, 100)
+	all, _, done, err := l.SelectTargeted(ctx, w, ledger.SelectCursor{}, 100)
 	if err != nil || !done {
 		t.Fatalf("done %v err %v", done, err)
 	}
@@ -106,7 +106,7 @@ func TestSelectTargetedInReasonOrderAndResumable(t *testing.T) {
 		var got []string
 		cursor := ledger.SelectCursor{}
 		for range 20 {
-			page, next, done, err := l.SelectTargeted(ctx, pool, w, cursor, size)
+			page, next, done, err := l.SelectTargeted(ctx, w, cursor, size)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,7 +138,7 @@ func TestSelectRollingLeastRecentlyCheckedFirst(t *testing.T) {
 		var got []string
 		cursor := ledger.SelectCursor{}
 		for range 30 {
-			page, next, done, err := l.SelectRolling(ctx, pool, w, cursor, size)
+			page, next, done, err := l.SelectRolling(ctx, w, cursor, size)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,10 +158,10 @@ func TestSelectRollingLeastRecentlyCheckedFirst(t *testing.T) {
 		}
 	}
 	// Checking moves a subscription out of this run's walk.
-	if n, err := l.MarkChecked(ctx, pool, w.RunStart, []string{"a2", "e2", "d1"}); err != nil || n != 2 {
+	if n, err := l.MarkChecked(ctx, w.RunStart, []string{"a2", "e2", "d1"}); err != nil || n != 2 {
 		t.Fatalf("MarkChecked: %d newly checked (want 2: d1 was checked by this run already), err %v", n, err)
 	}
-	page, _, _, err := l.SelectRolling(ctx, pool, w, ledger.SelectCursor{}, 3)
+	page, _, _, err := l.SelectRolling(ctx, w, ledger.SelectCursor{}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestSelectUsesIndexes(t *testing.T) {
 	n := 0
 	cursor := ledger.SelectCursor{}
 	for {
-		page, next, done, err := l.SelectRolling(ctx, tx, w, cursor, 1000)
+		page, next, done, err := l.WithTx(tx).SelectRolling(ctx, w, cursor, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestSelectUsesIndexes(t *testing.T) {
 	}
 	cursor = ledger.SelectCursor{}
 	for {
-		page, next, done, err := l.SelectTargeted(ctx, tx, w, cursor, 1000)
+		page, next, done, err := l.WithTx(tx).SelectTargeted(ctx, w, cursor, 1000)
 		if err != nil {
 			t.Fatal(err)
 		}

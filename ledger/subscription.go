@@ -123,7 +123,7 @@ func collectSubscriptions(rows pgx.Rows) ([]*Subscription, error) {
 // Subscription returns the ledger's view of one subscription, or
 // ErrNotFound.
 func (l *Ledger) Subscription(ctx context.Context, originalTransactionID string) (*Subscription, error) {
-	rows, err := l.pool.Query(ctx, subscriptionSelect+" WHERE s.original_transaction_id = $1", originalTransactionID)
+	rows, err := l.db.Query(ctx, subscriptionSelect+" WHERE s.original_transaction_id = $1", originalTransactionID)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func (l *Ledger) SubscriptionsByCustomerID(ctx context.Context, customerID strin
 }
 
 func (l *Ledger) subscriptionsWhere(ctx context.Context, where string, arg any) ([]*Subscription, error) {
-	rows, err := l.pool.Query(ctx, subscriptionSelect+" WHERE "+where+" ORDER BY s.original_transaction_id", arg)
+	rows, err := l.db.Query(ctx, subscriptionSelect+" WHERE "+where+" ORDER BY s.original_transaction_id", arg)
 	if err != nil {
 		return nil, err
 	}
@@ -171,18 +171,18 @@ func (l *Ledger) subscriptionsWhere(ctx context.Context, where string, arg any) 
 // sync of a subscription ("" when never synced).
 func (l *Ledger) HistoryRevision(ctx context.Context, originalTransactionID string) (string, error) {
 	var rev string
-	err := l.pool.QueryRow(ctx, "SELECT history_revision FROM subscriptions WHERE original_transaction_id = $1", originalTransactionID).Scan(&rev)
+	err := l.db.QueryRow(ctx, "SELECT history_revision FROM subscriptions WHERE original_transaction_id = $1", originalTransactionID).Scan(&rev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
 	return rev, err
 }
 
-// SetHistoryRevision saves, through q (a pool or the transaction that
-// applied the last page), the revision of the last page of a complete history
-// sync, for incremental syncs later.
-func (l *Ledger) SetHistoryRevision(ctx context.Context, q Querier, originalTransactionID, revision string) error {
-	_, err := q.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id, history_revision, history_synced_at)
+// SetHistoryRevision saves the revision of the last page of a complete
+// history sync, for incremental syncs later. It works on a pool; on WithTx of
+// the transaction that applied the last page, the revision commits with it.
+func (l *Ledger) SetHistoryRevision(ctx context.Context, originalTransactionID, revision string) error {
+	_, err := l.db.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id, history_revision, history_synced_at)
 		VALUES ($1, $2, now()) ON CONFLICT (original_transaction_id)
 		DO UPDATE SET history_revision = excluded.history_revision, history_synced_at = now()`,
 		originalTransactionID, revision)

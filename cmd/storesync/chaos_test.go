@@ -190,7 +190,7 @@ func TestChaos(t *testing.T) {
 	missing := 0
 	for _, e := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
 		for _, n := range simulator.Notifications(e) {
-			if _, err := l.NotificationByUUID(ctx, pool, n.NotificationUUID); err != nil {
+			if _, err := l.NotificationByUUID(ctx, n.NotificationUUID); err != nil {
 				missing++
 			}
 		}

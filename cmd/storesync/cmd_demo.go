@@ -255,7 +255,7 @@ func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 	for i, t := range truth {
 		fmt.Fprintf(&file, "%s,%s,customer-%d\n", t.OriginalTransactionID, t.AppAccountToken, i+1)
 	}
-	runID, err := d.deps.Ledger.CreateImportRun(ctx, d.pool, "demo")
+	runID, err := d.deps.Ledger.CreateImportRun(ctx, "demo")
 	if err != nil {
 		return err
 	}
@@ -267,13 +267,13 @@ func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 	if err != nil {
 		return err
 	}
-	if err := d.deps.Ledger.FinishImportRun(ctx, d.pool, runID, counts); err != nil {
+	if err := d.deps.Ledger.FinishImportRun(ctx, runID, counts); err != nil {
 		return err
 	}
 	d.logf("1/4 migration: %d subscriptions enqueued (one import job each)", counts.Enqueued)
 	start := time.Now()
 	for {
-		p, err := d.deps.Ledger.ImportProgressOf(ctx, d.pool, runID)
+		p, err := d.deps.Ledger.ImportProgressOf(ctx, runID)
 		if err != nil {
 			return err
 		}
@@ -367,7 +367,7 @@ func (d *demoRun) reconcile(ctx context.Context, r *demoReport, silent int, cfg 
 	if err := d.waitIdle(ctx, "reconciliation"); err != nil {
 		return err
 	}
-	run, err := d.deps.Ledger.ReconcileRunByKey(ctx, d.pool, key)
+	run, err := d.deps.Ledger.ReconcileRunByKey(ctx, key)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	}
 	defer pool.Close()
 
-	run, err := deps.Ledger.CreateImportRun(ctx, pool, source)
+	run, err := deps.Ledger.CreateImportRun(ctx, source)
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if err := rejects.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", *rejectsPath, err)
 	}
-	if err := deps.Ledger.FinishImportRun(ctx, pool, run, counts); err != nil {
+	if err := deps.Ledger.FinishImportRun(ctx, run, counts); err != nil {
 		return err
 	}
 	elapsed := time.Since(started)
@@ -155,7 +155,7 @@ func followImport(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Led
 	defer tick.Stop()
 	started := time.Now()
 	for {
-		p, err := l.ImportProgressOf(context.WithoutCancel(ctx), pool, run)
+		p, err := l.ImportProgressOf(context.WithoutCancel(ctx), run)
 		if err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func followImport(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Led
 		}
 		if p.Finished() {
 			progress.clear()
-			return printImportSummary(ctx, c, pool, l, run, p, throttled, time.Since(started))
+			return printImportSummary(ctx, c, l, run, p, throttled, time.Since(started))
 		}
 		progress.update(fmt.Sprintf("import run %d: %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s, 429s %s",
 			run, withCommas(p.Done), withCommas(p.Total), 100*float64(p.Done+p.Failed)/float64(max(p.Total, 1)),
@@ -197,7 +197,7 @@ func followImport(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Led
 // followInterval is how often --wait polls the database.
 var followInterval = time.Second
 
-func printImportSummary(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Ledger, run int64, p ledger.ImportProgress, throttled int64, took time.Duration) error {
+func printImportSummary(ctx context.Context, c *cli, l *ledger.Ledger, run int64, p ledger.ImportProgress, throttled int64, took time.Duration) error {
 	if p.Total == 0 {
 		fmt.Fprintf(c.stdout, "import run %d: nothing new to import\n", run)
 		return nil
@@ -207,7 +207,7 @@ func printImportSummary(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledg
 	if p.Failed == 0 {
 		return nil
 	}
-	failures, err := l.ImportFailures(context.WithoutCancel(ctx), pool, run, 5)
+	failures, err := l.ImportFailures(context.WithoutCancel(ctx), run, 5)
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func waitReconcile(ctx context.Context, hint io.Writer, l *ledger.Ledger, job fu
 	start := time.Now()
 	hinted := false
 	for {
-		run, err := l.ReconcileRunByKey(ctx, l.Pool(), key)
+		run, err := l.ReconcileRunByKey(ctx, key)
 		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 			return nil, err
 		}

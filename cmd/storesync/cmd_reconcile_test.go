@@ -68,7 +68,7 @@ func TestReconcileWaitPrintsSummaryAndStatusShowsIt(t *testing.T) {
 	l := ledger.New(pool)
 	deadline := time.Now().Add(time.Minute)
 	for {
-		run, err := l.LatestReconcileRun(t.Context(), pool)
+		run, err := l.LatestReconcileRun(t.Context())
 		if err == nil && strings.HasPrefix(run.Key, "nightly ") && run.FinishedAt != nil {
 			break
 		}

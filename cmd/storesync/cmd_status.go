@@ -153,7 +153,7 @@ func writeQueueStatus(ctx context.Context, s *statusContext, w io.Writer) error 
 }
 
 func writeImportStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	runs, err := s.Ledger.ImportRuns(ctx, s.Pool, s.Runs)
+	runs, err := s.Ledger.ImportRuns(ctx, s.Runs)
 	if err != nil {
 		return err
 	}

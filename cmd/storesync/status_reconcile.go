@@ -15,7 +15,7 @@ func init() {
 // writeReconcileStatus lists the latest runs, then the newest one's full
 // summary (drift by class, calls against the cap).
 func writeReconcileStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	runs, err := s.Ledger.ReconcileRuns(ctx, s.Pool, s.Runs)
+	runs, err := s.Ledger.ReconcileRuns(ctx, s.Runs)
 	if err != nil {
 		return err
 	}

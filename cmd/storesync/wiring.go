@@ -129,7 +129,7 @@ func buildDeps(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*jo
 		return nil, err
 	}
 	return &jobs.Deps{
-		Pool: pool, Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
+		Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
 		Logger: slog.Default(), Metrics: metrics,
 	}, nil
 }
@@ -142,7 +142,7 @@ func openQueue(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, *jobs.De
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	deps := &jobs.Deps{Pool: pool, Ledger: ledger.New(pool)}
+	deps := &jobs.Deps{Ledger: ledger.New(pool)}
 	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
 	if err != nil {
 		pool.Close()
