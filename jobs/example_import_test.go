@@ -50,7 +50,7 @@ func Example_import() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	importer, err := jobs.NewImporter(jobs.ImporterOptions{Pool: pool, Ledger: deps.Ledger, River: client, Rejects: os.Stderr})
+	importer, err := jobs.NewImporter(jobs.ImporterOptions{Ledger: deps.Ledger, River: client, Rejects: os.Stderr})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func BenchmarkImporterEnqueue(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	im, err := NewImporter(ImporterOptions{Pool: pool, Ledger: deps.Ledger, River: client})
+	im, err := NewImporter(ImporterOptions{Ledger: deps.Ledger, River: client})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func (h *importHarness) importCSV(t *testing.T, text string) (int64, ledger.Impo
 		t.Fatal(err)
 	}
 	var rejects bytes.Buffer
-	im, err := NewImporter(ImporterOptions{Pool: h.pool, Ledger: h.deps.Ledger, River: h.client, BatchSize: 50, Rejects: &rejects})
+	im, err := NewImporter(ImporterOptions{Ledger: h.deps.Ledger, River: h.client, BatchSize: 50, Rejects: &rejects})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/ledger"
@@ -33,9 +32,9 @@ const (
 
 // ImporterOptions configures an Importer.
 type ImporterOptions struct {
-	// Pool and Ledger store the import rows; River (an insert-only client
-	// is enough) inserts their jobs in the same transactions.
-	Pool   *pgxpool.Pool
+	// Ledger stores the import rows, in transactions begun on its Pool;
+	// River (an insert-only client is enough) inserts their jobs in the
+	// same transactions.
 	Ledger *ledger.Ledger
 	River  *river.Client[pgx.Tx]
 	// BatchSize is how many valid rows go into one transaction; zero means
@@ -55,11 +54,10 @@ type ImporterOptions struct {
 
 func (o *ImporterOptions) validate() error {
 	var errs []error
-	if o.Pool == nil {
-		errs = append(errs, errors.New("jobs: ImporterOptions.Pool is nil: pass the database pool"))
-	}
 	if o.Ledger == nil {
 		errs = append(errs, errors.New("jobs: ImporterOptions.Ledger is nil: pass ledger.New(pool)"))
+	} else if o.Ledger.Pool() == nil {
+		errs = append(errs, errors.New("jobs: ImporterOptions.Ledger has no pool: pass ledger.New(pool)"))
 	}
 	if o.River == nil {
 		errs = append(errs, errors.New("jobs: ImporterOptions.River is nil: pass a River client (NewRiverClient with Work false is enough)"))
@@ -208,7 +206,7 @@ func (im *Importer) Import(ctx context.Context, runID int64, r io.Reader) (ledge
 // transaction and returns how many were new.
 func (im *Importer) store(ctx context.Context, runID int64, batch []ledger.ImportRow) (int, error) {
 	var fresh int
-	err := pgx.BeginFunc(ctx, im.opts.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, im.opts.Ledger.Pool(), func(tx pgx.Tx) error {
 		rows, err := im.opts.Ledger.WithTx(tx).InsertImportRows(ctx, runID, batch)
 		if err != nil {
 			return err

@@ -259,7 +259,7 @@ func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 	if err != nil {
 		return err
 	}
-	im, err := jobs.NewImporter(jobs.ImporterOptions{Pool: d.pool, Ledger: d.deps.Ledger, River: d.river})
+	im, err := jobs.NewImporter(jobs.ImporterOptions{Ledger: d.deps.Ledger, River: d.river})
 	if err != nil {
 		return err
 	}

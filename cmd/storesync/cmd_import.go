@@ -98,7 +98,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	progress := newLiveLine(c.stdout)
 	started := time.Now()
 	im, err := jobs.NewImporter(jobs.ImporterOptions{
-		Pool: pool, Ledger: deps.Ledger, River: client, BatchSize: *batch, Rejects: rejects,
+		Ledger: deps.Ledger, River: client, BatchSize: *batch, Rejects: rejects,
 		Progress: func(n ledger.ImportCounts) {
 			progress.update(fmt.Sprintf("import run %d: %s rows enqueued, %s already imported", run,
 				withCommas(n.Enqueued), withCommas(n.Duplicates)))
