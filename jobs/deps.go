@@ -16,7 +16,7 @@ type Deps struct {
 	Pool   *pgxpool.Pool
 	Ledger *ledger.Ledger
 	// Apple is the API client; its Budget should be the shared
-	// PostgresBudget so every process spends from one budget.
+	// budget.Postgres so every process spends from one budget.
 	Apple *appstore.Client
 	// Verifier verifies signed data of Apple's configured environment;
 	// WithEnvironment gives the other (sandbox fallback, App Review).

@@ -89,6 +89,16 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// ObserveBudgetWait records how long a call to endpoint waited for Apple's
+// rate budget; it is budget.PostgresOptions.ObserveWait of storesync's
+// budget. A nil *Metrics records nothing, so the method value of a nil
+// *Metrics is a valid ObserveWait.
+func (m *Metrics) ObserveBudgetWait(endpoint appstore.Endpoint, waited time.Duration) {
+	if m != nil {
+		m.BudgetWait.WithLabelValues(string(endpoint)).Observe(waited.Seconds())
+	}
+}
+
 func (m *Metrics) transientRetry() {
 	if m != nil {
 		m.TransientRetry.Inc()
