@@ -348,7 +348,7 @@ func (d *Deps) storeHistoryItems(ctx context.Context, tx pgx.Tx, client *river.C
 		seen++
 		vn, err := v.VerifyNotificationDeep(item.SignedPayload)
 		if err != nil {
-			d.Metrics.verifyFailure(err)
+			d.Metrics.VerifyFailure(err)
 			var verr *appstore.VerificationError
 			if errors.As(err, &verr) && verr.Retryable() {
 				return seen, fresh, err
@@ -357,8 +357,8 @@ func (d *Deps) storeHistoryItems(ctx context.Context, tx pgx.Tx, client *river.C
 				"environment", env, "source", source, "error", err.Error())
 			continue
 		}
-		n := notificationRecord(vn.Payload, env, item.SignedPayload, source, item.SendAttempts)
-		if !isUUID(n.UUID) {
+		n := NotificationRecord(vn.Payload, env, item.SignedPayload, source, item.SendAttempts)
+		if !ledger.IsUUID(n.UUID) {
 			d.logger().Warn("backfill: notification without a UUID, skipped", "environment", env, "source", source)
 			continue
 		}

@@ -104,7 +104,7 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 	}
 	vn, err := v.VerifyNotificationDeep(stored.SignedPayload)
 	if err != nil {
-		d.Metrics.verifyFailure(err)
+		d.Metrics.VerifyFailure(err)
 		var verr *appstore.VerificationError
 		if errors.As(err, &verr) && !verr.Retryable() {
 			// Stored after verifying its signature, so either an inner
