@@ -80,17 +80,6 @@ func (BackfillArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, Priority: PriorityBulk, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) {
-		river.AddWorker(w, &backfillWorker{d: d})
-	})
-	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
-		registerPeriodic(func(d *Deps, o *ClientOptions) (*river.PeriodicJob, error) {
-			return d.backfillSweep(env, o.BackfillCron)
-		})
-	}
-}
-
 // SweptEnvironments returns the environments the App Store client reaches:
 // its own and, when it falls back from production, the sandbox (whose
 // notifications are never retried, so only the sweep recovers them).

@@ -29,12 +29,6 @@ func (ProcessNotificationArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueNotifications, Priority: PriorityLive}
 }
 
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) {
-		river.AddWorker(w, &processNotificationWorker{d: d})
-	})
-}
-
 type processNotificationWorker struct {
 	river.WorkerDefaults[ProcessNotificationArgs]
 	d *Deps

@@ -80,12 +80,6 @@ func (ResyncArgs) InsertOpts() river.InsertOpts {
 	}
 }
 
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) {
-		river.AddWorker(w, &resyncWorker{d: d})
-	})
-}
-
 // FieldChange is one field of one subscription that a re-sync changed.
 type FieldChange struct {
 	OriginalTransactionID string `json:"originalTransactionId"`
