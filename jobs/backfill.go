@@ -80,17 +80,6 @@ func (BackfillArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueMaintenance, Priority: PriorityBulk, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) {
-		river.AddWorker(w, &backfillWorker{d: d})
-	})
-	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
-		registerPeriodic(func(d *Deps, o *ClientOptions) (*river.PeriodicJob, error) {
-			return d.backfillSweep(env, o.BackfillCron)
-		})
-	}
-}
-
 // SweptEnvironments returns the environments the App Store client reaches:
 // its own and, when it falls back from production, the sandbox (whose
 // notifications are never retried, so only the sweep recovers them).
@@ -348,7 +337,7 @@ func (d *Deps) storeHistoryItems(ctx context.Context, tx pgx.Tx, client *river.C
 		seen++
 		vn, err := v.VerifyNotificationDeep(item.SignedPayload)
 		if err != nil {
-			d.Metrics.verifyFailure(err)
+			d.Metrics.VerifyFailure(err)
 			var verr *appstore.VerificationError
 			if errors.As(err, &verr) && verr.Retryable() {
 				return seen, fresh, err
@@ -357,8 +346,8 @@ func (d *Deps) storeHistoryItems(ctx context.Context, tx pgx.Tx, client *river.C
 				"environment", env, "source", source, "error", err.Error())
 			continue
 		}
-		n := notificationRecord(vn.Payload, env, item.SignedPayload, source, item.SendAttempts)
-		if !isUUID(n.UUID) {
+		n := NotificationRecord(vn.Payload, env, item.SignedPayload, source, item.SendAttempts)
+		if !ledger.IsUUID(n.UUID) {
 			d.logger().Warn("backfill: notification without a UUID, skipped", "environment", env, "source", source)
 			continue
 		}

@@ -8,6 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/storesync/storesync/appstore"
 )
 
 // ClientOptions configures the River client of one storesync process.
@@ -41,19 +43,43 @@ const (
 	DefaultRescueStuckJobsAfter = 55 * time.Second
 )
 
-// workerRegistrations and periodicRegistrations are filled by each job's
-// init, so a job lives in one file with its args, worker and schedule.
-var (
-	workerRegistrations   []func(*river.Workers, *Deps)
-	periodicRegistrations []func(*Deps, *ClientOptions) (*river.PeriodicJob, error)
-)
-
-func registerWorker(f func(*river.Workers, *Deps)) {
-	workerRegistrations = append(workerRegistrations, f)
+// addWorkers adds the worker of every storesync job to workers. It is the
+// one list of jobs, explicit so that reading it (not the init order of
+// files) says what a client can work: a new job keeps its args, worker and
+// schedule in its own file and is added here and, if it has a schedule, to
+// periodicJobs.
+func addWorkers(workers *river.Workers, d *Deps) {
+	river.AddWorker(workers, &backfillWorker{d: d})
+	river.AddWorker(workers, &ImportWorker{d: d})
+	river.AddWorker(workers, &processNotificationWorker{d: d})
+	river.AddWorker(workers, &reconcileWorker{d: d})
+	river.AddWorker(workers, &resyncWorker{d: d})
 }
 
-func registerPeriodic(f func(*Deps, *ClientOptions) (*river.PeriodicJob, error)) {
-	periodicRegistrations = append(periodicRegistrations, f)
+// periodicJobs returns every periodic job of opts: the backfill sweep of
+// each environment the App Store client reaches, then the nightly
+// reconciliation. An empty cron spec leaves its job out; one that does not
+// parse is an error naming its option.
+func periodicJobs(d *Deps, opts *ClientOptions) ([]*river.PeriodicJob, error) {
+	var out []*river.PeriodicJob
+	keep := func(pj *river.PeriodicJob) {
+		if pj != nil {
+			out = append(out, pj)
+		}
+	}
+	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
+		pj, err := d.backfillSweep(env, opts.BackfillCron)
+		if err != nil {
+			return nil, err
+		}
+		keep(pj)
+	}
+	pj, err := reconcilePeriodic(opts.ReconcileCron)
+	if err != nil {
+		return nil, err
+	}
+	keep(pj)
+	return out, nil
 }
 
 // NewRiverClient returns a River client with every storesync worker,
@@ -76,9 +102,7 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 		return nil, fmt.Errorf("jobs: RescueStuckJobsAfter (%s) must exceed JobTimeout (%s)", cfg.RescueStuckJobsAfter, cfg.JobTimeout)
 	}
 	workers := river.NewWorkers()
-	for _, reg := range workerRegistrations {
-		reg(workers, deps)
-	}
+	addWorkers(workers, deps)
 	cfg.Workers = workers
 	if opts.Work {
 		cfg.Queues = map[string]river.QueueConfig{
@@ -88,15 +112,11 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 			QueueBulk:          {MaxWorkers: orInt(opts.BulkWorkers, 60)},
 			QueueMaintenance:   {MaxWorkers: orInt(opts.MaintenanceWorkers, 4)},
 		}
-		for _, reg := range periodicRegistrations {
-			pj, err := reg(deps, &opts)
-			if err != nil {
-				return nil, err
-			}
-			if pj != nil {
-				cfg.PeriodicJobs = append(cfg.PeriodicJobs, pj)
-			}
+		periodic, err := periodicJobs(deps, &opts)
+		if err != nil {
+			return nil, err
 		}
+		cfg.PeriodicJobs = periodic
 	}
 	client, err := river.NewClient(riverpgxv5.New(deps.Ledger.Pool()), cfg)
 	if err != nil {

@@ -15,7 +15,7 @@ type Deps struct {
 	// on Ledger.Pool() and write inside them through Ledger.WithTx(tx).
 	Ledger *ledger.Ledger
 	// Apple is the API client; its Budget should be the shared
-	// PostgresBudget so every process spends from one budget.
+	// budget.Postgres so every process spends from one budget.
 	Apple *appstore.Client
 	// Verifier verifies signed data of Apple's configured environment;
 	// WithEnvironment gives the other (sandbox fallback, App Review).

@@ -11,10 +11,11 @@ import (
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/ledger/budget"
 )
 
 // Every process of an app shares one Apple budget through the database:
-// build a PostgresBudget with the app's limits and give it to the App Store
+// build a budget.Postgres with the app's limits and give it to the App Store
 // client; then import a file of subscribers as unique jobs, which the
 // workers of `storesync serve` migrate.
 func Example_import() {
@@ -25,7 +26,7 @@ func Example_import() {
 	}
 	defer pool.Close()
 
-	budget, err := jobs.NewPostgresBudget(jobs.PostgresBudgetOptions{
+	shared, err := budget.NewPostgres(budget.PostgresOptions{
 		Pool: pool, App: "com.example.app",
 		Limits: map[appstore.Environment]map[appstore.Endpoint]float64{
 			appstore.Production: appstore.DefaultRateLimits(appstore.Production, 1, nil),
@@ -34,7 +35,7 @@ func Example_import() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	_ = appstore.ClientOptions{Budget: budget} // with the key, bundle id and environment
+	_ = appstore.ClientOptions{Budget: shared} // with the key, bundle id and environment
 
 	deps := &jobs.Deps{Ledger: ledger.New(pool)}
 	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{}) // insert-only

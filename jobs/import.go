@@ -103,10 +103,6 @@ type ImportWorker struct {
 	d *Deps
 }
 
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) { river.AddWorker(w, &ImportWorker{d: d}) })
-}
-
 // Work runs the steps of one import row.
 func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) error {
 	var outcome error

@@ -18,6 +18,7 @@ import (
 	"github.com/storesync/storesync/appstore/sim/simtest"
 	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/ledger/budget"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
 
@@ -38,7 +39,7 @@ func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *i
 	for _, ep := range appstore.Endpoints {
 		limits[ep] = 2000 // the simulator's own limits, when on, are what matters
 	}
-	budget, err := NewPostgresBudget(PostgresBudgetOptions{Pool: pool, App: simulator.BundleID(),
+	rateBudget, err := budget.NewPostgres(budget.PostgresOptions{Pool: pool, App: simulator.BundleID(),
 		Limits: map[appstore.Environment]map[appstore.Endpoint]float64{appstore.Production: limits, appstore.Sandbox: limits}})
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *i
 	apple, err := appstore.NewClient(appstore.ClientOptions{
 		KeyID: simulator.KeyID(), IssuerID: simulator.IssuerID(), BundleID: simulator.BundleID(), PrivateKey: key,
 		Environment: appstore.Production, BaseURL: simulator.BaseURL(), SandboxBaseURL: simulator.SandboxURL(),
-		SandboxFallback: true, Budget: budget,
+		SandboxFallback: true, Budget: rateBudget,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -375,4 +376,16 @@ func TestImportBringsInTheAccountsOtherSubscriptions(t *testing.T) {
 	}
 	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, truths)
 	t.Logf("%d subscriptions listed, %d more found through their accounts", len(listed), siblings)
+}
+
+// waitFor polls cond until it holds, failing t after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

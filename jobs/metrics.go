@@ -89,6 +89,16 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// ObserveBudgetWait records how long a call to endpoint waited for Apple's
+// rate budget; it is budget.PostgresOptions.ObserveWait of storesync's
+// budget. A nil *Metrics records nothing, so the method value of a nil
+// *Metrics is a valid ObserveWait.
+func (m *Metrics) ObserveBudgetWait(endpoint appstore.Endpoint, waited time.Duration) {
+	if m != nil {
+		m.BudgetWait.WithLabelValues(string(endpoint)).Observe(waited.Seconds())
+	}
+}
+
 func (m *Metrics) transientRetry() {
 	if m != nil {
 		m.TransientRetry.Inc()
@@ -115,9 +125,11 @@ func (m *Metrics) appleCall(ep appstore.Endpoint, err error) {
 	m.AppleCalls.WithLabelValues(string(ep), outcome).Inc()
 }
 
-// webhookAnswer counts one webhook answer by outcome and records its
-// latency.
-func (m *Metrics) webhookAnswer(outcome string, took time.Duration) {
+// WebhookAnswer counts one webhook answer by outcome (the label of
+// storesync_webhook_answers_total: stored, duplicate, malformed, …) and
+// records took, the time from request to answer. A nil *Metrics records
+// nothing.
+func (m *Metrics) WebhookAnswer(outcome string, took time.Duration) {
 	if m == nil {
 		return
 	}
@@ -125,16 +137,20 @@ func (m *Metrics) webhookAnswer(outcome string, took time.Duration) {
 	m.WebhookSeconds.Observe(took.Seconds())
 }
 
-// webhookCommit records one webhook group commit.
-func (m *Metrics) webhookCommit(size int, took time.Duration) {
+// WebhookCommit records one webhook group commit: size notifications
+// stored in one transaction that took took, begin to commit (failed
+// commits too). A nil *Metrics records nothing.
+func (m *Metrics) WebhookCommit(size int, took time.Duration) {
 	if m != nil {
 		m.WebhookBatchSize.Observe(float64(size))
 		m.WebhookCommitSeconds.Observe(took.Seconds())
 	}
 }
 
-// verifyFailure counts one verification failure by Apple's status name.
-func (m *Metrics) verifyFailure(err error) {
+// VerifyFailure counts one verification failure by Apple's status name,
+// appstore.StatusOf(err): an error that is no *appstore.VerificationError
+// counts as VERIFICATION_FAILURE. A nil *Metrics records nothing.
+func (m *Metrics) VerifyFailure(err error) {
 	if m != nil {
 		m.VerifyFailures.WithLabelValues(appstore.StatusOf(err).String()).Inc()
 	}

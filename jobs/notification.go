@@ -29,12 +29,6 @@ func (ProcessNotificationArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueNotifications, Priority: PriorityLive}
 }
 
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) {
-		river.AddWorker(w, &processNotificationWorker{d: d})
-	})
-}
-
 type processNotificationWorker struct {
 	river.WorkerDefaults[ProcessNotificationArgs]
 	d *Deps
@@ -104,7 +98,7 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 	}
 	vn, err := v.VerifyNotificationDeep(stored.SignedPayload)
 	if err != nil {
-		d.Metrics.verifyFailure(err)
+		d.Metrics.VerifyFailure(err)
 		var verr *appstore.VerificationError
 		if errors.As(err, &verr) && !verr.Retryable() {
 			// Stored after verifying its signature, so either an inner

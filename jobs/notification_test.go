@@ -13,6 +13,7 @@ import (
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 )
 
@@ -187,12 +188,12 @@ func TestNotificationProcessing(t *testing.T) {
 
 	// Renewal info only: the payload cannot say the status, so statuses are
 	// re-read and the subscription ends equal to Apple's truth.
-	n := newTestNote(appstore.Production, now)
+	n := jobstest.NewNote(appstore.Production, now)
 	n.N.NotificationType, n.N.Subtype = "DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED"
 	n.Tx = nil
 	n.RI.OriginalTransactionID = truth.OriginalTransactionID
 	n.RI.SignedDate = appstore.MillisOf(now.Add(-time.Hour))
-	if c := e.postSigned(n.sign(t, e.ca)); c != 200 {
+	if c := e.postSigned(n.Sign(t, e.ca)); c != 200 {
 		t.Fatalf("status %d", c)
 	}
 	e.waitIdle(30*time.Second, "process_notification", "import")
@@ -211,20 +212,20 @@ func TestNotificationProcessing(t *testing.T) {
 	}
 
 	// A later notification of the now known subscription: no new import.
-	known := newTestNote(appstore.Production, now)
+	known := jobstest.NewNote(appstore.Production, now)
 	known.Tx.OriginalTransactionID = truth.OriginalTransactionID
 	known.RI.OriginalTransactionID = truth.OriginalTransactionID
 	known.N.NotificationType = "DID_CHANGE_RENEWAL_PREF"
 	// TEST, an unknown type with data, and a non-subscription purchase.
-	test := &testNote{N: appstore.NotificationPayload{NotificationType: "TEST", NotificationUUID: testUUID(noteSeq.Add(1)),
+	test := &jobstest.Note{N: appstore.NotificationPayload{NotificationType: "TEST", NotificationUUID: jobstest.NextUUID(),
 		Version: "2.0", SignedDate: appstore.MillisOf(now), Data: &appstore.NotificationData{
 			AppAppleID: sim.DefaultAppAppleID, BundleID: sim.DefaultBundleID, Environment: appstore.Production}}}
-	future := newTestNote(appstore.Production, now)
+	future := jobstest.NewNote(appstore.Production, now)
 	future.N.NotificationType = "SOMETHING_NEW_FROM_APPLE"
-	consumable := newTestNote(appstore.Production, now)
+	consumable := jobstest.NewNote(appstore.Production, now)
 	consumable.N.NotificationType, consumable.Tx.Type = "ONE_TIME_CHARGE", "Consumable"
-	for _, note := range []*testNote{known, test, future, consumable} {
-		if c := e.postSigned(note.sign(t, e.ca)); c != 200 {
+	for _, note := range []*jobstest.Note{known, test, future, consumable} {
+		if c := e.postSigned(note.Sign(t, e.ca)); c != 200 {
 			t.Fatalf("%s: status %d", note.N.NotificationType, c)
 		}
 	}
@@ -252,8 +253,8 @@ func TestNotificationProcessing(t *testing.T) {
 func TestProcessingCancelsWhenStoredPayloadNoLongerVerifies(t *testing.T) {
 	t.Parallel()
 	e := newHookEnv(t, hookEnvOptions{})
-	n := newTestNote(appstore.Production, time.Now())
-	if c := e.postSigned(n.sign(t, e.ca)); c != 200 {
+	n := jobstest.NewNote(appstore.Production, time.Now())
+	if c := e.postSigned(n.Sign(t, e.ca)); c != 200 {
 		t.Fatalf("status %d", c)
 	}
 	other, err := sim.NewCA()
@@ -292,21 +293,21 @@ func TestProcessingCancelsWhenStoredPayloadNoLongerVerifies(t *testing.T) {
 func TestProcessingCancelsWhenAnInnerFieldDoesNotVerify(t *testing.T) {
 	t.Parallel()
 	e := newHookEnv(t, hookEnvOptions{Work: true})
-	other := newTestChain(t, true, "") // its root is not trusted
+	other := jobstest.NewChain(t, true, "") // its root is not trusted
 	now := time.Now()
-	untrusted := newTestNote(appstore.Production, now)
-	wrongBundle := newTestNote(appstore.Production, now)
+	untrusted := jobstest.NewNote(appstore.Production, now)
+	wrongBundle := jobstest.NewNote(appstore.Production, now)
 	wrongBundle.Tx.BundleID = "com.attacker.app"
-	sandboxRenewal := newTestNote(appstore.Production, now)
+	sandboxRenewal := jobstest.NewNote(appstore.Production, now)
 	sandboxRenewal.RI.Environment = appstore.Sandbox
 	cases := []struct {
-		note   *testNote
+		note   *jobstest.Note
 		signed string
 		field  string
 	}{
-		{untrusted, signWithInnerTx(t, e, untrusted, other.sign(t, "ES256", untrusted.Tx)), "data.signedTransactionInfo"},
-		{wrongBundle, wrongBundle.sign(t, e.ca), "data.signedTransactionInfo"},
-		{sandboxRenewal, sandboxRenewal.sign(t, e.ca), "data.signedRenewalInfo"},
+		{untrusted, signWithInnerTx(t, e, untrusted, other.Sign(t, "ES256", untrusted.Tx)), "data.signedTransactionInfo"},
+		{wrongBundle, wrongBundle.Sign(t, e.ca), "data.signedTransactionInfo"},
+		{sandboxRenewal, sandboxRenewal.Sign(t, e.ca), "data.signedRenewalInfo"},
 	}
 	for _, c := range cases {
 		if code := e.postSigned(c.signed); code != 200 {
@@ -348,7 +349,7 @@ func TestProcessingCancelsWhenAnInnerFieldDoesNotVerify(t *testing.T) {
 
 // signWithInnerTx signs n with the trusted CA around txJWS instead of its
 // own signed transaction.
-func signWithInnerTx(t *testing.T, e *hookEnv, n *testNote, txJWS string) string {
+func signWithInnerTx(t *testing.T, e *hookEnv, n *jobstest.Note, txJWS string) string {
 	t.Helper()
 	p := n.N
 	d := *p.Data

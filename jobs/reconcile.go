@@ -188,15 +188,6 @@ func ManualRunKey(now time.Time) string {
 	return "manual " + now.UTC().Truncate(time.Minute).Format(time.RFC3339)
 }
 
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) {
-		river.AddWorker(w, &reconcileWorker{d: d})
-	})
-	registerPeriodic(func(d *Deps, o *ClientOptions) (*river.PeriodicJob, error) {
-		return reconcilePeriodic(o.ReconcileCron)
-	})
-}
-
 // reconcilePeriodic is the nightly run on spec (UTC), or nil without one.
 func reconcilePeriodic(spec string) (*river.PeriodicJob, error) {
 	if spec == "" {

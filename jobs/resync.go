@@ -39,7 +39,7 @@ func (t ResyncTarget) Validate() error {
 	if n != 1 {
 		return errors.New("give exactly one of originalTransactionId, appAccountToken or customerId")
 	}
-	if t.AppAccountToken != "" && !isUUID(t.AppAccountToken) {
+	if t.AppAccountToken != "" && !ledger.IsUUID(t.AppAccountToken) {
 		return fmt.Errorf("appAccountToken %q is not a UUID", t.AppAccountToken)
 	}
 	return nil
@@ -78,12 +78,6 @@ func (ResyncArgs) InsertOpts() river.InsertOpts {
 			rivertype.JobStateScheduled, rivertype.JobStateRetryable,
 		}},
 	}
-}
-
-func init() {
-	registerWorker(func(w *river.Workers, d *Deps) {
-		river.AddWorker(w, &resyncWorker{d: d})
-	})
 }
 
 // FieldChange is one field of one subscription that a re-sync changed.

@@ -22,6 +22,7 @@ import (
 	"github.com/storesync/storesync/appstore/sim"
 	"github.com/storesync/storesync/config"
 	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/jobs/httpapi"
 	"github.com/storesync/storesync/jobs/truthcheck"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations"
@@ -162,7 +163,7 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: jobs.NewHTTPHandler(deps, client, jobs.HTTPOptions{}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: httpapi.NewHandler(deps, client, httpapi.Options{}), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // Close below ends it
 	defer srv.Close()
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/ledger/budget"
 )
 
 func init() {
@@ -159,7 +160,7 @@ func followImport(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Led
 		if err != nil {
 			return err
 		}
-		throttled, err := jobs.BudgetThrottledSince(context.WithoutCancel(ctx), pool, since)
+		throttled, err := budget.ThrottledSince(context.WithoutCancel(ctx), pool, since)
 		if err != nil {
 			return err
 		}

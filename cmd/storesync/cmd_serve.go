@@ -13,6 +13,7 @@ import (
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/config"
 	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/jobs/httpapi"
 )
 
 func init() {
@@ -115,7 +116,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("listening on STORESYNC_LISTEN=%s: %w (pick another address)", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           jobs.NewHTTPHandler(deps, client, jobs.HTTPOptions{AdminToken: cfg.AdminToken}),
+		Handler:           httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/ledger/budget"
 )
 
 func init() {
@@ -180,7 +180,7 @@ func writeImportStatus(ctx context.Context, s *statusContext, w io.Writer) error
 }
 
 func writeBudgetStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	use, err := jobs.BudgetUsage(ctx, s.Pool)
+	use, err := budget.Usage(ctx, s.Pool)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/storesync/storesync/config"
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/ledger/budget"
 )
 
 // loadConfig reads the environment through cli, reporting every problem.
@@ -65,14 +66,14 @@ func openPoolSized(ctx context.Context, cfg *config.Config, minConns int32) (*pg
 // buildBudget returns the rate budget shared through the database by every
 // process of the app: cfg's effective limits for its environment and, with
 // sandbox fallback, for the sandbox.
-func buildBudget(cfg *config.Config, pool *pgxpool.Pool, metrics *jobs.Metrics) (*jobs.PostgresBudget, error) {
+func buildBudget(cfg *config.Config, pool *pgxpool.Pool, metrics *jobs.Metrics) (*budget.Postgres, error) {
 	limits := map[appstore.Environment]map[appstore.Endpoint]float64{
 		cfg.Environment: cfg.EffectiveRateLimits(cfg.Environment),
 	}
 	if cfg.SandboxFallback && cfg.Environment == appstore.Production {
 		limits[appstore.Sandbox] = cfg.EffectiveRateLimits(appstore.Sandbox)
 	}
-	return jobs.NewPostgresBudget(jobs.PostgresBudgetOptions{Pool: pool, App: cfg.BundleID, Limits: limits, Metrics: metrics})
+	return budget.NewPostgres(budget.PostgresOptions{Pool: pool, App: cfg.BundleID, Limits: limits, ObserveWait: metrics.ObserveBudgetWait})
 }
 
 // buildAppleClient returns the App Store Server API client of cfg spending
@@ -106,7 +107,7 @@ func buildVerifier(cfg *config.Config) (*appstore.Verifier, error) {
 
 // buildDeps builds what the workers of any command need from cfg (which
 // must pass RequireAppStore): the ledger, the App Store client spending
-// from the shared PostgresBudget, the verifier and fresh metrics. The
+// from the shared budget.Postgres, the verifier and fresh metrics. The
 // logger is slog's default; commands may replace it.
 func buildDeps(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*jobs.Deps, error) {
 	if err := cfg.RequireAppStore(); err != nil {

@@ -1,5 +1,7 @@
-// Package jobstest holds test helpers shared by the tests of jobs and of
-// the commands built on them. Only tests import it.
+// Package jobstest holds test helpers shared by the tests of jobs, of
+// jobs/httpapi and of the commands built on them: the ledger checked
+// against the simulator's truth, notifications and certificate chains to
+// sign. Only tests import it.
 package jobstest
 
 import (

@@ -1,4 +1,4 @@
-package jobs
+package httpapi
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
@@ -15,12 +16,13 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
 )
 
 // MaxWebhookBody bounds a webhook request body. A real notification is
-// about 15 KB (three x5c chains); anything above 64 KiB is refused with 413
-// before it is read.
+// about 15 KB (three x5c chains); a body above 64 KiB is refused with 413,
+// before it is read when its Content-Length says so.
 const MaxWebhookBody = 64 << 10
 
 // Webhook outcomes, the label of storesync_webhook_answers_total.
@@ -41,13 +43,13 @@ const (
 // answering 200 only after the commit. The inner signed fields are verified
 // by the processing job, before anything is applied (see verify).
 type webhook struct {
-	deps     *Deps
+	deps     *jobs.Deps
 	verifier map[appstore.Environment]*appstore.Verifier // Production and Sandbox
 	primary  appstore.Environment                        // the configured one, tried first
 	ingest   *ingester
 }
 
-func newWebhook(d *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) *webhook {
+func newWebhook(d *jobs.Deps, client *river.Client[pgx.Tx], opts Options) *webhook {
 	h := &webhook{deps: d, ingest: &ingester{
 		deps: d, river: client,
 		maxActive: orInt(opts.IngestConcurrency, 2),
@@ -69,6 +71,15 @@ func newWebhook(d *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) *webhoo
 	return h
 }
 
+// logger is the process's logger, slog's default when deps has none (as
+// in jobs).
+func (h *webhook) logger() *slog.Logger {
+	if h.deps.Logger != nil {
+		return h.deps.Logger
+	}
+	return slog.Default()
+}
+
 // webhookReadTimeout bounds reading one request body, so a client that
 // trickles bytes cannot hold a connection (Apple sends at once).
 const webhookReadTimeout = 10 * time.Second
@@ -78,7 +89,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not every ResponseWriter supports deadlines (recorders): best effort.
 	_ = http.NewResponseController(w).SetReadDeadline(start.Add(webhookReadTimeout))
 	outcome, status := h.handle(r)
-	h.deps.Metrics.webhookAnswer(outcome, time.Since(start))
+	h.deps.Metrics.WebhookAnswer(outcome, time.Since(start))
 	if status == http.StatusOK {
 		w.WriteHeader(http.StatusOK)
 		return
@@ -110,17 +121,17 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		return webhookMalformed, http.StatusBadRequest
 	}
 	if h.verifier == nil {
-		h.deps.logger().Error("webhook: no verifier configured; answering 500 so Apple retries")
+		h.logger().Error("webhook: no verifier configured; answering 500 so Apple retries")
 		return webhookError, http.StatusInternalServerError
 	}
 	env, p, err := h.verify(signed)
 	if err != nil {
 		var verr *appstore.VerificationError
 		if !errors.As(err, &verr) {
-			h.deps.logger().Error("webhook: verifier failed", "error", err)
+			h.logger().Error("webhook: verifier failed", "error", err)
 			return webhookError, http.StatusInternalServerError
 		}
-		h.deps.Metrics.verifyFailure(err)
+		h.deps.Metrics.VerifyFailure(err)
 		if verr.Retryable() {
 			h.reject(r, webhookRetryVerify, "", err)
 			return webhookRetryVerify, http.StatusServiceUnavailable
@@ -128,8 +139,8 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookUnverified, "", err)
 		return webhookUnverified, http.StatusBadRequest
 	}
-	n := notificationRecord(p, env, signed, ledger.SourceWebhook, nil)
-	if !isUUID(n.UUID) {
+	n := jobs.NotificationRecord(p, env, signed, ledger.SourceWebhook, nil)
+	if !ledger.IsUUID(n.UUID) {
 		h.reject(r, webhookMalformed, n.UUID, errors.New("notificationUUID is not a UUID"))
 		return webhookMalformed, http.StatusBadRequest
 	}
@@ -190,9 +201,9 @@ func isJWSText(b []byte) bool {
 //
 // The inner signed fields (data.signedTransactionInfo, signedRenewalInfo)
 // are not verified here: they are part of the signed payload, so the outer
-// signature already vouches for their bytes, and processNotification
-// verifies them in full before applying anything (an inner field that
-// fails cancels the job and records why). Verifying them here too cost two
+// signature already vouches for their bytes, and the processing job
+// (jobs.ProcessNotificationArgs) verifies them in full before applying
+// anything (an inner field that fails cancels the job and records why). Verifying them here too cost two
 // more ECDSA verifications per request, the webhook's largest cost.
 func (h *webhook) verify(signed string) (appstore.Environment, *appstore.NotificationPayload, error) {
 	p, err := h.verifier[h.primary].VerifyNotification(signed)
@@ -220,55 +231,10 @@ func (h *webhook) reject(r *http.Request, outcome, uuid string, err error) {
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
-	h.deps.logger().Warn("webhook: not stored", attrs...)
+	h.logger().Warn("webhook: not stored", attrs...)
 }
 
-// notificationRecord is what the ledger stores of a notification whose
-// signedPayload p was decoded from has been verified. The transaction ids
-// (columns for lookups, never acted on) are read from the inner fields
-// without verifying them, which the outer signature makes safe for that
-// use (see appstore.PeekTransactionIDs); an inner field that does not
-// decode leaves them empty, and processing, which verifies it, records
-// why it fails.
-func notificationRecord(p *appstore.NotificationPayload, env appstore.Environment, signedPayload, source string,
-	attempts []appstore.SendAttemptItem) ledger.Notification {
-	n := ledger.Notification{
-		UUID: p.NotificationUUID, Type: p.NotificationType, Subtype: p.Subtype, Environment: env,
-		SignedDate: p.SignedDate, SignedPayload: signedPayload, Source: source, SendAttempts: attempts,
-	}
-	if d := p.Data; d != nil {
-		if d.SignedTransactionInfo != "" {
-			n.OriginalTransactionID, n.TransactionID, _ = appstore.PeekTransactionIDs(d.SignedTransactionInfo)
-		}
-		if n.OriginalTransactionID == "" && d.SignedRenewalInfo != "" {
-			n.OriginalTransactionID, _, _ = appstore.PeekTransactionIDs(d.SignedRenewalInfo)
-		}
-	}
-	return n
-}
-
-// isUUID reports whether s has the 8-4-4-4-12 hex form of a UUID.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-var errIngestOverloaded = errors.New("jobs: too many notifications waiting to be stored")
+var errIngestOverloaded = errors.New("httpapi: too many notifications waiting to be stored")
 
 // ingester stores webhook notifications in group commits: concurrent
 // requests share one transaction (each notification still stored together
@@ -278,7 +244,7 @@ var errIngestOverloaded = errors.New("jobs: too many notifications waiting to be
 // takes whatever queued while it was busy. Committers are started on
 // demand and exit when the queue is empty, so nothing needs closing.
 type ingester struct {
-	deps      *Deps
+	deps      *jobs.Deps
 	river     *river.Client[pgx.Tx]
 	maxActive int // concurrent committers (each holds one connection)
 	maxBatch  int // notifications per transaction
@@ -350,7 +316,7 @@ func (g *ingester) commit(batch []*ingestItem) {
 	sort.Slice(batch, func(i, j int) bool { return batch[i].n.UUID < batch[j].n.UUID })
 	t0 := time.Now()
 	err := g.commitTx(ctx, batch)
-	g.deps.Metrics.webhookCommit(len(batch), time.Since(t0))
+	g.deps.Metrics.WebhookCommit(len(batch), time.Since(t0))
 	if err != nil && len(batch) > 1 && ctx.Err() == nil {
 		for _, it := range batch {
 			it.err = g.commitTx(ctx, []*ingestItem{it})
@@ -378,7 +344,7 @@ func (g *ingester) commitTx(ctx context.Context, batch []*ingestItem) error {
 		for i, it := range batch {
 			it.inserted = inserted[i]
 			if inserted[i] {
-				params = append(params, river.InsertManyParams{Args: ProcessNotificationArgs{NotificationUUID: it.n.UUID}})
+				params = append(params, river.InsertManyParams{Args: jobs.ProcessNotificationArgs{NotificationUUID: it.n.UUID}})
 			}
 		}
 		if len(params) == 0 {

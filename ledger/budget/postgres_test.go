@@ -1,4 +1,4 @@
-package jobs
+package budget
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
 
-func newTestBudget(t *testing.T, pool *pgxpool.Pool, limit float64) *PostgresBudget {
+func newTestBudget(t *testing.T, pool *pgxpool.Pool, limit float64) *Postgres {
 	t.Helper()
-	b, err := NewPostgresBudget(PostgresBudgetOptions{
+	b, err := NewPostgres(PostgresOptions{
 		Pool: pool, App: "com.example.test",
 		Limits: map[appstore.Environment]map[appstore.Endpoint]float64{
 			appstore.Production: {appstore.EndpointHistory: limit, appstore.EndpointStatuses: limit},
@@ -31,7 +31,7 @@ func newTestBudget(t *testing.T, pool *pgxpool.Pool, limit float64) *PostgresBud
 
 func TestPostgresBudgetOptionsNameTheField(t *testing.T) {
 	t.Parallel()
-	_, err := NewPostgresBudget(PostgresBudgetOptions{LeaseSize: -1,
+	_, err := NewPostgres(PostgresOptions{LeaseSize: -1,
 		Limits: map[appstore.Environment]map[appstore.Endpoint]float64{appstore.Production: {appstore.EndpointHistory: -5}}})
 	if err == nil {
 		t.Fatal("no error")
@@ -57,7 +57,7 @@ func TestPostgresBudgetSharedLimitAcrossProcesses(t *testing.T) {
 	start := time.Now()
 	var grants [2]atomic.Int64
 	var wg sync.WaitGroup
-	for i, budget := range []*PostgresBudget{a, b} {
+	for i, budget := range []*Postgres{a, b} {
 		for range 8 {
 			wg.Add(1)
 			go func() {
@@ -84,7 +84,7 @@ func TestPostgresBudgetSharedLimitAcrossProcesses(t *testing.T) {
 		t.Fatalf("one process got nothing: %d / %d", grants[0].Load(), grants[1].Load())
 	}
 
-	use, err := BudgetUsage(context.Background(), pool)
+	use, err := Usage(context.Background(), pool)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,14 +106,14 @@ func TestPostgresBudgetThrottleReachesOtherProcesses(t *testing.T) {
 	ctx := context.Background()
 	// Both have used the bucket already, so b holds no state of its own
 	// that could let it through.
-	for _, budget := range []*PostgresBudget{a, b} {
+	for _, budget := range []*Postgres{a, b} {
 		if err := budget.Wait(ctx, appstore.Production, appstore.EndpointStatuses); err != nil {
 			t.Fatal(err)
 		}
 	}
 	until := time.Now().Add(1200 * time.Millisecond)
 	a.Throttle(appstore.Production, appstore.EndpointStatuses, until)
-	for _, budget := range []*PostgresBudget{b, a} {
+	for _, budget := range []*Postgres{b, a} {
 		if err := budget.Wait(ctx, appstore.Production, appstore.EndpointStatuses); err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +129,7 @@ func TestPostgresBudgetThrottleReachesOtherProcesses(t *testing.T) {
 	if err := b.Wait(other, appstore.Production, appstore.EndpointHistory); err != nil {
 		t.Fatalf("history blocked by a statuses 429: %v", err)
 	}
-	n, err := BudgetThrottledSince(ctx, pool, time.Now().Add(-time.Minute))
+	n, err := ThrottledSince(ctx, pool, time.Now().Add(-time.Minute))
 	if err != nil || n != 1 {
 		t.Fatalf("429s recorded: %d, %v", n, err)
 	}
@@ -199,7 +199,7 @@ func TestPostgresBudgetRefusesUnknownEndpointAndHonoursContext(t *testing.T) {
 }
 
 // queued counts the callers waiting for env/ep (tests only).
-func (b *PostgresBudget) queued(env appstore.Environment, ep appstore.Endpoint) int {
+func (b *Postgres) queued(env appstore.Environment, ep appstore.Endpoint) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	bk := b.buckets[budgetKey{env, ep}]

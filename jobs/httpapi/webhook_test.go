@@ -1,4 +1,4 @@
-package jobs
+package httpapi
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 )
 
@@ -27,12 +28,12 @@ import (
 // requires a 4xx with nothing stored and nothing enqueued.
 func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 	t.Parallel()
-	noMarkers := newTestChain(t, false, "")
-	withMarkers := newTestChain(t, true, "") // the control: same construction, markers present
-	e := newHookEnv(t, hookEnvOptions{ExtraRoots: [][]byte{noMarkers.root.Raw, withMarkers.root.Raw}})
-	other := newTestChain(t, true, "") // its root is not trusted
+	noMarkers := jobstest.NewChain(t, false, "")
+	withMarkers := jobstest.NewChain(t, true, "") // the control: same construction, markers present
+	e := newHookEnv(t, hookEnvOptions{ExtraRoots: [][]byte{noMarkers.Root.Raw, withMarkers.Root.Raw}})
+	other := jobstest.NewChain(t, true, "") // its root is not trusted
 	now := time.Now()
-	good := func() *testNote { return newTestNote(appstore.Production, now) }
+	good := func() *jobstest.Note { return jobstest.NewNote(appstore.Production, now) }
 	b64 := base64.RawURLEncoding.EncodeToString
 
 	cases := []struct {
@@ -41,16 +42,16 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 		want int
 	}{
 		{"forged signature", func() []byte {
-			s := good().sign(t, e.ca)
+			s := good().Sign(t, e.ca)
 			i := strings.LastIndexByte(s, '.')
 			sig, _ := base64.RawURLEncoding.DecodeString(s[i+1:])
 			sig[10] ^= 0xff
 			return wrap(s[:i+1] + b64(sig))
 		}, 400},
-		{"chain from an untrusted root", func() []byte { return wrap(other.signNote(t, good())) }, 400},
-		{"missing Apple marker OIDs", func() []byte { return wrap(noMarkers.signNote(t, good())) }, 400},
+		{"chain from an untrusted root", func() []byte { return wrap(other.SignNote(t, good())) }, 400},
+		{"missing Apple marker OIDs", func() []byte { return wrap(noMarkers.SignNote(t, good())) }, 400},
 		{"alg none", func() []byte {
-			hdr, _ := json.Marshal(map[string]any{"alg": "none", "x5c": other.x5c})
+			hdr, _ := json.Marshal(map[string]any{"alg": "none", "x5c": other.X5C})
 			body, _ := json.Marshal(good().N)
 			return wrap(b64(hdr) + "." + b64(body) + ".")
 		}, 400},
@@ -62,7 +63,7 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 			return wrap(b64(hdr) + "." + b64(body) + "." + b64(mac.Sum(nil)))
 		}, 400},
 		{"tampered payload", func() []byte {
-			s := good().sign(t, e.ca)
+			s := good().Sign(t, e.ca)
 			parts := strings.Split(s, ".")
 			raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
 			raw = []byte(strings.Replace(string(raw), `"DID_RENEW"`, `"REFUND"`, 1))
@@ -73,7 +74,7 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 			// the outer signature covers their bytes. Swap in another
 			// inner transaction, itself validly signed by the trusted CA.
 			n := good()
-			s := n.sign(t, e.ca)
+			s := n.Sign(t, e.ca)
 			parts := strings.Split(s, ".")
 			raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
 			var p appstore.NotificationPayload
@@ -92,7 +93,7 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 			return wrap(parts[0] + "." + b64([]byte(swapped)) + "." + parts[2])
 		}, 400},
 		{"tampered inner renewal info", func() []byte {
-			s := good().sign(t, e.ca)
+			s := good().Sign(t, e.ca)
 			parts := strings.Split(s, ".")
 			raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
 			var p appstore.NotificationPayload
@@ -101,26 +102,26 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 			}
 			// The same renewal info with another key's signature.
 			ri := p.Data.SignedRenewalInfo
-			forged := other.sign(t, "ES256", good().RI)
+			forged := other.Sign(t, "ES256", good().RI)
 			swapped := strings.Replace(string(raw), ri, ri[:strings.LastIndexByte(ri, '.')]+forged[strings.LastIndexByte(forged, '.'):], 1)
 			return wrap(parts[0] + "." + b64([]byte(swapped)) + "." + parts[2])
 		}, 400},
 		{"wrong bundle id", func() []byte {
 			n := good()
 			n.N.Data.BundleID = "com.attacker.app"
-			return wrap(n.sign(t, e.ca))
+			return wrap(n.Sign(t, e.ca))
 		}, 400},
 		{"wrong app Apple id", func() []byte {
 			n := good()
 			n.N.Data.AppAppleID = 42
-			return wrap(n.sign(t, e.ca))
+			return wrap(n.Sign(t, e.ca))
 		}, 400},
 		{"claims Xcode (unsigned environment)", func() []byte {
-			n := newTestNote(appstore.Xcode, now)
-			return wrap(n.sign(t, e.ca))
+			n := jobstest.NewNote(appstore.Xcode, now)
+			return wrap(n.Sign(t, e.ca))
 		}, 400},
 		{"truncated JWS", func() []byte {
-			s := good().sign(t, e.ca)
+			s := good().Sign(t, e.ca)
 			return wrap(s[:len(s)/2])
 		}, 400},
 		{"non-JSON body", func() []byte { return []byte("signedPayload=eyJhbGciOiJFUzI1NiJ9") }, 400},
@@ -141,13 +142,13 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 		t.Fatalf("%d jobs enqueued from bad input", n)
 	}
 	// The control: the same pipeline stores a good one, in either environment.
-	if got := e.postSigned(good().sign(t, e.ca)); got != 200 {
+	if got := e.postSigned(good().Sign(t, e.ca)); got != 200 {
 		t.Fatalf("good production notification: status %d", got)
 	}
-	if got := e.postSigned(newTestNote(appstore.Sandbox, now).sign(t, e.ca)); got != 200 {
+	if got := e.postSigned(jobstest.NewNote(appstore.Sandbox, now).Sign(t, e.ca)); got != 200 {
 		t.Fatalf("good sandbox notification: status %d", got)
 	}
-	if got := e.postSigned(withMarkers.signNote(t, good())); got != 200 {
+	if got := e.postSigned(withMarkers.SignNote(t, good())); got != 200 {
 		t.Fatalf("good notification from a trusted chain with markers: status %d", got)
 	}
 	if n := e.count(`SELECT count(*) FROM notifications`); n != 3 {
@@ -177,8 +178,8 @@ func wrap(signed string) []byte {
 func TestWebhookDuplicateIsANoOp(t *testing.T) {
 	t.Parallel()
 	e := newHookEnv(t, hookEnvOptions{})
-	n := newTestNote(appstore.Production, time.Now())
-	signed := n.sign(t, e.ca)
+	n := jobstest.NewNote(appstore.Production, time.Now())
+	signed := n.Sign(t, e.ca)
 	var wg sync.WaitGroup
 	codes := make(chan int, 8)
 	for range 8 {
@@ -234,7 +235,7 @@ func TestWebhookGroupCommitsConcurrentDeliveries(t *testing.T) {
 	const n = 60
 	signed := make([]string, n)
 	for i := range signed {
-		signed[i] = newTestNote(appstore.Production, time.Now()).sign(t, e.ca)
+		signed[i] = jobstest.NewNote(appstore.Production, time.Now()).Sign(t, e.ca)
 	}
 	var wg sync.WaitGroup
 	var bad sync.Map
@@ -268,9 +269,9 @@ func TestWebhookAnswers503WhenTheDatabaseIsDown(t *testing.T) {
 	t.Cleanup(down.Close)
 	deps := *e.deps
 	deps.Ledger = ledger.New(down)
-	srv := NewHTTPHandler(&deps, e.river, HTTPOptions{})
+	srv := NewHandler(&deps, e.river, Options{})
 	rec := httptest.NewRecorder()
-	req, _ := http.NewRequest(http.MethodPost, "/webhooks/appstore", strings.NewReader(string(wrap(newTestNote(appstore.Production, time.Now()).sign(t, e.ca)))))
+	req, _ := http.NewRequest(http.MethodPost, "/webhooks/appstore", strings.NewReader(string(wrap(jobstest.NewNote(appstore.Production, time.Now()).Sign(t, e.ca)))))
 	srv.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("database down: status %d, want 503", rec.Code)
@@ -282,7 +283,7 @@ func TestWebhookAnswers503WhenTheDatabaseIsDown(t *testing.T) {
 		t.Fatalf("healthz with the database down: %d", rec.Code)
 	}
 	rec = httptest.NewRecorder()
-	NewHTTPHandler(e.deps, e.river, HTTPOptions{}).ServeHTTP(rec, req)
+	NewHandler(e.deps, e.river, Options{}).ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("healthz: %d", rec.Code)
 	}
@@ -292,21 +293,21 @@ func TestWebhookAnswers503WhenTheDatabaseIsDown(t *testing.T) {
 // responder is RETRYABLE_VERIFICATION_FAILURE, so 503, nothing stored.
 func TestWebhookAnswers503WhenOnlineChecksCannotComplete(t *testing.T) {
 	t.Parallel()
-	chain := newTestChain(t, true, "http://127.0.0.1:1/ocsp")
+	chain := jobstest.NewChain(t, true, "http://127.0.0.1:1/ocsp")
 	e := newHookEnv(t, hookEnvOptions{})
 	deps := *e.deps
 	var err error
 	deps.Verifier, err = appstore.NewVerifier(appstore.VerifierOptions{
-		RootCertificates: [][]byte{chain.root.Raw}, Environment: appstore.Production, OnlineChecks: true,
+		RootCertificates: [][]byte{chain.Root.Raw}, Environment: appstore.Production, OnlineChecks: true,
 		BundleID: sim.DefaultBundleID, AppAppleID: sim.DefaultAppAppleID,
 		HTTPClient: &http.Client{Timeout: 2 * time.Second},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHTTPHandler(&deps, e.river, HTTPOptions{})
+	h := NewHandler(&deps, e.river, Options{})
 	rec := httptest.NewRecorder()
-	req, _ := http.NewRequest(http.MethodPost, "/webhooks/appstore", strings.NewReader(string(wrap(chain.signNote(t, newTestNote(appstore.Production, time.Now()))))))
+	req, _ := http.NewRequest(http.MethodPost, "/webhooks/appstore", strings.NewReader(string(wrap(chain.SignNote(t, jobstest.NewNote(appstore.Production, time.Now()))))))
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503 (%s)", rec.Code, rec.Body.String())
@@ -355,7 +356,7 @@ func TestAdminRoutesRequireTheBearerToken(t *testing.T) {
 	if c := do("POST", "/admin/resync", "Bearer "+token, `{"originalTransactionId":"1","customerId":"c"}`); c != 400 {
 		t.Fatalf("resync with two keys: %d, want 400", c)
 	}
-	plain := httptest.NewServer(NewHTTPHandler(e.deps, e.river, HTTPOptions{}))
+	plain := httptest.NewServer(NewHandler(e.deps, e.river, Options{}))
 	t.Cleanup(plain.Close)
 	req, _ := http.NewRequest("GET", plain.URL+"/admin/subscriptions/1", nil)
 	req.Header.Set("Authorization", "Bearer "+token)

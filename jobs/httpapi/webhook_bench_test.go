@@ -1,4 +1,4 @@
-package jobs
+package httpapi
 
 import (
 	"bufio"
@@ -27,6 +27,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 )
 
@@ -70,21 +72,21 @@ const webhookBenchRounds = 4
 // full verification processing does (all three JWS); and the CPU per
 // notification of this process (handler plus load generator) and of the
 // whole machine (with Postgres). Run with a fixed count
-// (STORESYNC_BENCH_COMMITTERS sets HTTPOptions.IngestConcurrency,
+// (STORESYNC_BENCH_COMMITTERS sets Options.IngestConcurrency,
 // STORESYNC_BENCH_CLIENTS the concurrency):
 //
-//	go test -run '^$' -bench WebhookIngest -benchtime 20000x ./jobs/
+//	go test -run '^$' -bench WebhookIngest -benchtime 20000x ./jobs/httpapi/
 func BenchmarkWebhookIngest(b *testing.B) {
 	committers, _ := strconv.Atoi(os.Getenv("STORESYNC_BENCH_COMMITTERS"))
 	clients := benchClients()
-	e := newHookEnv(b, hookEnvOptions{HTTP: HTTPOptions{IngestConcurrency: committers}})
+	e := newHookEnv(b, hookEnvOptions{HTTP: Options{IngestConcurrency: committers}})
 	n := b.N
 	bodies := make([][]byte, n)
 	payloads := make([]string, n)
 	now := time.Now()
 	var size int
 	for i := range bodies {
-		payloads[i] = newTestNote(appstore.Production, now).sign(b, e.ca)
+		payloads[i] = jobstest.NewNote(appstore.Production, now).Sign(b, e.ca)
 		bodies[i], _ = json.Marshal(map[string]string{"signedPayload": payloads[i]})
 		size += len(bodies[i])
 	}
@@ -100,7 +102,7 @@ func BenchmarkWebhookIngest(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if notificationRecord(np, appstore.Production, p, ledger.SourceWebhook, nil).OriginalTransactionID == "" {
+		if jobs.NotificationRecord(np, appstore.Production, p, ledger.SourceWebhook, nil).OriginalTransactionID == "" {
 			b.Fatal("no originalTransactionId read")
 		}
 	}
@@ -311,7 +313,7 @@ func (c *insertCeiling) pgx(b *testing.B, payloads []string, first int) time.Dur
 	n := len(payloads)
 	ids := make([]string, n)
 	for i := range ids {
-		ids[i] = testUUID(int64(first + i))
+		ids[i] = jobstest.UUID(int64(first + i))
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup

@@ -1,4 +1,4 @@
-package jobs
+package budget
 
 import (
 	"context"
@@ -17,11 +17,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/storesync/storesync/appstore"
-	"github.com/storesync/storesync/ledger"
 )
 
-// PostgresBudgetOptions configures a PostgresBudget.
-type PostgresBudgetOptions struct {
+// PostgresOptions configures a Postgres budget.
+type PostgresOptions struct {
 	// Pool is the database every storesync process of the app shares
 	// (migrated: the budget lives in apple_budget).
 	Pool *pgxpool.Pool
@@ -46,38 +45,41 @@ type PostgresBudgetOptions struct {
 	// Logger receives database errors of the budget (rate-limited); nil
 	// means slog.Default().
 	Logger *slog.Logger
-	// Metrics, when set, records time spent waiting per endpoint.
-	Metrics *Metrics
+	// ObserveWait, when set, is called after each granted Wait with its
+	// endpoint and how long the caller waited (e.g. to feed a histogram);
+	// a Wait that ends with its context is not observed. It runs on the
+	// caller's goroutine, so it must be quick and safe for concurrent use.
+	ObserveWait func(endpoint appstore.Endpoint, waited time.Duration)
 }
 
-func (o *PostgresBudgetOptions) validate() error {
+func (o *PostgresOptions) validate() error {
 	var errs []error
 	if o.Pool == nil {
-		errs = append(errs, errors.New("jobs: PostgresBudgetOptions.Pool is nil: pass the shared database pool"))
+		errs = append(errs, errors.New("budget: PostgresOptions.Pool is nil: pass the shared database pool"))
 	}
 	if o.App == "" {
-		errs = append(errs, errors.New("jobs: PostgresBudgetOptions.App is empty: use the app's bundle id (APPSTORE_BUNDLE_ID)"))
+		errs = append(errs, errors.New("budget: PostgresOptions.App is empty: use the app's bundle id (APPSTORE_BUNDLE_ID)"))
 	}
 	if len(o.Limits) == 0 {
-		errs = append(errs, errors.New("jobs: PostgresBudgetOptions.Limits is empty: give the limits of each environment, e.g. config.EffectiveRateLimits"))
+		errs = append(errs, errors.New("budget: PostgresOptions.Limits is empty: give the limits of each environment, e.g. config.EffectiveRateLimits"))
 	}
 	for env, m := range o.Limits {
 		for ep, l := range m {
 			if math.IsNaN(l) || l < 0 || math.IsInf(l, 0) {
-				errs = append(errs, fmt.Errorf("jobs: PostgresBudgetOptions.Limits[%s][%s] = %v: use a positive number of requests per second (or leave it out)", env, ep, l))
+				errs = append(errs, fmt.Errorf("budget: PostgresOptions.Limits[%s][%s] = %v: use a positive number of requests per second (or leave it out)", env, ep, l))
 			}
 		}
 	}
 	if o.LeaseSize < 0 {
-		errs = append(errs, fmt.Errorf("jobs: PostgresBudgetOptions.LeaseSize = %d: use 0 for the default or a positive number", o.LeaseSize))
+		errs = append(errs, fmt.Errorf("budget: PostgresOptions.LeaseSize = %d: use 0 for the default or a positive number", o.LeaseSize))
 	}
 	if o.Burst < 0 {
-		errs = append(errs, fmt.Errorf("jobs: PostgresBudgetOptions.Burst = %s: use 0 for the default or a positive duration", o.Burst))
+		errs = append(errs, fmt.Errorf("budget: PostgresOptions.Burst = %s: use 0 for the default or a positive duration", o.Burst))
 	}
 	return errors.Join(errs...)
 }
 
-// PostgresBudget is the appstore.Budget shared by every storesync process
+// Postgres is the appstore.Budget shared by every storesync process
 // of one app: one token bucket per (app, environment, endpoint) in
 // Postgres. Each process leases small batches of tokens from it only for
 // callers already waiting, and hands them out through its own
@@ -91,19 +93,19 @@ func (o *PostgresBudgetOptions) validate() error {
 // sending to that endpoint until the Retry-After.
 //
 // Every grant and 429 is counted per second in apple_budget_usage (an hour
-// is kept) for BudgetUsage and `storesync status`.
+// is kept) for Usage and `storesync status`.
 //
 // When the database is unreachable, waiting callers keep waiting (the
 // budget never lets requests through unaccounted) until it answers or their
 // context ends.
-type PostgresBudget struct {
+type Postgres struct {
 	pool      *pgxpool.Pool
 	app       string
 	limits    map[appstore.Environment]map[appstore.Endpoint]float64
 	leaseSize int
 	burst     time.Duration
 	logger    *slog.Logger
-	metrics   *Metrics
+	onWait    func(appstore.Endpoint, time.Duration)
 
 	mu      sync.Mutex
 	buckets map[budgetKey]*budgetBucket
@@ -112,13 +114,16 @@ type PostgresBudget struct {
 	lastLogged atomic.Int64 // UNIX seconds of the last logged database error
 }
 
+// Postgres is the budget every storesync process gives its App Store client.
+var _ appstore.Budget = (*Postgres)(nil)
+
 type budgetKey struct {
 	env appstore.Environment
 	ep  appstore.Endpoint
 }
 
 // budgetBucket is this process's side of one shared bucket; fields below
-// kick are guarded by PostgresBudget.mu.
+// kick are guarded by Postgres.mu.
 type budgetBucket struct {
 	key      budgetKey
 	rate     float64
@@ -144,9 +149,11 @@ type budgetWaiter struct {
 // lease never turns into a late burst.
 const stashTTL = time.Second
 
-// NewPostgresBudget validates opts and returns the budget. It does not touch
-// the database until the first Wait or Throttle.
-func NewPostgresBudget(opts PostgresBudgetOptions) (*PostgresBudget, error) {
+// NewPostgres validates opts and returns the budget; every problem of opts
+// is reported at once, naming its field. It does not touch the database
+// until the first Wait or Throttle, so an unreachable database is no error
+// here.
+func NewPostgres(opts PostgresOptions) (*Postgres, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -154,14 +161,14 @@ func NewPostgresBudget(opts PostgresBudgetOptions) (*PostgresBudget, error) {
 	for env, m := range opts.Limits {
 		limits[env] = maps.Clone(m)
 	}
-	b := &PostgresBudget{
+	b := &Postgres{
 		pool:      opts.Pool,
 		app:       opts.App,
 		limits:    limits,
 		leaseSize: opts.LeaseSize,
 		burst:     opts.Burst,
 		logger:    opts.Logger,
-		metrics:   opts.Metrics,
+		onWait:    opts.ObserveWait,
 		buckets:   map[budgetKey]*budgetBucket{},
 	}
 	if b.burst == 0 {
@@ -175,19 +182,19 @@ func NewPostgresBudget(opts PostgresBudgetOptions) (*PostgresBudget, error) {
 
 // Limit returns the requests per second allowed to endpoint in env (for
 // all processes together); 0 when none is configured.
-func (b *PostgresBudget) Limit(env appstore.Environment, endpoint appstore.Endpoint) float64 {
+func (b *Postgres) Limit(env appstore.Environment, endpoint appstore.Endpoint) float64 {
 	return b.limits[env][endpoint]
 }
 
 // bucketLocked returns the local state of env/ep, creating it.
-func (b *PostgresBudget) bucketLocked(env appstore.Environment, ep appstore.Endpoint) (*budgetBucket, error) {
+func (b *Postgres) bucketLocked(env appstore.Environment, ep appstore.Endpoint) (*budgetBucket, error) {
 	k := budgetKey{env, ep}
 	if bk, ok := b.buckets[k]; ok {
 		return bk, nil
 	}
 	l := b.limits[env][ep]
 	if !(l > 0) {
-		return nil, fmt.Errorf("jobs: rate budget has no limit for endpoint %q in %s: add it to PostgresBudgetOptions.Limits", ep, env)
+		return nil, fmt.Errorf("budget: the rate budget has no limit for endpoint %q in %s: add it to PostgresOptions.Limits", ep, env)
 	}
 	lease := b.leaseSize
 	if lease == 0 {
@@ -209,7 +216,7 @@ func (b *PostgresBudget) bucketLocked(env appstore.Environment, ep appstore.Endp
 // Wait blocks until one request to endpoint in env may be sent. It returns
 // ctx's error if ctx ends first (no token is spent then), or an error when
 // endpoint has no limit in env.
-func (b *PostgresBudget) Wait(ctx context.Context, env appstore.Environment, endpoint appstore.Endpoint) error {
+func (b *Postgres) Wait(ctx context.Context, env appstore.Environment, endpoint appstore.Endpoint) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -255,16 +262,16 @@ func (b *PostgresBudget) Wait(ctx context.Context, env appstore.Environment, end
 	return ctx.Err()
 }
 
-func (b *PostgresBudget) observeWait(ep appstore.Endpoint, start time.Time) {
-	if b.metrics != nil {
-		b.metrics.BudgetWait.WithLabelValues(string(ep)).Observe(time.Since(start).Seconds())
+func (b *Postgres) observeWait(ep appstore.Endpoint, start time.Time) {
+	if b.onWait != nil {
+		b.onWait(ep, time.Since(start))
 	}
 }
 
 // dispatch serves the waiters of bk until none is left: it leases tokens
 // from the shared bucket (never more than there are waiters) and hands them
 // out, interactive waiters first, spaced by the local limiter.
-func (b *PostgresBudget) dispatch(bk *budgetBucket) {
+func (b *Postgres) dispatch(bk *budgetBucket) {
 	errDelay := 100 * time.Millisecond
 	for {
 		b.mu.Lock()
@@ -345,7 +352,7 @@ func (bk *budgetBucket) popLocked() *budgetWaiter {
 }
 
 // sleep waits for d or a kick.
-func (b *PostgresBudget) sleep(d time.Duration, kick <-chan struct{}) {
+func (b *Postgres) sleep(d time.Duration, kick <-chan struct{}) {
 	t := time.NewTimer(max(d, time.Millisecond))
 	defer t.Stop()
 	select {
@@ -356,7 +363,7 @@ func (b *PostgresBudget) sleep(d time.Duration, kick <-chan struct{}) {
 
 // lease takes up to want tokens from the shared bucket. wait is how long
 // until the bucket holds what was wanted (or a 429's Retry-After passes).
-func (b *PostgresBudget) lease(bk *budgetBucket, want int) (granted int, wait time.Duration, err error) {
+func (b *Postgres) lease(bk *budgetBucket, want int) (granted int, wait time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	b.maybePrune(ctx)
@@ -378,7 +385,7 @@ func (b *PostgresBudget) lease(bk *budgetBucket, want int) (granted int, wait ti
 const usageRetention = 2 * time.Hour
 
 // maybePrune deletes old usage rows, at most once a minute per process.
-func (b *PostgresBudget) maybePrune(ctx context.Context) {
+func (b *Postgres) maybePrune(ctx context.Context) {
 	now := time.Now().Unix()
 	last := b.lastPrune.Load()
 	if now-last < 60 || !b.lastPrune.CompareAndSwap(last, now) {
@@ -395,7 +402,7 @@ func (b *PostgresBudget) maybePrune(ctx context.Context) {
 // until, so every other process stops at its next lease. An until earlier
 // than one already recorded changes nothing. A database error is logged:
 // the local back-off still applies.
-func (b *PostgresBudget) Throttle(env appstore.Environment, endpoint appstore.Endpoint, until time.Time) {
+func (b *Postgres) Throttle(env appstore.Environment, endpoint appstore.Endpoint, until time.Time) {
 	b.mu.Lock()
 	bk, err := b.bucketLocked(env, endpoint)
 	if err != nil {
@@ -432,68 +439,11 @@ func (b *PostgresBudget) Throttle(env appstore.Environment, endpoint appstore.En
 }
 
 // logError logs budget database errors at most once every 10 s.
-func (b *PostgresBudget) logError(what string, k budgetKey, err error) {
+func (b *Postgres) logError(what string, k budgetKey, err error) {
 	now := time.Now().Unix()
 	last := b.lastLogged.Load()
 	if now-last < 10 || !b.lastLogged.CompareAndSwap(last, now) {
 		return
 	}
 	b.logger.Warn("storesync: "+what, "environment", string(k.env), "endpoint", string(k.ep), "error", err)
-}
-
-// BudgetUse is how much of the shared budget one endpoint used recently.
-type BudgetUse struct {
-	App         string
-	Environment appstore.Environment
-	Endpoint    appstore.Endpoint
-	// Limit is the requests per second last configured for it.
-	Limit float64
-	// Requests granted (and so sent) and 429s received over the last
-	// minute and the last hour.
-	LastMinute, LastHour           int64
-	ThrottledMinute, ThrottledHour int64
-}
-
-// MinutePercent is LastMinute as a percentage of the limit over a minute.
-func (u BudgetUse) MinutePercent() float64 {
-	if u.Limit <= 0 {
-		return 0
-	}
-	return float64(u.LastMinute) / (u.Limit * 60) * 100
-}
-
-// BudgetUsage returns the use of every budget bucket active in the last
-// hour, by app, environment and endpoint, measured on the database's clock.
-func BudgetUsage(ctx context.Context, q ledger.Querier) ([]BudgetUse, error) {
-	rows, err := q.Query(ctx, `
-		WITH n AS (SELECT floor(extract(epoch FROM now()))::bigint AS s)
-		SELECT u.app, u.environment, u.endpoint, COALESCE(max(b.rate), 0),
-			COALESCE(sum(u.granted) FILTER (WHERE u.second > n.s - 60), 0),
-			COALESCE(sum(u.granted), 0),
-			COALESCE(sum(u.throttled) FILTER (WHERE u.second > n.s - 60), 0),
-			COALESCE(sum(u.throttled), 0)
-		FROM apple_budget_usage u CROSS JOIN n
-		LEFT JOIN apple_budget b USING (app, environment, endpoint)
-		WHERE u.second > n.s - 3600
-		GROUP BY u.app, u.environment, u.endpoint
-		ORDER BY u.app, u.environment, u.endpoint`)
-	if err != nil {
-		return nil, fmt.Errorf("reading rate budget usage: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (BudgetUse, error) {
-		var u BudgetUse
-		var env, ep string
-		err := r.Scan(&u.App, &env, &ep, &u.Limit, &u.LastMinute, &u.LastHour, &u.ThrottledMinute, &u.ThrottledHour)
-		u.Environment, u.Endpoint = appstore.Environment(env), appstore.Endpoint(ep)
-		return u, err
-	})
-}
-
-// BudgetThrottledSince counts the 429s recorded by every process since
-// since (to the second; usage older than two hours is pruned).
-func BudgetThrottledSince(ctx context.Context, q ledger.Querier, since time.Time) (int64, error) {
-	var n int64
-	err := q.QueryRow(ctx, `SELECT COALESCE(sum(throttled), 0) FROM apple_budget_usage WHERE second >= $1`,
-		since.Unix()).Scan(&n)
-	return n, err
 }

@@ -1,4 +1,4 @@
-package jobs
+package httpapi
 
 import (
 	"context"
@@ -16,12 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 
+	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
 )
 
-// HTTPOptions configures NewHTTPHandler. The zero value serves the
-// webhook, /healthz and /metrics, without admin routes.
-type HTTPOptions struct {
+// Options configures NewHandler. The zero value serves the webhook,
+// /healthz and /metrics, without admin routes; zero fields take the
+// defaults below.
+type Options struct {
 	// AdminToken enables /admin/*, which then requires
 	// "Authorization: Bearer <AdminToken>" (401 otherwise). Empty: the
 	// admin routes do not exist (404).
@@ -42,7 +44,7 @@ type HTTPOptions struct {
 	ResyncWaitMax time.Duration
 }
 
-// NewHTTPHandler returns storesync's HTTP API (design.md, HTTP):
+// NewHandler returns storesync's HTTP API (design.md, HTTP):
 //
 //	POST /webhooks/appstore                          App Store Server Notifications V2
 //	GET  /healthz                                    200 when the database answers, else 503
@@ -53,7 +55,9 @@ type HTTPOptions struct {
 //
 // client inserts the webhook's processing jobs and the re-syncs; it need
 // not work jobs. The admin routes exist only when opts.AdminToken is set.
-func NewHTTPHandler(deps *Deps, client *river.Client[pgx.Tx], opts HTTPOptions) http.Handler {
+// deps needs Pool and Ledger; without a Verifier the webhook answers 500
+// (so Apple retries) and logs why.
+func NewHandler(deps *jobs.Deps, client *river.Client[pgx.Tx], opts Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhooks/appstore", newWebhook(deps, client, opts))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -98,7 +102,7 @@ func bearer(token string) func(http.Handler) http.Handler {
 }
 
 type admin struct {
-	deps    *Deps
+	deps    *jobs.Deps
 	client  *river.Client[pgx.Tx]
 	waitMax time.Duration
 }
@@ -109,7 +113,7 @@ type admin struct {
 // maximum) it waits for the job and answers 200 with its result, or 202
 // when it is still running.
 func (a *admin) resync(w http.ResponseWriter, r *http.Request) {
-	var target ResyncTarget
+	var target jobs.ResyncTarget
 	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&target); err != nil {
@@ -125,7 +129,7 @@ func (a *admin) resync(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	res, err := EnqueueResync(r.Context(), a.client, target)
+	res, err := jobs.EnqueueResync(r.Context(), a.client, target)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "enqueueing the re-sync: " + err.Error()})
 		return
@@ -136,7 +140,7 @@ func (a *admin) resync(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	st, err := WaitResync(ctx, a.client, res.JobID, 200*time.Millisecond)
+	st, err := jobs.WaitResync(ctx, a.client, res.JobID, 200*time.Millisecond)
 	if err != nil && st == nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
@@ -169,8 +173,8 @@ func (a *admin) resyncResult(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "jobId must be a positive number"})
 		return
 	}
-	st, err := ResyncStatusOf(r.Context(), a.client, id)
-	if errors.Is(err, ErrNotResync) {
+	st, err := jobs.ResyncStatusOf(r.Context(), a.client, id)
+	if errors.Is(err, jobs.ErrNotResync) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 		return
 	}
@@ -200,4 +204,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// orDuration and orInt give an option's default when it is unset (zero or
+// less), as in jobs.
+func orDuration(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func orInt(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
 }
