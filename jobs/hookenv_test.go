@@ -35,14 +35,14 @@ import (
 // hookEnv is a migrated database, a River client, storesync's HTTP handler
 // on an httptest server, and either a simulator or just a CA to sign with.
 type hookEnv struct {
-	t      testing.TB
-	url    string // of the database
-	pool   *pgxpool.Pool
-	simulator    *sim.Simulator // nil without Sim
-	ca     *sim.CA
-	deps   *Deps
-	river  *river.Client[pgx.Tx]
-	server *httptest.Server
+	t         testing.TB
+	url       string // of the database
+	pool      *pgxpool.Pool
+	simulator *sim.Simulator // nil without Sim
+	ca        *sim.CA
+	deps      *Deps
+	river     *river.Client[pgx.Tx]
+	server    *httptest.Server
 }
 
 type hookEnvOptions struct {

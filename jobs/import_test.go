@@ -24,10 +24,10 @@ import (
 // importHarness is a simulator, a migrated database and a working River
 // client wired as `storesync serve` wires them.
 type importHarness struct {
-	simulator    *sim.Simulator
-	pool   *pgxpool.Pool
-	deps   *Deps
-	client *river.Client[pgx.Tx]
+	simulator *sim.Simulator
+	pool      *pgxpool.Pool
+	deps      *Deps
+	client    *river.Client[pgx.Tx]
 }
 
 func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *importHarness {
