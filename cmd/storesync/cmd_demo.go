@@ -230,10 +230,7 @@ func demoDatabase(ctx context.Context, c *cli, d *demoRun) (string, func(keep bo
 		if !keep {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			if conn, err := pgx.Connect(ctx, replaceDatabase(serverURL, "postgres")); err == nil {
-				_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-				conn.Close(ctx)
-			}
+			_ = migrations.DropDatabase(ctx, dbURL)
 		}
 		if server != nil && server.Private && !keep {
 			_ = server.Stop()
@@ -318,7 +315,7 @@ func (d *demoRun) live(ctx context.Context, r *demoReport, days int, dropShare f
 		return err
 	}
 	r.dropped = d.simulator.Stats().Webhook.Dropped
-	n, err := countNotifications(ctx, d.pool, ledger.SourceWebhook)
+	n, err := d.deps.Ledger.CountNotifications(ctx, ledger.SourceWebhook)
 	r.webhook = n
 	return err
 }
@@ -338,7 +335,7 @@ func (d *demoRun) backfill(ctx context.Context, r *demoReport) error {
 	if err := d.waitIdle(ctx, "backfill"); err != nil {
 		return err
 	}
-	n, err := countNotifications(ctx, d.pool, ledger.SourceBackfill)
+	n, err := d.deps.Ledger.CountNotifications(ctx, ledger.SourceBackfill)
 	r.backfilled = n
 	d.logf("3/4 backfill: %d notifications recovered from notification history", n)
 	return err
@@ -379,9 +376,7 @@ func (d *demoRun) reconcile(ctx context.Context, r *demoReport, silent int, cfg 
 func (d *demoRun) waitIdle(ctx context.Context, what string) error {
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		var pending int64
-		err := d.pool.QueryRow(ctx, `SELECT count(*) FROM river_job
-			WHERE state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`).Scan(&pending)
+		pending, err := d.deps.Ledger.UnfinishedJobs(ctx)
 		if err != nil {
 			return err
 		}
@@ -395,12 +390,6 @@ func (d *demoRun) waitIdle(ctx context.Context, what string) error {
 			return err
 		}
 	}
-}
-
-func countNotifications(ctx context.Context, pool *pgxpool.Pool, source string) (int64, error) {
-	var n int64
-	err := pool.QueryRow(ctx, "SELECT count(*) FROM notifications WHERE source = $1", source).Scan(&n)
-	return n, err
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -112,29 +112,20 @@ func writeStatus(ctx context.Context, sc *statusContext, w io.Writer, sections [
 var riverStates = []string{"available", "scheduled", "pending", "running", "retryable", "completed", "cancelled", "discarded"}
 
 func writeQueueStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	rows, err := s.Pool.Query(ctx, `SELECT kind, queue, state::text, count(*) FROM river_job GROUP BY 1, 2, 3 ORDER BY 1, 2`)
+	rows, err := s.Ledger.QueueCounts(ctx)
 	if err != nil {
-		return fmt.Errorf("reading river_job: %w", err)
+		return err
 	}
-	defer rows.Close()
 	type key struct{ kind, queue string }
 	counts := map[key]map[string]int64{}
 	var keys []key
-	for rows.Next() {
-		var k key
-		var state string
-		var n int64
-		if err := rows.Scan(&k.kind, &k.queue, &state, &n); err != nil {
-			return err
-		}
+	for _, r := range rows {
+		k := key{r.Kind, r.Queue}
 		if counts[k] == nil {
 			counts[k] = map[string]int64{}
 			keys = append(keys, k)
 		}
-		counts[k][state] = n
-	}
-	if err := rows.Err(); err != nil {
-		return err
+		counts[k][r.State] = r.Jobs
 	}
 	if len(keys) == 0 {
 		fmt.Fprintln(w, "no jobs")
