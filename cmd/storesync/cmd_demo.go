@@ -252,19 +252,12 @@ func (d *demoRun) migrate(ctx context.Context, r *demoReport) error {
 	for i, t := range truth {
 		fmt.Fprintf(&file, "%s,%s,customer-%d\n", t.OriginalTransactionID, t.AppAccountToken, i+1)
 	}
-	runID, err := d.deps.Ledger.CreateImportRun(ctx, d.pool, "demo")
-	if err != nil {
-		return err
-	}
 	im, err := jobs.NewImporter(jobs.ImporterOptions{Pool: d.pool, Ledger: d.deps.Ledger, River: d.river})
 	if err != nil {
 		return err
 	}
-	counts, err := im.Import(ctx, runID, &file)
+	runID, counts, err := im.Run(ctx, "demo", &file)
 	if err != nil {
-		return err
-	}
-	if err := d.deps.Ledger.FinishImportRun(ctx, d.pool, runID, counts); err != nil {
 		return err
 	}
 	d.logf("1/4 migration: %d subscriptions enqueued (one import job each)", counts.Enqueued)

@@ -81,24 +81,25 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	}
 	defer pool.Close()
 
-	run, err := deps.Ledger.CreateImportRun(ctx, pool, source)
-	if err != nil {
-		return err
-	}
 	defaultRejects := *rejectsPath == ""
-	if defaultRejects {
+	if defaultRejects && source != "-" {
 		*rejectsPath = source + ".rejects"
-		if source == "-" {
-			*rejectsPath = fmt.Sprintf("import-%d.rejects", run)
-		}
 	}
 	rejects := &lazyFile{path: *rejectsPath}
 	defer rejects.Close()
 
+	var run int64
 	progress := newLiveLine(c.stdout)
 	started := time.Now()
 	im, err := jobs.NewImporter(jobs.ImporterOptions{
 		Pool: pool, Ledger: deps.Ledger, River: client, BatchSize: *batch, Rejects: rejects,
+		Started: func(id int64) {
+			run = id
+			if *rejectsPath == "" { // standard input: named after the run
+				*rejectsPath = fmt.Sprintf("import-%d.rejects", id)
+				rejects.path = *rejectsPath
+			}
+		},
 		Progress: func(n ledger.ImportCounts) {
 			progress.update(fmt.Sprintf("import run %d: %s rows enqueued, %s already imported", run,
 				withCommas(n.Enqueued), withCommas(n.Duplicates)))
@@ -107,19 +108,18 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	counts, err := im.Import(ctx, run, in)
+	run, counts, err := im.Run(ctx, source, in)
 	progress.clear()
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return fmt.Errorf("import run %d interrupted after %s rows (%s enqueued): run the same import again to finish it", run, withCommas(counts.Rows), withCommas(counts.Enqueued))
-		}
+	switch {
+	case err != nil && run == 0:
+		return err
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("import run %d interrupted after %s rows (%s enqueued): run the same import again to finish it", run, withCommas(counts.Rows), withCommas(counts.Enqueued))
+	case err != nil:
 		return fmt.Errorf("import run %d: %w (rows stored so far stay imported; run the same import again to finish it)", run, err)
 	}
 	if err := rejects.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", *rejectsPath, err)
-	}
-	if err := deps.Ledger.FinishImportRun(ctx, pool, run, counts); err != nil {
-		return err
 	}
 	elapsed := time.Since(started)
 	fmt.Fprintf(c.stdout, "import run %d (%s): %s rows read in %s (%s rows/s): %s enqueued, %s duplicates or already imported, %s rejected\n",
