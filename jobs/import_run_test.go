@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/storesync/storesync/ledger"
-	"github.com/storesync/storesync/migrations/migrationstest"
 )
 
 // startedWriter records whether Started had run before the first write.
@@ -27,16 +26,11 @@ func (w *startedWriter) Write(p []byte) (int, error) {
 // finishes it; interrupted, it returns the run it leaves unfinished.
 func TestImporterRunRecordsAndFinishesTheRun(t *testing.T) {
 	t.Parallel()
-	_, pool := migrationstest.NewDatabase(t)
-	deps := &Deps{Pool: pool, Ledger: ledger.New(pool)}
-	client, err := NewRiverClient(deps, ClientOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, l, client := queueOnly(t)
 	ctx := context.Background()
 	rejects := &startedWriter{}
 	var startedRun int64
-	im, err := NewImporter(ImporterOptions{Pool: pool, Ledger: deps.Ledger, River: client, Rejects: rejects,
+	im, err := NewImporter(ImporterOptions{Pool: pool, Ledger: l, River: client, Rejects: rejects,
 		Started: func(id int64) { startedRun, rejects.started = id, true }})
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +46,7 @@ func TestImporterRunRecordsAndFinishesTheRun(t *testing.T) {
 	if counts != want {
 		t.Fatalf("counts %+v, want %+v", counts, want)
 	}
-	runs, err := deps.Ledger.ImportRuns(ctx, pool, 1)
+	runs, err := l.ImportRuns(ctx, pool, 1)
 	if err != nil || len(runs) != 1 || runs[0].ID != run || runs[0].Source != "subs.csv" || runs[0].FinishedAt == nil || runs[0].Counts != want {
 		t.Fatalf("recorded runs %+v, %v", runs, err)
 	}
@@ -61,7 +55,7 @@ func TestImporterRunRecordsAndFinishesTheRun(t *testing.T) {
 	// is returned with the error.
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	im, err = NewImporter(ImporterOptions{Pool: pool, Ledger: deps.Ledger, River: client, Started: func(int64) { cancel() }})
+	im, err = NewImporter(ImporterOptions{Pool: pool, Ledger: l, River: client, Started: func(int64) { cancel() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +63,7 @@ func TestImporterRunRecordsAndFinishesTheRun(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || run2 == 0 || run2 == run {
 		t.Fatalf("interrupted: run %d, %v", run2, err)
 	}
-	runs, err = deps.Ledger.ImportRuns(ctx, pool, 1)
+	runs, err = l.ImportRuns(ctx, pool, 1)
 	if err != nil || len(runs) != 1 || runs[0].ID != run2 || runs[0].FinishedAt != nil {
 		t.Fatalf("interrupted run recorded as %+v, %v", runs, err)
 	}

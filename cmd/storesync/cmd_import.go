@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
 )
@@ -139,83 +137,53 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		}
 		return nil
 	}
-	return followImport(ctx, c, pool, deps.Ledger, run, started)
+	return followImport(ctx, c, deps.Ledger, run, started)
 }
 
 // followImport prints the progress of run until every row is done or
 // failed, then a summary. The end of ctx (Ctrl-C) stops following only.
-func followImport(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Ledger, run int64, since time.Time) error {
+func followImport(ctx context.Context, c *cli, l *ledger.Ledger, run int64, since time.Time) error {
 	progress := newLiveLine(c.stdout)
-	type sample struct {
-		at       time.Time
-		finished int64
-	}
-	var window []sample
-	tick := time.NewTicker(followInterval)
-	defer tick.Stop()
-	started := time.Now()
-	for {
-		p, err := l.ImportProgressOf(context.WithoutCancel(ctx), pool, run)
-		if err != nil {
-			return err
-		}
-		throttled, err := jobs.BudgetThrottledSince(context.WithoutCancel(ctx), pool, since)
-		if err != nil {
-			return err
-		}
-		now := time.Now()
-		window = append(window, sample{now, p.Done + p.Failed})
-		for len(window) > 2 && now.Sub(window[0].at) > 30*time.Second {
-			window = window[1:]
-		}
-		rate := 0.0
-		if first := window[0]; now.Sub(first.at) > 0 {
-			rate = float64(p.Done+p.Failed-first.finished) / now.Sub(first.at).Seconds()
-		}
+	f, err := jobs.FollowImport(ctx, l, run, jobs.FollowImportOptions{Since: since, Progress: func(f jobs.ImportFollow) {
+		p := f.Progress
 		eta := "unknown"
-		if rate > 0 {
-			eta = (time.Duration(float64(p.Pending)/rate) * time.Second).Round(time.Second).String()
-		}
-		if p.Finished() {
-			progress.clear()
-			return printImportSummary(ctx, c, pool, l, run, p, throttled, time.Since(started))
+		if d, ok := f.ETA(); ok {
+			eta = d.String()
 		}
 		progress.update(fmt.Sprintf("import run %d: %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s, 429s %s",
 			run, withCommas(p.Done), withCommas(p.Total), 100*float64(p.Done+p.Failed)/float64(max(p.Total, 1)),
-			withCommas(p.Failed), rate, eta, withCommas(throttled)))
-		select {
-		case <-ctx.Done():
-			progress.clear()
-			fmt.Fprintf(c.stdout, "stopped following import run %d (%s of %s rows finished); the import goes on: storesync status shows its progress\n",
-				run, withCommas(p.Done+p.Failed), withCommas(p.Total))
-			return nil
-		case <-tick.C:
-		}
-	}
-}
-
-// followInterval is how often --wait polls the database.
-var followInterval = time.Second
-
-func printImportSummary(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Ledger, run int64, p ledger.ImportProgress, throttled int64, took time.Duration) error {
-	if p.Total == 0 {
-		fmt.Fprintf(c.stdout, "import run %d: nothing new to import\n", run)
+			withCommas(p.Failed), f.RowsPerSecond, eta, withCommas(f.Throttled)))
+	}})
+	progress.clear()
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		fmt.Fprintf(c.stdout, "stopped following import run %d (%s of %s rows finished); the import goes on: storesync status shows its progress\n",
+			run, withCommas(f.Progress.Done+f.Progress.Failed), withCommas(f.Progress.Total))
 		return nil
 	}
-	fmt.Fprintf(c.stdout, "import run %d finished: %s subscriptions migrated, %s failed, in %s; Apple answered 429 %s times\n",
-		run, withCommas(p.Done), withCommas(p.Failed), took.Round(time.Second), withCommas(throttled))
-	if p.Failed == 0 {
-		return nil
-	}
-	failures, err := l.ImportFailures(context.WithoutCancel(ctx), pool, run, 5)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.stdout, "failures by reason:")
-	for _, f := range failures {
-		fmt.Fprintf(c.stdout, "  %8s  %s\n", withCommas(f.Rows), f.Reason)
-	}
+	printImportSummary(c.stdout, f)
 	return nil
+}
+
+// printImportSummary prints a finished run: rows migrated and failed, time
+// and 429s, then the most common failure reasons.
+func printImportSummary(w io.Writer, f jobs.ImportFollow) {
+	p := f.Progress
+	if p.Total == 0 {
+		fmt.Fprintf(w, "import run %d: nothing new to import\n", f.RunID)
+		return
+	}
+	fmt.Fprintf(w, "import run %d finished: %s subscriptions migrated, %s failed, in %s; Apple answered 429 %s times\n",
+		f.RunID, withCommas(p.Done), withCommas(p.Failed), f.Elapsed.Round(time.Second), withCommas(f.Throttled))
+	if p.Failed == 0 {
+		return
+	}
+	fmt.Fprintln(w, "failures by reason:")
+	for _, r := range f.Failures {
+		fmt.Fprintf(w, "  %8s  %s\n", withCommas(r.Rows), r.Reason)
+	}
 }
 
 // lazyFile creates its file at the first Write, so a clean import leaves

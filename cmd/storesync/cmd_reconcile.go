@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
-
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/config"
@@ -70,9 +67,11 @@ func runReconcile(ctx context.Context, c *cli, args []string) error {
 	if !*wait {
 		return nil
 	}
-	run, err := waitReconcile(ctx, c.stderr, deps.Ledger, func(ctx context.Context) (*rivertype.JobRow, error) {
-		return client.JobGet(ctx, res.Job.ID)
-	}, args0.RunKey, 500*time.Millisecond)
+	run, err := jobs.WaitReconcile(ctx, client, deps.Ledger, res.Job.ID, args0.RunKey, jobs.WaitReconcileOptions{
+		NotStarted: func() {
+			fmt.Fprintln(c.stderr, "waiting for a running `storesync serve` to start the reconciliation…")
+		},
+	})
 	if run != nil {
 		writeReconcileSummary(c.stdout, run)
 	}
@@ -93,52 +92,6 @@ func reconcileCallCap(cfg *config.Config) int64 {
 // so nightly runs use the configured cap and full cycle.
 func reconcileSettings(cfg *config.Config) jobs.ReconcileSettings {
 	return jobs.ReconcileSettings{CallCap: reconcileCallCap(cfg), FullCycle: cfg.ReconcileFullCycle}
-}
-
-// waitReconcile polls until the run named key finishes, or its job ends
-// without finishing it. It says once on hint when nothing has picked the
-// job up for a while (no `storesync serve` running).
-func waitReconcile(ctx context.Context, hint io.Writer, l *ledger.Ledger, job func(context.Context) (*rivertype.JobRow, error),
-	key string, poll time.Duration) (*ledger.ReconcileRun, error) {
-	start := time.Now()
-	hinted := false
-	for {
-		run, err := l.ReconcileRunByKey(ctx, l.Pool(), key)
-		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-			return nil, err
-		}
-		if run != nil && run.FinishedAt != nil {
-			if run.Error != "" {
-				return run, fmt.Errorf("reconciliation %q failed: %s", key, run.Error)
-			}
-			return run, nil
-		}
-		j, err := job(ctx)
-		if err != nil {
-			return run, fmt.Errorf("reading the reconciliation job: %w", err)
-		}
-		switch j.State {
-		case rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
-			msg := string(j.State)
-			if n := len(j.Errors); n > 0 {
-				msg += ": " + j.Errors[n-1].Error
-			}
-			return run, fmt.Errorf("reconciliation %q ended without finishing (%s)", key, msg)
-		case rivertype.JobStateCompleted:
-			if run == nil {
-				return nil, fmt.Errorf("reconciliation %q: the job completed but recorded no run", key)
-			}
-		}
-		if run == nil && !hinted && time.Since(start) > 5*time.Second {
-			fmt.Fprintln(hint, "waiting for a running `storesync serve` to start the reconciliation…")
-			hinted = true
-		}
-		select {
-		case <-ctx.Done():
-			return run, ctx.Err()
-		case <-time.After(poll):
-		}
-	}
 }
 
 // writeReconcileSummary prints a run's summary; its total line reads
