@@ -59,20 +59,16 @@ func runBackfill(ctx context.Context, c *cli, args []string) error {
 	if !since.Before(until) {
 		return usagef("--since (%s) must be before --until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	envs := []appstore.Environment{cfg.Environment}
-	if cfg.SandboxFallback && cfg.Environment == appstore.Production {
+	defer s.Close()
+	envs := []appstore.Environment{s.cfg.Environment}
+	if s.cfg.SandboxFallback && s.cfg.Environment == appstore.Production {
 		envs = append(envs, appstore.Sandbox)
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	rows, notes, err := jobs.EnqueueBackfill(ctx, client, jobs.BackfillRequest{
+	rows, notes, err := jobs.EnqueueBackfill(ctx, s.river, jobs.BackfillRequest{
 		Environments: envs, Since: since, Until: until, OnlyFailures: *onlyFailures, Now: now,
 	})
 	for _, n := range notes {
@@ -89,7 +85,7 @@ func runBackfill(ctx context.Context, c *cli, args []string) error {
 	if !*wait {
 		return nil
 	}
-	totals, err := jobs.WaitBackfill(ctx, client, deps.Ledger, rows, jobs.WaitBackfillOptions{
+	totals, err := jobs.WaitBackfill(ctx, s.river, s.ledger, rows, jobs.WaitBackfillOptions{
 		Window: func(o jobs.BackfillWindowOutcome) { fmt.Fprintln(c.stdout, describeWindow(o)) },
 		NotStarted: func() {
 			fmt.Fprintln(c.stderr, "still waiting: no window has started; is a `storesync serve` process running?")

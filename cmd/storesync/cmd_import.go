@@ -60,10 +60,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		return usagef("--batch %d: use 1..50000 rows per transaction", *batch)
 	}
 	source := rest[0]
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
+	// The file first: a wrong path fails without a database.
 	var in io.Reader = c.stdin
 	if source != "-" {
 		f, err := os.Open(source)
@@ -73,11 +70,11 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer s.Close()
 
 	defaultRejects := *rejectsPath == ""
 	if defaultRejects && source != "-" {
@@ -90,7 +87,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	progress := newLiveLine(c.stdout)
 	started := time.Now()
 	im, err := jobs.NewImporter(jobs.ImporterOptions{
-		Pool: pool, Ledger: deps.Ledger, River: client, BatchSize: *batch, Rejects: rejects,
+		Pool: s.pool, Ledger: s.ledger, River: s.river, BatchSize: *batch, Rejects: rejects,
 		Started: func(id int64) {
 			run = id
 			if *rejectsPath == "" { // standard input: named after the run
@@ -137,7 +134,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		}
 		return nil
 	}
-	return followImport(ctx, c, deps.Ledger, run, started)
+	return followImport(ctx, c, s.ledger, run, started)
 }
 
 // followImport prints the progress of run until every row is done or

@@ -45,17 +45,13 @@ func runReconcile(ctx context.Context, c *cli, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	args0 := jobs.ReconcileArgs{RunKey: jobs.ManualRunKey(time.Now()), CallCap: reconcileCallCap(cfg), FullCycle: cfg.ReconcileFullCycle}
-	res, err := client.Insert(ctx, args0, nil)
+	defer s.Close()
+	args0 := jobs.ReconcileArgs{RunKey: jobs.ManualRunKey(time.Now()), CallCap: reconcileCallCap(s.cfg), FullCycle: s.cfg.ReconcileFullCycle}
+	res, err := s.river.Insert(ctx, args0, nil)
 	if err != nil {
 		return fmt.Errorf("enqueueing the reconciliation: %w", err)
 	}
@@ -67,7 +63,7 @@ func runReconcile(ctx context.Context, c *cli, args []string) error {
 	if !*wait {
 		return nil
 	}
-	run, err := jobs.WaitReconcile(ctx, client, deps.Ledger, res.Job.ID, args0.RunKey, jobs.WaitReconcileOptions{
+	run, err := jobs.WaitReconcile(ctx, s.river, s.ledger, res.Job.ID, args0.RunKey, jobs.WaitReconcileOptions{
 		NotStarted: func() {
 			fmt.Fprintln(c.stderr, "waiting for a running `storesync serve` to start the reconciliation…")
 		},

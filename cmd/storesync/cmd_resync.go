@@ -54,18 +54,15 @@ func runResync(ctx context.Context, c *cli, args []string) error {
 	if *timeout <= 0 {
 		return usagef("--timeout %s: use a positive duration such as 2m", *timeout)
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer s.Close()
+	client := s.river
 	// An unknown customer is bad input: say so now rather than enqueue a
 	// job that can only be cancelled.
-	if _, err := jobs.ResyncTargetIDs(ctx, deps.Ledger, target); errors.Is(err, ledger.ErrNotFound) {
+	if _, err := jobs.ResyncTargetIDs(ctx, s.ledger, target); errors.Is(err, ledger.ErrNotFound) {
 		return fmt.Errorf("not found: no subscription in the ledger has %s; re-sync by --original-transaction-id, or import the customer first", target)
 	} else if err != nil {
 		return err

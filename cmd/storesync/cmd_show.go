@@ -38,16 +38,12 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 	if *token != "" && !ledger.IsUUID(*token) {
 		return usagef("--app-account-token %q is not a UUID", *token)
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	l := ledger.New(pool)
+	defer s.Close()
+	l := s.ledger
 
 	var out any
 	if *otid != "" {

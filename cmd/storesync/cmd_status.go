@@ -72,16 +72,12 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	if *runs < 1 || *runs > 1000 {
 		return usagef("--runs %d: use 1..1000", *runs)
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	sc := &statusContext{Pool: pool, Ledger: ledger.New(pool), Runs: *runs}
+	defer s.Close()
+	sc := &statusContext{Pool: s.pool, Ledger: s.ledger, Runs: *runs}
 	if failed := writeStatus(ctx, sc, c.stdout, statusSections); failed == len(statusSections) && failed > 0 {
 		return fmt.Errorf("no section of the status could be read")
 	}
