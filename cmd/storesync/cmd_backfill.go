@@ -14,8 +14,9 @@ import (
 	"github.com/storesync/storesync/jobs"
 )
 
-func init() {
-	register(&command{
+// backfillCommand is `storesync backfill`; main.go lists it in commands.
+func backfillCommand() *command {
+	return &command{
 		name:    "backfill",
 		summary: "read missed notifications from Apple's notification history for a time window",
 		usage: `storesync backfill --since T --until T [--only-failures] [--wait]
@@ -31,7 +32,7 @@ works the jobs.
   --only-failures  only notifications Apple failed to deliver
   --wait           wait for every window and print what each found`,
 		run: runBackfill,
-	})
+	}
 }
 
 func runBackfill(ctx context.Context, c *cli, args []string) error {

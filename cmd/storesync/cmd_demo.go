@@ -20,8 +20,9 @@ import (
 	"github.com/storesync/storesync/jobs/demo"
 )
 
-func init() {
-	register(&command{
+// demoCommand is `storesync demo`; main.go lists it in commands.
+func demoCommand() *command {
+	return &command{
 		name:    "demo",
 		summary: "run the whole product against the App Store simulator and print a report (the default)",
 		usage: `storesync demo [--subscribers N] [--seed S] [--days D] [--drop-share F] [--silent-changes N] [--keep]
@@ -45,7 +46,7 @@ subscribers, the workers and the webhook — then, with live progress:
   --silent-changes N  subscriptions changed without a notification (default 30)
   --keep              keep the demo database and print its URL`,
 		run: runDemo,
-	})
+	}
 }
 
 func runDemo(ctx context.Context, c *cli, args []string) error {

@@ -15,8 +15,9 @@ import (
 	"github.com/storesync/storesync/ledger"
 )
 
-func init() {
-	register(&command{
+// importCommand is `storesync import`; main.go lists it in commands.
+func importCommand() *command {
+	return &command{
 		name:    "import",
 		summary: "import subscribers by originalTransactionId: one migration job per subscription",
 		usage: `storesync import FILE|- [--wait] [--rejects PATH] [--batch N]
@@ -41,7 +42,7 @@ rows are imported all the same.
   --rejects PATH where to write rejected rows
   --batch N      rows stored per transaction (default 2000)`,
 		run: runImport,
-	})
+	}
 }
 
 func runImport(ctx context.Context, c *cli, args []string) error {

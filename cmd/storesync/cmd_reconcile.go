@@ -14,8 +14,9 @@ import (
 	"github.com/storesync/storesync/ledger"
 )
 
-func init() {
-	register(&command{
+// reconcileCommand is `storesync reconcile`; main.go lists it in commands.
+func reconcileCommand() *command {
+	return &command{
 		name:    "reconcile",
 		summary: "run a drift reconciliation now; --wait prints its summary",
 		usage: `storesync reconcile [--wait]
@@ -32,7 +33,7 @@ recorded as drift before it is repaired.
   --wait   wait for the run and print its summary, whose total line reads
            "drifted subscriptions: N", followed by counts by class`,
 		run: runReconcile,
-	})
+	}
 }
 
 func runReconcile(ctx context.Context, c *cli, args []string) error {

@@ -13,8 +13,9 @@ import (
 	"github.com/storesync/storesync/ledger"
 )
 
-func init() {
-	register(&command{
+// resyncCommand is `storesync resync`; main.go lists it in commands.
+func resyncCommand() *command {
+	return &command{
 		name:    "resync",
 		summary: "re-fetch and repair one customer's subscriptions now, at high priority",
 		usage: `storesync resync --original-transaction-id ID | --app-account-token UUID | --customer-id ID [--wait] [--timeout D]
@@ -29,7 +30,7 @@ waits for that one. A running "storesync serve" works the job.
   --wait        wait for the result and print what changed (field: before → after)
   --timeout D   how long --wait waits (default 2m)`,
 		run: runResync,
-	})
+	}
 }
 
 func runResync(ctx context.Context, c *cli, args []string) error {

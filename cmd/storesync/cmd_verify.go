@@ -15,8 +15,9 @@ import (
 	"github.com/storesync/storesync/appstore"
 )
 
-func init() {
-	register(&command{
+// verifyCommand is `storesync verify`; main.go lists it in commands.
+func verifyCommand() *command {
+	return &command{
 		name:    "verify",
 		summary: "verify an App Store signed payload (JWS) and print it decoded",
 		usage: `storesync verify [--root FILE]... [--at RFC3339] [--bundle-id ID] [--app-apple-id N] [--environment ENV] [--online] [--kind KIND] [JWS|-]
@@ -53,7 +54,7 @@ note on standard error: the signature and chain are still verified, but the
 payload is then not pinned to your app. In the Xcode and LocalTesting
 environments Apple's verifier does not check signatures at all.`,
 		run: runVerify,
-	})
+	}
 }
 
 // rootFlags collects repeated --root flags.
