@@ -15,8 +15,8 @@ import (
 	"github.com/storesync/storesync/jobs"
 )
 
-// Options configures Run. Every field but the logger and the server URL is
-// required; Run reports every invalid one at once.
+// Options configures Run. Subscribers, Days and Wiring have no usable zero
+// value; Run reports every invalid field at once.
 type Options struct {
 	// Subscribers is how many customers the simulator generates:
 	// 10..200000.

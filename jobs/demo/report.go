@@ -13,6 +13,8 @@ import (
 type Report struct {
 	// DatabaseURL is the demo database; with Options.Keep it still exists.
 	DatabaseURL string
+	// Subscribers is Options.Subscribers: the simulated customers (some
+	// have more than one subscription).
 	Subscribers int
 	// Imported and ImportFailed count the migrated subscriptions, in
 	// MigrateTime; MigrateStats are the simulator's counters at its end.
