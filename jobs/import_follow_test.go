@@ -22,7 +22,8 @@ func TestFollowImportStopsWithCtxAndReportsFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Nothing works the rows: the end of ctx stops following.
+	// Nothing works the rows: the end of ctx stops following (at the next
+	// wait: a tick already due may win the race for one more poll).
 	cctx, cancel := context.WithCancel(ctx)
 	polls := 0
 	f, err := FollowImport(cctx, l, run, FollowImportOptions{Since: time.Now(), Poll: time.Millisecond, Progress: func(ImportFollow) {
@@ -30,7 +31,7 @@ func TestFollowImportStopsWithCtxAndReportsFailures(t *testing.T) {
 			cancel()
 		}
 	}})
-	if !errors.Is(err, context.Canceled) || polls != 2 || f.RunID != run || f.Progress != (ledger.ImportProgress{Total: 3, Pending: 3}) {
+	if !errors.Is(err, context.Canceled) || polls < 2 || f.RunID != run || f.Progress != (ledger.ImportProgress{Total: 3, Pending: 3}) {
 		t.Fatalf("interrupted: %+v, %v after %d polls", f, err, polls)
 	}
 	if _, ok := f.ETA(); ok {
