@@ -47,19 +47,13 @@ func Example_import() {
 		log.Fatal(err)
 	}
 	defer file.Close()
-	run, err := deps.Ledger.CreateImportRun(ctx, "subscribers.csv")
-	if err != nil {
-		log.Fatal(err)
-	}
 	importer, err := jobs.NewImporter(jobs.ImporterOptions{Ledger: deps.Ledger, River: client, Rejects: os.Stderr})
 	if err != nil {
 		log.Fatal(err)
 	}
-	counts, err := importer.Import(ctx, run, file)
+	// One run: recorded, every row stored with its job, then finished.
+	_, counts, err := importer.Run(ctx, "subscribers.csv", file)
 	if err != nil {
-		log.Fatal(err)
-	}
-	if err := deps.Ledger.FinishImportRun(ctx, run, counts); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("%d rows: %d enqueued, %d already imported, %d rejected\n",

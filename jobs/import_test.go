@@ -89,20 +89,13 @@ func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *i
 func (h *importHarness) importCSV(t *testing.T, text string) (int64, ledger.ImportCounts, string) {
 	t.Helper()
 	ctx := context.Background()
-	run, err := h.deps.Ledger.CreateImportRun(ctx, "test.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var rejects bytes.Buffer
 	im, err := NewImporter(ImporterOptions{Ledger: h.deps.Ledger, River: h.client, BatchSize: 50, Rejects: &rejects})
 	if err != nil {
 		t.Fatal(err)
 	}
-	counts, err := im.Import(ctx, run, strings.NewReader(text))
+	run, counts, err := im.Run(ctx, "test.csv", strings.NewReader(text))
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.deps.Ledger.FinishImportRun(ctx, run, counts); err != nil {
 		t.Fatal(err)
 	}
 	return run, counts, rejects.String()

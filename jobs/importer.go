@@ -50,6 +50,10 @@ type ImporterOptions struct {
 	// Progress, when set, is called after every stored batch with the
 	// totals so far (from one goroutine at a time).
 	Progress func(ledger.ImportCounts)
+	// Started, when set, is called by Run with the id of the run it has
+	// just recorded, before any row is read (and so before Rejects or
+	// Progress is used). Import does not call it.
+	Started func(runID int64)
 }
 
 func (o *ImporterOptions) validate() error {
@@ -113,8 +117,9 @@ type rawRow struct {
 // Import reads r to the end as rows of run runID (ledger.CreateImportRun)
 // and returns the counts. It stops at the first database error or when ctx
 // ends; batches already stored stay stored (importing the file again
-// finishes the job). It does not record the counts in the run: call
-// ledger.FinishImportRun.
+// finishes the job). It does not record the counts in the run: Run does
+// the whole sequence (record the run, import, finish it); Import is for
+// callers that manage the run themselves.
 func (im *Importer) Import(ctx context.Context, runID int64, r io.Reader) (ledger.ImportCounts, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

@@ -65,7 +65,7 @@ type notificationResult struct {
 // Notification types whose payload does not settle a subscription's state
 // on its own: the subscription is re-read from Get All Subscription
 // Statuses. (Mass-extension summaries name no subscription; see
-// markProductForReconcile.)
+// ledger.MarkProductForReconcile.)
 var refreshTypes = map[string]bool{
 	"CONSUMPTION_REQUEST": true, // refund requested: the outcome comes later, the state may have moved
 	"RENEWAL_EXTENSION":   true, // FAILURE names one subscription whose extension failed
@@ -144,7 +144,7 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 				}
 			}
 			if vn.Payload.Summary != nil && vn.Payload.NotificationType == "RENEWAL_EXTENSION" {
-				if err := markProductForReconcile(ctx, tx, vn.Payload.Summary.ProductID); err != nil {
+				if err := d.Ledger.WithTx(tx).MarkProductForReconcile(ctx, vn.Payload.Summary.ProductID); err != nil {
 					return err
 				}
 			}
@@ -230,19 +230,6 @@ var knownNotificationTypes = map[string]bool{
 	"RENEWAL_EXTENSION": true, "REVOKE": true, "TEST": true, "EXTERNAL_PURCHASE_TOKEN": true,
 	"ONE_TIME_CHARGE": true, "RESCIND_CONSENT": true, "METADATA_UPDATE": true, "MIGRATION": true,
 	"PRICE_CHANGE": true,
-}
-
-// markProductForReconcile makes the next reconciliation check first the
-// live subscriptions of a product whose renewal dates a mass extension
-// moved: the summary names no subscription, and re-reading them all at
-// once would spend the budget of a whole hour.
-func markProductForReconcile(ctx context.Context, tx pgx.Tx, productID string) error {
-	if productID == "" {
-		return nil
-	}
-	_, err := tx.Exec(ctx, `UPDATE subscriptions SET last_checked_at = NULL
-		WHERE product_id = $1 AND status IN (1, 3, 4)`, productID)
-	return err
 }
 
 // enqueueImport is enqueueImportTx outside a transaction (imports are

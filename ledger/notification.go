@@ -35,6 +35,19 @@ type Notification struct {
 	SendAttempts          []appstore.SendAttemptItem // from notification history; nil for webhooks
 }
 
+// CountNotifications returns how many stored notifications reached the
+// ledger by source (SourceWebhook, SourceBackfill, ...). A notification is
+// counted under the source that stored it first: one received by webhook
+// and later seen again by a backfill counts as a webhook notification. An
+// unknown source counts zero.
+func (l *Ledger) CountNotifications(ctx context.Context, source string) (int64, error) {
+	var n int64
+	if err := l.db.QueryRow(ctx, "SELECT count(*) FROM notifications WHERE source = $1", source).Scan(&n); err != nil {
+		return 0, fmt.Errorf("ledger: counting %s notifications: %w", source, err)
+	}
+	return n, nil
+}
+
 // RecordNotification stores n unless a notification with the same UUID is
 // already stored; it reports whether n was new. Call it on WithTx to store
 // it atomically with the job that processes it. It is RecordNotifications

@@ -198,3 +198,20 @@ func TestRecordNotificationsStoresThePayloadDecoded(t *testing.T) {
 		t.Error("a row holding both forms was accepted")
 	}
 }
+
+func TestCountNotificationsBySource(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+	batch := []ledger.Notification{testNotification(1, ledger.SourceWebhook), testNotification(2, ledger.SourceWebhook),
+		testNotification(3, ledger.SourceBackfill), testNotification(1, ledger.SourceBackfill)} // 1 again: stays a webhook one
+	if _, err := l.RecordNotifications(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	for source, want := range map[string]int64{ledger.SourceWebhook: 2, ledger.SourceBackfill: 1, ledger.SourceResync: 0, "nonsense": 0} {
+		if n, err := l.CountNotifications(ctx, source); err != nil || n != want {
+			t.Errorf("%s: %d, %v; want %d", source, n, err, want)
+		}
+	}
+}

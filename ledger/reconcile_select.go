@@ -316,3 +316,20 @@ func (l *Ledger) CountSubscriptions(ctx context.Context) (int64, error) {
 	err := l.db.QueryRow(ctx, "SELECT count(*) FROM subscriptions").Scan(&n)
 	return n, err
 }
+
+// MarkProductForReconcile makes the next reconciliation check first the
+// live subscriptions (active, billing retry, grace period) of productID,
+// by forgetting when they were last checked: a mass renewal-date extension
+// moved their dates, its summary names no subscription, and re-reading
+// them all at once would spend the budget of a whole hour. An empty
+// productID changes nothing.
+func (l *Ledger) MarkProductForReconcile(ctx context.Context, productID string) error {
+	if productID == "" {
+		return nil
+	}
+	if _, err := l.db.Exec(ctx, `UPDATE subscriptions SET last_checked_at = NULL
+		WHERE product_id = $1 AND status IN (1, 3, 4)`, productID); err != nil {
+		return fmt.Errorf("ledger: marking product %s for reconciliation: %w", productID, err)
+	}
+	return nil
+}

@@ -248,3 +248,38 @@ func TestRollingSliceSize(t *testing.T) {
 		}
 	}
 }
+
+// A product's live subscriptions lose their last check, so the rolling
+// selection takes them first; others keep theirs.
+func TestMarkProductForReconcile(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id, environment, status, product_id, last_checked_at) VALUES
+		('p1', 'Production', 1, 'gold', now()), ('p3', 'Production', 3, 'gold', now()), ('p4', 'Production', 4, 'gold', now()),
+		('p2', 'Production', 2, 'gold', now()), ('s1', 'Production', 1, 'silver', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkProductForReconcile(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.MarkProductForReconcile(ctx, "gold"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT original_transaction_id FROM subscriptions WHERE last_checked_at IS NULL ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cleared []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		cleared = append(cleared, id)
+	}
+	if err := rows.Err(); err != nil || !reflect.DeepEqual(cleared, []string{"p1", "p3", "p4"}) {
+		t.Fatalf("cleared %v, %v; want the live gold ones", cleared, err)
+	}
+}

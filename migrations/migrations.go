@@ -195,6 +195,33 @@ func EnsureDatabase(ctx context.Context, databaseURL string) (bool, error) {
 	return true, nil
 }
 
+// DropDatabase drops the database named in databaseURL, connecting to the
+// server's "postgres" database to do so and disconnecting whoever still
+// uses it (WITH (FORCE), PostgreSQL 13 or later). A database that does not
+// exist is not an error. It is for throwaway databases (storesync demo);
+// nothing asks for confirmation.
+func DropDatabase(ctx context.Context, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	name := cfg.Database
+	if name == "" || name == "postgres" {
+		return fmt.Errorf("dropping a database: %s names no database storesync may drop", redactedTarget(cfg))
+	}
+	admin := cfg.Copy()
+	admin.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, admin)
+	if err != nil {
+		return fmt.Errorf("connecting to the server's postgres database to drop %q: %w", name, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("dropping database %q: %w", name, err)
+	}
+	return nil
+}
+
 func isUndefinedDatabase(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "3D000"

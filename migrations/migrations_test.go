@@ -79,3 +79,28 @@ func requireTables(t *testing.T, url string, names ...string) {
 		}
 	}
 }
+
+func TestDropDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := migrationstest.DatabaseURL(migrationstest.NewEmptyDatabaseName(t))
+	if created, err := migrations.EnsureDatabase(ctx, url); err != nil || !created {
+		t.Fatalf("EnsureDatabase: %v, %v", created, err)
+	}
+	conn, err := pgx.Connect(ctx, url) // a user still connected is disconnected
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for i := range 2 { // the second time there is nothing to drop
+		if err := migrations.DropDatabase(ctx, url); err != nil {
+			t.Fatalf("drop %d: %v", i+1, err)
+		}
+	}
+	if created, err := migrations.EnsureDatabase(ctx, url); err != nil || !created {
+		t.Fatalf("the database survived: created %v, %v", created, err)
+	}
+	if err := migrations.DropDatabase(ctx, migrationstest.DatabaseURL("postgres")); err == nil {
+		t.Fatal("dropped the maintenance database")
+	}
+}

@@ -2,24 +2,21 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/jobs"
-	"github.com/storesync/storesync/ledger"
 )
 
-func init() {
-	register(&command{
+// backfillCommand is `storesync backfill`; main.go lists it in commands.
+func backfillCommand() *command {
+	return &command{
 		name:    "backfill",
 		summary: "read missed notifications from Apple's notification history for a time window",
 		usage: `storesync backfill --since T --until T [--only-failures] [--wait]
@@ -35,7 +32,7 @@ works the jobs.
   --only-failures  only notifications Apple failed to deliver
   --wait           wait for every window and print what each found`,
 		run: runBackfill,
-	})
+	}
 }
 
 func runBackfill(ctx context.Context, c *cli, args []string) error {
@@ -63,20 +60,16 @@ func runBackfill(ctx context.Context, c *cli, args []string) error {
 	if !since.Before(until) {
 		return usagef("--since (%s) must be before --until (%s)", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	envs := []appstore.Environment{cfg.Environment}
-	if cfg.SandboxFallback && cfg.Environment == appstore.Production {
+	defer s.Close()
+	envs := []appstore.Environment{s.cfg.Environment}
+	if s.cfg.SandboxFallback && s.cfg.Environment == appstore.Production {
 		envs = append(envs, appstore.Sandbox)
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	rows, notes, err := jobs.EnqueueBackfill(ctx, client, jobs.BackfillRequest{
+	rows, notes, err := jobs.EnqueueBackfill(ctx, s.river, jobs.BackfillRequest{
 		Environments: envs, Since: since, Until: until, OnlyFailures: *onlyFailures, Now: now,
 	})
 	for _, n := range notes {
@@ -93,7 +86,23 @@ func runBackfill(ctx context.Context, c *cli, args []string) error {
 	if !*wait {
 		return nil
 	}
-	return waitBackfill(ctx, c, client, deps.Ledger, rows, time.Second)
+	totals, err := jobs.WaitBackfill(ctx, s.river, s.ledger, rows, jobs.WaitBackfillOptions{
+		Window: func(o jobs.BackfillWindowOutcome) { fmt.Fprintln(c.stdout, describeWindow(o)) },
+		NotStarted: func() {
+			fmt.Fprintln(c.stderr, "still waiting: no window has started; is a `storesync serve` process running?")
+		},
+	})
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("stopped waiting with %d window(s) left (they continue in the background): %w", totals.Left, err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "backfill done: %d window(s), %d notifications seen, %d new\n", len(rows), totals.Seen, totals.New)
+	if totals.Failed > 0 {
+		return fmt.Errorf("%d window(s) did not complete; see the lines above and `storesync status`", totals.Failed)
+	}
+	return nil
 }
 
 // parseTimeFlag reads an RFC 3339 time (or "now").
@@ -119,86 +128,19 @@ func joinEnvs(envs []appstore.Environment) string {
 	return strings.Join(s, " and ")
 }
 
-// waitBackfill polls the window jobs until every one is finished, printing
-// each window's outcome once. It fails when a window did not complete.
-func waitBackfill(ctx context.Context, c *cli, client *river.Client[pgx.Tx], l *ledger.Ledger, rows []*rivertype.JobRow, poll time.Duration) error {
-	pending := map[int64]*rivertype.JobRow{}
-	for _, r := range rows {
-		pending[r.ID] = r
-	}
-	var seen, fresh, failed int
-	started := time.Now()
-	hinted := false
-	for len(pending) > 0 {
-		for id := range pending {
-			job, err := client.JobGet(ctx, id)
-			if err != nil {
-				if errors.Is(err, rivertype.ErrNotFound) {
-					// Cleaned away after completing long ago.
-					delete(pending, id)
-					continue
-				}
-				return err
-			}
-			switch job.State {
-			case rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
-			default:
-				continue
-			}
-			delete(pending, id)
-			line, s, f := describeWindow(ctx, l, job)
-			seen, fresh = seen+s, fresh+f
-			if job.State != rivertype.JobStateCompleted {
-				failed++
-			}
-			fmt.Fprintln(c.stdout, line)
-		}
-		if len(pending) == 0 {
-			break
-		}
-		if !hinted && time.Since(started) > 15*time.Second && noneStarted(ctx, client, pending) {
-			hinted = true
-			fmt.Fprintln(c.stderr, "still waiting: no window has started; is a `storesync serve` process running?")
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stopped waiting with %d window(s) left (they continue in the background): %w", len(pending), ctx.Err())
-		case <-time.After(poll):
-		}
-	}
-	fmt.Fprintf(c.stdout, "backfill done: %d window(s), %d notifications seen, %d new\n", len(rows), seen, fresh)
-	if failed > 0 {
-		return fmt.Errorf("%d window(s) did not complete; see the lines above and `storesync status`", failed)
-	}
-	return nil
-}
-
-func noneStarted(ctx context.Context, client *river.Client[pgx.Tx], pending map[int64]*rivertype.JobRow) bool {
-	for id := range pending {
-		job, err := client.JobGet(ctx, id)
-		if err != nil || job.Attempt > 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// describeWindow summarises one finished window job from its recorded
-// window.
-func describeWindow(ctx context.Context, l *ledger.Ledger, job *rivertype.JobRow) (string, int, int) {
-	var args jobs.BackfillArgs
-	_ = json.Unmarshal(job.EncodedArgs, &args)
-	head := fmt.Sprintf("%s %s → %s", args.Environment, args.Start.Format(time.RFC3339), args.End.Format(time.RFC3339))
-	if job.State != rivertype.JobStateCompleted {
+// describeWindow is the line of one finished window: what it read, or why
+// it read nothing.
+func describeWindow(o jobs.BackfillWindowOutcome) string {
+	head := fmt.Sprintf("%s %s → %s", o.Window.Environment, o.Window.Start.Format(time.RFC3339), o.Window.End.Format(time.RFC3339))
+	switch {
+	case o.State != rivertype.JobStateCompleted:
 		msg := ""
-		if n := len(job.Errors); n > 0 {
-			msg = ": " + job.Errors[n-1].Error
+		if o.Error != "" {
+			msg = ": " + o.Error
 		}
-		return fmt.Sprintf("%s: %s%s", head, job.State, msg), 0, 0
+		return fmt.Sprintf("%s: %s%s", head, o.State, msg)
+	case o.Record == nil:
+		return head + ": outside Apple's look-back, nothing read"
 	}
-	w, err := l.FindBackfillWindow(ctx, args.Environment, args.Start, args.End, args.OnlyFailures)
-	if err != nil {
-		return head + ": outside Apple's look-back, nothing read", 0, 0
-	}
-	return fmt.Sprintf("%s: %d page(s), %d seen, %d new", head, w.Pages, w.Seen, w.New), w.Seen, w.New
+	return fmt.Sprintf("%s: %d page(s), %d seen, %d new", head, o.Record.Pages, o.Record.Seen, o.Record.New)
 }

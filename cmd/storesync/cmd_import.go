@@ -11,15 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
-	"github.com/storesync/storesync/ledger/budget"
 )
 
-func init() {
-	register(&command{
+// importCommand is `storesync import`; main.go lists it in commands.
+func importCommand() *command {
+	return &command{
 		name:    "import",
 		summary: "import subscribers by originalTransactionId: one migration job per subscription",
 		usage: `storesync import FILE|- [--wait] [--rejects PATH] [--batch N]
@@ -44,7 +42,7 @@ rows are imported all the same.
   --rejects PATH where to write rejected rows
   --batch N      rows stored per transaction (default 2000)`,
 		run: runImport,
-	})
+	}
 }
 
 func runImport(ctx context.Context, c *cli, args []string) error {
@@ -63,10 +61,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		return usagef("--batch %d: use 1..50000 rows per transaction", *batch)
 	}
 	source := rest[0]
-	cfg, err := loadConfig(c)
-	if err != nil {
-		return err
-	}
+	// The file first: a wrong path fails without a database.
 	var in io.Reader = c.stdin
 	if source != "-" {
 		f, err := os.Open(source)
@@ -76,30 +71,31 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		defer f.Close()
 		in = f
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
+	defer s.Close()
 
-	run, err := deps.Ledger.CreateImportRun(ctx, source)
-	if err != nil {
-		return err
-	}
 	defaultRejects := *rejectsPath == ""
-	if defaultRejects {
+	if defaultRejects && source != "-" {
 		*rejectsPath = source + ".rejects"
-		if source == "-" {
-			*rejectsPath = fmt.Sprintf("import-%d.rejects", run)
-		}
 	}
 	rejects := &lazyFile{path: *rejectsPath}
 	defer rejects.Close()
 
+	var run int64
 	progress := newLiveLine(c.stdout)
 	started := time.Now()
 	im, err := jobs.NewImporter(jobs.ImporterOptions{
-		Ledger: deps.Ledger, River: client, BatchSize: *batch, Rejects: rejects,
+		Ledger: s.ledger, River: s.river, BatchSize: *batch, Rejects: rejects,
+		Started: func(id int64) {
+			run = id
+			if *rejectsPath == "" { // standard input: named after the run
+				*rejectsPath = fmt.Sprintf("import-%d.rejects", id)
+				rejects.path = *rejectsPath
+			}
+		},
 		Progress: func(n ledger.ImportCounts) {
 			progress.update(fmt.Sprintf("import run %d: %s rows enqueued, %s already imported", run,
 				withCommas(n.Enqueued), withCommas(n.Duplicates)))
@@ -108,19 +104,18 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	counts, err := im.Import(ctx, run, in)
+	run, counts, err := im.Run(ctx, source, in)
 	progress.clear()
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return fmt.Errorf("import run %d interrupted after %s rows (%s enqueued): run the same import again to finish it", run, withCommas(counts.Rows), withCommas(counts.Enqueued))
-		}
+	switch {
+	case err != nil && run == 0:
+		return err
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("import run %d interrupted after %s rows (%s enqueued): run the same import again to finish it", run, withCommas(counts.Rows), withCommas(counts.Enqueued))
+	case err != nil:
 		return fmt.Errorf("import run %d: %w (rows stored so far stay imported; run the same import again to finish it)", run, err)
 	}
 	if err := rejects.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", *rejectsPath, err)
-	}
-	if err := deps.Ledger.FinishImportRun(ctx, run, counts); err != nil {
-		return err
 	}
 	elapsed := time.Since(started)
 	fmt.Fprintf(c.stdout, "import run %d (%s): %s rows read in %s (%s rows/s): %s enqueued, %s duplicates or already imported, %s rejected\n",
@@ -140,83 +135,53 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		}
 		return nil
 	}
-	return followImport(ctx, c, pool, deps.Ledger, run, started)
+	return followImport(ctx, c, s.ledger, run, started)
 }
 
 // followImport prints the progress of run until every row is done or
 // failed, then a summary. The end of ctx (Ctrl-C) stops following only.
-func followImport(ctx context.Context, c *cli, pool *pgxpool.Pool, l *ledger.Ledger, run int64, since time.Time) error {
+func followImport(ctx context.Context, c *cli, l *ledger.Ledger, run int64, since time.Time) error {
 	progress := newLiveLine(c.stdout)
-	type sample struct {
-		at       time.Time
-		finished int64
-	}
-	var window []sample
-	tick := time.NewTicker(followInterval)
-	defer tick.Stop()
-	started := time.Now()
-	for {
-		p, err := l.ImportProgressOf(context.WithoutCancel(ctx), run)
-		if err != nil {
-			return err
-		}
-		throttled, err := budget.ThrottledSince(context.WithoutCancel(ctx), pool, since)
-		if err != nil {
-			return err
-		}
-		now := time.Now()
-		window = append(window, sample{now, p.Done + p.Failed})
-		for len(window) > 2 && now.Sub(window[0].at) > 30*time.Second {
-			window = window[1:]
-		}
-		rate := 0.0
-		if first := window[0]; now.Sub(first.at) > 0 {
-			rate = float64(p.Done+p.Failed-first.finished) / now.Sub(first.at).Seconds()
-		}
+	f, err := jobs.FollowImport(ctx, l, run, jobs.FollowImportOptions{Since: since, Progress: func(f jobs.ImportFollow) {
+		p := f.Progress
 		eta := "unknown"
-		if rate > 0 {
-			eta = (time.Duration(float64(p.Pending)/rate) * time.Second).Round(time.Second).String()
-		}
-		if p.Finished() {
-			progress.clear()
-			return printImportSummary(ctx, c, l, run, p, throttled, time.Since(started))
+		if d, ok := f.ETA(); ok {
+			eta = d.String()
 		}
 		progress.update(fmt.Sprintf("import run %d: %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s, 429s %s",
 			run, withCommas(p.Done), withCommas(p.Total), 100*float64(p.Done+p.Failed)/float64(max(p.Total, 1)),
-			withCommas(p.Failed), rate, eta, withCommas(throttled)))
-		select {
-		case <-ctx.Done():
-			progress.clear()
-			fmt.Fprintf(c.stdout, "stopped following import run %d (%s of %s rows finished); the import goes on: storesync status shows its progress\n",
-				run, withCommas(p.Done+p.Failed), withCommas(p.Total))
-			return nil
-		case <-tick.C:
-		}
-	}
-}
-
-// followInterval is how often --wait polls the database.
-var followInterval = time.Second
-
-func printImportSummary(ctx context.Context, c *cli, l *ledger.Ledger, run int64, p ledger.ImportProgress, throttled int64, took time.Duration) error {
-	if p.Total == 0 {
-		fmt.Fprintf(c.stdout, "import run %d: nothing new to import\n", run)
+			withCommas(p.Failed), f.RowsPerSecond, eta, withCommas(f.Throttled)))
+	}})
+	progress.clear()
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		fmt.Fprintf(c.stdout, "stopped following import run %d (%s of %s rows finished); the import goes on: storesync status shows its progress\n",
+			run, withCommas(f.Progress.Done+f.Progress.Failed), withCommas(f.Progress.Total))
 		return nil
 	}
-	fmt.Fprintf(c.stdout, "import run %d finished: %s subscriptions migrated, %s failed, in %s; Apple answered 429 %s times\n",
-		run, withCommas(p.Done), withCommas(p.Failed), took.Round(time.Second), withCommas(throttled))
-	if p.Failed == 0 {
-		return nil
-	}
-	failures, err := l.ImportFailures(context.WithoutCancel(ctx), run, 5)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.stdout, "failures by reason:")
-	for _, f := range failures {
-		fmt.Fprintf(c.stdout, "  %8s  %s\n", withCommas(f.Rows), f.Reason)
-	}
+	printImportSummary(c.stdout, f)
 	return nil
+}
+
+// printImportSummary prints a finished run: rows migrated and failed, time
+// and 429s, then the most common failure reasons.
+func printImportSummary(w io.Writer, f jobs.ImportFollow) {
+	p := f.Progress
+	if p.Total == 0 {
+		fmt.Fprintf(w, "import run %d: nothing new to import\n", f.RunID)
+		return
+	}
+	fmt.Fprintf(w, "import run %d finished: %s subscriptions migrated, %s failed, in %s; Apple answered 429 %s times\n",
+		f.RunID, withCommas(p.Done), withCommas(p.Failed), f.Elapsed.Round(time.Second), withCommas(f.Throttled))
+	if p.Failed == 0 {
+		return
+	}
+	fmt.Fprintln(w, "failures by reason:")
+	for _, r := range f.Failures {
+		fmt.Fprintf(w, "  %8s  %s\n", withCommas(r.Rows), r.Reason)
+	}
 }
 
 // lazyFile creates its file at the first Write, so a clean import leaves

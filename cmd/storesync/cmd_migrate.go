@@ -9,8 +9,9 @@ import (
 	"github.com/storesync/storesync/migrations"
 )
 
-func init() {
-	register(&command{
+// migrateCommand is `storesync migrate`; main.go lists it in commands.
+func migrateCommand() *command {
+	return &command{
 		name:    "migrate",
 		summary: "create the database if needed and apply River's and the ledger's migrations",
 		usage: `storesync migrate
@@ -19,7 +20,7 @@ Creates the database named by DATABASE_URL when it does not exist, then applies
 River's migrations and the ledger's under an advisory lock. Safe to run from
 several processes at once, and again: a second run applies nothing.`,
 		run: runMigrate,
-	})
+	}
 }
 
 func runMigrate(ctx context.Context, c *cli, args []string) error {

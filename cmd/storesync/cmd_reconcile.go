@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"time"
-
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/config"
@@ -17,8 +14,9 @@ import (
 	"github.com/storesync/storesync/ledger"
 )
 
-func init() {
-	register(&command{
+// reconcileCommand is `storesync reconcile`; main.go lists it in commands.
+func reconcileCommand() *command {
+	return &command{
 		name:    "reconcile",
 		summary: "run a drift reconciliation now; --wait prints its summary",
 		usage: `storesync reconcile [--wait]
@@ -35,7 +33,7 @@ recorded as drift before it is repaired.
   --wait   wait for the run and print its summary, whose total line reads
            "drifted subscriptions: N", followed by counts by class`,
 		run: runReconcile,
-	})
+	}
 }
 
 func runReconcile(ctx context.Context, c *cli, args []string) error {
@@ -48,17 +46,13 @@ func runReconcile(ctx context.Context, c *cli, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	args0 := jobs.ReconcileArgs{RunKey: jobs.ManualRunKey(time.Now()), CallCap: reconcileCallCap(cfg), FullCycle: cfg.ReconcileFullCycle}
-	res, err := client.Insert(ctx, args0, nil)
+	defer s.Close()
+	args0 := jobs.ReconcileArgs{RunKey: jobs.ManualRunKey(time.Now()), CallCap: reconcileCallCap(s.cfg), FullCycle: s.cfg.ReconcileFullCycle}
+	res, err := s.river.Insert(ctx, args0, nil)
 	if err != nil {
 		return fmt.Errorf("enqueueing the reconciliation: %w", err)
 	}
@@ -70,9 +64,11 @@ func runReconcile(ctx context.Context, c *cli, args []string) error {
 	if !*wait {
 		return nil
 	}
-	run, err := waitReconcile(ctx, c.stderr, deps.Ledger, func(ctx context.Context) (*rivertype.JobRow, error) {
-		return client.JobGet(ctx, res.Job.ID)
-	}, args0.RunKey, 500*time.Millisecond)
+	run, err := jobs.WaitReconcile(ctx, s.river, s.ledger, res.Job.ID, args0.RunKey, jobs.WaitReconcileOptions{
+		NotStarted: func() {
+			fmt.Fprintln(c.stderr, "waiting for a running `storesync serve` to start the reconciliation…")
+		},
+	})
 	if run != nil {
 		writeReconcileSummary(c.stdout, run)
 	}
@@ -93,52 +89,6 @@ func reconcileCallCap(cfg *config.Config) int64 {
 // so nightly runs use the configured cap and full cycle.
 func reconcileSettings(cfg *config.Config) jobs.ReconcileSettings {
 	return jobs.ReconcileSettings{CallCap: reconcileCallCap(cfg), FullCycle: cfg.ReconcileFullCycle}
-}
-
-// waitReconcile polls until the run named key finishes, or its job ends
-// without finishing it. It says once on hint when nothing has picked the
-// job up for a while (no `storesync serve` running).
-func waitReconcile(ctx context.Context, hint io.Writer, l *ledger.Ledger, job func(context.Context) (*rivertype.JobRow, error),
-	key string, poll time.Duration) (*ledger.ReconcileRun, error) {
-	start := time.Now()
-	hinted := false
-	for {
-		run, err := l.ReconcileRunByKey(ctx, key)
-		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-			return nil, err
-		}
-		if run != nil && run.FinishedAt != nil {
-			if run.Error != "" {
-				return run, fmt.Errorf("reconciliation %q failed: %s", key, run.Error)
-			}
-			return run, nil
-		}
-		j, err := job(ctx)
-		if err != nil {
-			return run, fmt.Errorf("reading the reconciliation job: %w", err)
-		}
-		switch j.State {
-		case rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
-			msg := string(j.State)
-			if n := len(j.Errors); n > 0 {
-				msg += ": " + j.Errors[n-1].Error
-			}
-			return run, fmt.Errorf("reconciliation %q ended without finishing (%s)", key, msg)
-		case rivertype.JobStateCompleted:
-			if run == nil {
-				return nil, fmt.Errorf("reconciliation %q: the job completed but recorded no run", key)
-			}
-		}
-		if run == nil && !hinted && time.Since(start) > 5*time.Second {
-			fmt.Fprintln(hint, "waiting for a running `storesync serve` to start the reconciliation…")
-			hinted = true
-		}
-		select {
-		case <-ctx.Done():
-			return run, ctx.Err()
-		case <-time.After(poll):
-		}
-	}
 }
 
 // writeReconcileSummary prints a run's summary; its total line reads

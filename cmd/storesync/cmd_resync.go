@@ -13,8 +13,9 @@ import (
 	"github.com/storesync/storesync/ledger"
 )
 
-func init() {
-	register(&command{
+// resyncCommand is `storesync resync`; main.go lists it in commands.
+func resyncCommand() *command {
+	return &command{
 		name:    "resync",
 		summary: "re-fetch and repair one customer's subscriptions now, at high priority",
 		usage: `storesync resync --original-transaction-id ID | --app-account-token UUID | --customer-id ID [--wait] [--timeout D]
@@ -29,7 +30,7 @@ waits for that one. A running "storesync serve" works the job.
   --wait        wait for the result and print what changed (field: before → after)
   --timeout D   how long --wait waits (default 2m)`,
 		run: runResync,
-	})
+	}
 }
 
 func runResync(ctx context.Context, c *cli, args []string) error {
@@ -54,18 +55,15 @@ func runResync(ctx context.Context, c *cli, args []string) error {
 	if *timeout <= 0 {
 		return usagef("--timeout %s: use a positive duration such as 2m", *timeout)
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, deps, client, err := openQueue(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer s.Close()
+	client := s.river
 	// An unknown customer is bad input: say so now rather than enqueue a
 	// job that can only be cancelled.
-	if _, err := jobs.ResyncTargetIDs(ctx, deps.Ledger, target); errors.Is(err, ledger.ErrNotFound) {
+	if _, err := jobs.ResyncTargetIDs(ctx, s.ledger, target); errors.Is(err, ledger.ErrNotFound) {
 		return fmt.Errorf("not found: no subscription in the ledger has %s; re-sync by --original-transaction-id, or import the customer first", target)
 	} else if err != nil {
 		return err

@@ -16,8 +16,9 @@ import (
 	"github.com/storesync/storesync/jobs/httpapi"
 )
 
-func init() {
-	register(&command{
+// serveCommand is `storesync serve`; main.go lists it in commands.
+func serveCommand() *command {
+	return &command{
 		name:    "serve",
 		summary: "run the workers, periodic jobs, webhook, admin API, /metrics and /healthz",
 		usage: `storesync serve [--bulk-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--verbose]
@@ -46,7 +47,7 @@ and returned to the queue without using an attempt.
                      keep them
   --verbose          log River's informational messages too`,
 		run: runServe,
-	})
+	}
 }
 
 func runServe(ctx context.Context, c *cli, args []string) error {

@@ -9,8 +9,9 @@ import (
 	"github.com/storesync/storesync/ledger"
 )
 
-func init() {
-	register(&command{
+// showCommand is `storesync show`; main.go lists it in commands.
+func showCommand() *command {
+	return &command{
 		name:    "show",
 		summary: "print the ledger's view of a subscription or a customer as JSON",
 		usage: `storesync show --original-transaction-id ID | --app-account-token UUID
@@ -18,7 +19,7 @@ func init() {
 Prints the ledger's view of one subscription, or of every subscription of one
 appAccountToken, as JSON. Exits 1 with "not found" for an unknown id.`,
 		run: runShow,
-	})
+	}
 }
 
 func runShow(ctx context.Context, c *cli, args []string) error {
@@ -38,16 +39,12 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 	if *token != "" && !ledger.IsUUID(*token) {
 		return usagef("--app-account-token %q is not a UUID", *token)
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	l := ledger.New(pool)
+	defer s.Close()
+	l := s.ledger
 
 	var out any
 	if *otid != "" {

@@ -15,8 +15,9 @@ import (
 	"github.com/storesync/storesync/appstore/sim"
 )
 
-func init() {
-	register(&command{
+// simCommand is `storesync sim`; main.go lists it in commands.
+func simCommand() *command {
+	return &command{
 		name:    "sim",
 		summary: "run the App Store simulator (Apple's wire format, its own CA, simulated subscribers)",
 		usage: `storesync simulator [--subscribers N] [--listen ADDR] [--seed S] [--webhook URL] [--drop-share F] [--dir DIR] [--start RFC3339]
@@ -39,7 +40,7 @@ Control endpoints (no auth): GET /sim/token, POST /sim/advance?d=24h,
 GET /sim/truth/{otid}, GET /sim/ids, POST /sim/mutate?otid=&kind=,
 GET|POST /sim/faults, POST /sim/webhook?url=, GET /sim/stats.`,
 		run: runSim,
-	})
+	}
 }
 
 func runSim(ctx context.Context, c *cli, args []string) error {

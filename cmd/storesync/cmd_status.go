@@ -16,8 +16,9 @@ import (
 	"github.com/storesync/storesync/ledger/budget"
 )
 
-func init() {
-	register(&command{
+// statusCommand is `storesync status`; main.go lists it in commands.
+func statusCommand() *command {
+	return &command{
 		name:    "status",
 		summary: "show queue depth, import progress, Apple budget use, backfills and reconciliations",
 		usage: `storesync status [--runs N]
@@ -30,21 +31,30 @@ reconciliation runs).
 
   --runs N   how many import runs to list (default 5)`,
 		run: runStatus,
-	})
-	registerStatusSection(statusSection{Order: 10, Title: "Job queue", Write: writeQueueStatus})
-	registerStatusSection(statusSection{Order: 20, Title: "Imports", Write: writeImportStatus})
-	registerStatusSection(statusSection{Order: 30, Title: "Apple rate budget", Write: writeBudgetStatus})
+	}
 }
 
-// statusSection is one section of `storesync status`. Other commands' files
-// add theirs from an init() with registerStatusSection (backfill windows,
-// reconciliation summaries), each printed under its title in Order.
+// statusSection is one section of `storesync status`, printed under its
+// title in Order (statusSections lists them all).
 type statusSection struct {
 	Order int
 	Title string
 	// Write prints the section's body to w. An error is printed in place
 	// of the section; the other sections still run.
 	Write func(ctx context.Context, s *statusContext, w io.Writer) error
+}
+
+// statusSections lists every section of `storesync status`: one list in
+// one place, rather than each file registering its own, so the report's
+// shape reads at a glance.
+func statusSections() []statusSection {
+	return []statusSection{
+		{Order: 10, Title: "Job queue", Write: writeQueueStatus},
+		{Order: 20, Title: "Imports", Write: writeImportStatus},
+		{Order: 30, Title: "Apple rate budget", Write: writeBudgetStatus},
+		{Order: 40, Title: "Notification backfill", Write: writeBackfillStatus},
+		{Order: 50, Title: "Reconciliation", Write: writeReconcileStatus},
+	}
 }
 
 // statusContext is what a section may use.
@@ -54,10 +64,6 @@ type statusContext struct {
 	// Runs is --runs: how many recent runs a section of runs lists.
 	Runs int
 }
-
-var statusSections []statusSection
-
-func registerStatusSection(s statusSection) { statusSections = append(statusSections, s) }
 
 func runStatus(ctx context.Context, c *cli, args []string) error {
 	fset := flag.NewFlagSet("status", flag.ContinueOnError)
@@ -72,17 +78,14 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 	if *runs < 1 || *runs > 1000 {
 		return usagef("--runs %d: use 1..1000", *runs)
 	}
-	cfg, err := loadConfig(c)
+	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	sc := &statusContext{Pool: pool, Ledger: ledger.New(pool), Runs: *runs}
-	if failed := writeStatus(ctx, sc, c.stdout, statusSections); failed == len(statusSections) && failed > 0 {
+	defer s.Close()
+	sc := &statusContext{Pool: s.pool, Ledger: s.ledger, Runs: *runs}
+	sections := statusSections()
+	if failed := writeStatus(ctx, sc, c.stdout, sections); failed == len(sections) && failed > 0 {
 		return fmt.Errorf("no section of the status could be read")
 	}
 	return nil
@@ -112,29 +115,20 @@ func writeStatus(ctx context.Context, sc *statusContext, w io.Writer, sections [
 var riverStates = []string{"available", "scheduled", "pending", "running", "retryable", "completed", "cancelled", "discarded"}
 
 func writeQueueStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	rows, err := s.Pool.Query(ctx, `SELECT kind, queue, state::text, count(*) FROM river_job GROUP BY 1, 2, 3 ORDER BY 1, 2`)
+	rows, err := s.Ledger.QueueCounts(ctx)
 	if err != nil {
-		return fmt.Errorf("reading river_job: %w", err)
+		return err
 	}
-	defer rows.Close()
 	type key struct{ kind, queue string }
 	counts := map[key]map[string]int64{}
 	var keys []key
-	for rows.Next() {
-		var k key
-		var state string
-		var n int64
-		if err := rows.Scan(&k.kind, &k.queue, &state, &n); err != nil {
-			return err
-		}
+	for _, r := range rows {
+		k := key{r.Kind, r.Queue}
 		if counts[k] == nil {
 			counts[k] = map[string]int64{}
 			keys = append(keys, k)
 		}
-		counts[k][state] = n
-	}
-	if err := rows.Err(); err != nil {
-		return err
+		counts[k][r.State] = r.Jobs
 	}
 	if len(keys) == 0 {
 		fmt.Fprintln(w, "no jobs")

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,8 +15,9 @@ import (
 	"github.com/storesync/storesync/appstore"
 )
 
-func init() {
-	register(&command{
+// verifyCommand is `storesync verify`; main.go lists it in commands.
+func verifyCommand() *command {
+	return &command{
 		name:    "verify",
 		summary: "verify an App Store signed payload (JWS) and print it decoded",
 		usage: `storesync verify [--root FILE]... [--at RFC3339] [--bundle-id ID] [--app-apple-id N] [--environment ENV] [--online] [--kind KIND] [JWS|-]
@@ -55,7 +54,7 @@ note on standard error: the signature and chain are still verified, but the
 payload is then not pinned to your app. In the Xcode and LocalTesting
 environments Apple's verifier does not check signatures at all.`,
 		run: runVerify,
-	})
+	}
 }
 
 // rootFlags collects repeated --root flags.
@@ -63,15 +62,6 @@ type rootFlags []string
 
 func (r *rootFlags) String() string     { return strings.Join(*r, ",") }
 func (r *rootFlags) Set(s string) error { *r = append(*r, s); return nil }
-
-// payloadKind is what a JWS holds, detected from its (unverified) payload.
-type payloadKind int
-
-const (
-	kindNotification payloadKind = iota
-	kindTransaction
-	kindRenewalInfo
-)
 
 func runVerify(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
@@ -101,87 +91,53 @@ func runVerify(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	kind, claims := detectPayload(jws)
-	switch strings.ToLower(*kindFlag) {
-	case "":
-	case "notification":
-		kind = kindNotification
-	case "transaction":
-		kind = kindTransaction
-	case "renewal", "renewalinfo":
-		kind = kindRenewalInfo
-	default:
+	kind, err := appstore.ParsePayloadKind(*kindFlag)
+	if err != nil {
 		return usagef("--kind %q: use notification, transaction or renewal", *kindFlag)
 	}
 
-	opts := appstore.VerifierOptions{OnlineChecks: *online}
-	if opts.RootCertificates, err = readRoots(c, roots); err != nil {
+	opts := appstore.SignedDataOptions{Kind: kind, At: effective, Verifier: appstore.VerifierOptions{OnlineChecks: *online}}
+	if opts.Verifier.RootCertificates, err = readRoots(c, roots); err != nil {
 		return err
 	}
-	note := func(what, value string) {
-		fmt.Fprintf(c.stderr, "storesync verify: note: no %s given; using the payload's own claim %q, which pins nothing\n", what, value)
-	}
-
-	envText, envSource := firstSet(*envFlag, "--environment", c.getenv("APPSTORE_ENVIRONMENT"), "APPSTORE_ENVIRONMENT")
-	if envText != "" {
-		if opts.Environment, err = appstore.ParseEnvironment(envText); err != nil {
+	if envText, envSource := firstSet(*envFlag, "--environment", c.getenv("APPSTORE_ENVIRONMENT"), "APPSTORE_ENVIRONMENT"); envText != "" {
+		if opts.Verifier.Environment, err = appstore.ParseEnvironment(envText); err != nil {
 			return usagef("%s: %s", envSource, err)
 		}
-	} else {
-		opts.Environment = claims.environment
-		if opts.Environment == "" {
-			return usagef("the payload names no environment: give --environment")
-		}
-		note("environment", string(opts.Environment))
 	}
-
-	switch v, _ := firstSet(*bundleID, "", c.getenv("APPSTORE_BUNDLE_ID"), ""); {
-	case v != "":
-		opts.BundleID = v
-	case kind == kindRenewalInfo:
-		// Renewal info carries no bundle id and Apple's verifier does not
-		// check one; the verifier still wants a value.
-		opts.BundleID = "(not checked for renewal info)"
-	case claims.bundleID != "":
-		opts.BundleID = claims.bundleID
-		note("bundle id", claims.bundleID)
-	default:
-		return usagef("the payload names no bundleId: give --bundle-id")
-	}
-
-	idText, idSource := firstSet(*appAppleID, "--app-apple-id", c.getenv("APPSTORE_APP_APPLE_ID"), "APPSTORE_APP_APPLE_ID")
-	switch {
-	case idText != "":
-		if opts.AppAppleID, err = strconv.ParseInt(strings.TrimSpace(idText), 10, 64); err != nil || opts.AppAppleID <= 0 {
+	opts.Verifier.BundleID, _ = firstSet(*bundleID, "", c.getenv("APPSTORE_BUNDLE_ID"), "")
+	if idText, idSource := firstSet(*appAppleID, "--app-apple-id", c.getenv("APPSTORE_APP_APPLE_ID"), "APPSTORE_APP_APPLE_ID"); idText != "" {
+		if opts.Verifier.AppAppleID, err = strconv.ParseInt(strings.TrimSpace(idText), 10, 64); err != nil || opts.Verifier.AppAppleID <= 0 {
 			return usagef("%s %q is not an app Apple id (a positive number)", idSource, idText)
 		}
-	case opts.Environment == appstore.Production && kind == kindNotification:
-		if claims.appAppleID <= 0 {
-			return usagef("the payload names no appAppleId: give --app-apple-id")
-		}
-		opts.AppAppleID = claims.appAppleID
-		note("app Apple id", strconv.FormatInt(claims.appAppleID, 10))
-	case opts.Environment == appstore.Production:
-		// Only notifications are checked against it; the verifier still
-		// requires one in Production.
-		opts.AppAppleID = 1
-	}
-	if opts.Environment == appstore.Xcode || opts.Environment == appstore.LocalTesting {
-		fmt.Fprintf(c.stderr, "storesync verify: note: in the %s environment the signature and certificate chain are not checked\n", opts.Environment)
 	}
 
-	v, err := appstore.NewVerifier(opts)
-	if err != nil {
-		return err
+	data, err := appstore.VerifySignedData(jws, opts)
+	for _, claim := range data.Claimed {
+		fmt.Fprintf(c.stderr, "storesync verify: note: no %s given; using the payload's own claim %q, which pins nothing\n", claimNames[claim.Field].what, claim.Value)
 	}
-	out, err := verifyAndRender(v, kind, jws, effective)
+	if data.SignatureUnchecked {
+		fmt.Fprintf(c.stderr, "storesync verify: note: in the %s environment the signature and certificate chain are not checked\n", data.Environment)
+	}
+	var missing *appstore.MissingClaimError
+	if errors.As(err, &missing) {
+		return usagef("the payload names no %s: give %s", missing.Field, claimNames[missing.Field].flag)
+	}
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(c.stdout)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	return enc.Encode(data.Payload)
+}
+
+// claimNames are, by payload field, how a note names a setting taken from
+// the payload and the flag that gives it instead.
+var claimNames = map[string]struct{ what, flag string }{
+	"environment": {"environment", "--environment"},
+	"bundleId":    {"bundle id", "--bundle-id"},
+	"appAppleId":  {"app Apple id", "--app-apple-id"},
 }
 
 // firstSet returns the first non-empty value and the name of its source.
@@ -229,113 +185,4 @@ func readRoots(c *cli, roots rootFlags) ([][]byte, error) {
 		out = append(out, b)
 	}
 	return out, nil
-}
-
-// payloadClaims are what a payload says about itself, before verification.
-type payloadClaims struct {
-	bundleID    string
-	appAppleID  int64
-	environment appstore.Environment
-}
-
-// detectPayload decodes the payload without verifying it, to tell its kind
-// and its claims (used only as defaults). An undecodable payload is
-// treated as a notification; verification then reports why it fails.
-func detectPayload(jws string) (payloadKind, payloadClaims) {
-	var claims payloadClaims
-	parts := strings.Split(jws, ".")
-	if len(parts) != 3 {
-		return kindNotification, claims
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return kindNotification, claims
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(b, &m) != nil {
-		return kindNotification, claims
-	}
-	type identity struct {
-		BundleID    string               `json:"bundleId"`
-		AppAppleID  appstore.Int         `json:"appAppleId"`
-		Environment appstore.Environment `json:"environment"`
-	}
-	var id identity
-	kind := kindTransaction
-	_, hasTx := m["transactionId"]
-	switch _, n := m["notificationType"]; {
-	case n:
-		kind = kindNotification
-		for _, k := range []string{"data", "summary", "externalPurchaseToken", "appData"} {
-			if raw, ok := m[k]; ok && !bytes.Equal(raw, []byte("null")) {
-				_ = json.Unmarshal(raw, &id)
-				break
-			}
-		}
-		id.Environment, _ = appstore.PeekNotificationEnvironment(jws)
-	case (has(m, "autoRenewStatus") || has(m, "autoRenewProductId")) && !hasTx:
-		kind = kindRenewalInfo
-		_ = json.Unmarshal(b, &id)
-	default:
-		_ = json.Unmarshal(b, &id)
-	}
-	return kind, payloadClaims{bundleID: id.BundleID, appAppleID: int64(id.AppAppleID), environment: id.Environment}
-}
-
-func has(m map[string]json.RawMessage, k string) bool { _, ok := m[k]; return ok }
-
-// verifyAndRender verifies jws as kind and returns what to print: the
-// payload exactly as signed (numbers untouched), for a notification with
-// the verified inner fields decoded beside their raw strings.
-func verifyAndRender(v *appstore.Verifier, kind payloadKind, jws string, at time.Time) (any, error) {
-	switch kind {
-	case kindTransaction:
-		if _, err := v.VerifyTransactionAt(jws, at); err != nil {
-			return nil, err
-		}
-	case kindRenewalInfo:
-		if _, err := v.VerifyRenewalInfoAt(jws, at); err != nil {
-			return nil, err
-		}
-	default:
-		if _, err := v.VerifyNotificationDeepAt(jws, at); err != nil {
-			return nil, err
-		}
-	}
-	// Verified: print what Apple signed, not our struct's view of it, so
-	// fields storesync does not know yet show too.
-	out, err := rawPayload(jws)
-	if err != nil || kind != kindNotification {
-		return out, err
-	}
-	if data, ok := out["data"].(map[string]any); ok {
-		for field, name := range map[string]string{"signedTransactionInfo": "transactionInfo", "signedRenewalInfo": "renewalInfo"} {
-			if s, ok := data[field].(string); ok && s != "" {
-				if data[name], err = rawPayload(s); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// rawPayload decodes the payload of an already verified JWS, keeping
-// numbers as written.
-func rawPayload(jws string) (map[string]any, error) {
-	parts := strings.Split(jws, ".")
-	if len(parts) != 3 {
-		return nil, errors.New("not a compact JWS")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return nil, err
-	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var m map[string]any
-	if err := d.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
 }

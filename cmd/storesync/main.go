@@ -1,6 +1,6 @@
 // Command storesync keeps a Postgres ledger of App Store subscriptions equal
 // to Apple's truth. Each sub-command lives in its own cmd_*.go file and only
-// wires packages together.
+// wires packages together; commands lists them all.
 package main
 
 import (
@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 )
@@ -34,9 +33,35 @@ type cli struct {
 	getenv func(string) string
 }
 
-var commands = map[string]*command{}
+// commands lists every sub-command, in the order `storesync help` prints
+// them (by name). One list in one place, rather than each file registering
+// itself, so what the binary offers reads at a glance and no init order
+// matters.
+func commands() []*command {
+	return []*command{
+		backfillCommand(),
+		demoCommand(),
+		importCommand(),
+		migrateCommand(),
+		reconcileCommand(),
+		resyncCommand(),
+		serveCommand(),
+		showCommand(),
+		simCommand(),
+		statusCommand(),
+		verifyCommand(),
+	}
+}
 
-func register(c *command) { commands[c.name] = c }
+// lookup returns the command called name.
+func lookup(name string) (*command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return nil, false
+}
 
 // usageError is a bad flag, argument or command: exit status 2.
 type usageError struct{ msg string }
@@ -62,7 +87,7 @@ func run(ctx context.Context, c *cli, args []string) int {
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {
 		if len(args) > 1 {
-			if cmd, ok := commands[args[1]]; ok {
+			if cmd, ok := lookup(args[1]); ok {
 				fmt.Fprintf(c.stdout, "%s\n\n%s\n", cmd.summary, strings.TrimSpace(cmd.usage))
 				return 0
 			}
@@ -73,7 +98,7 @@ func run(ctx context.Context, c *cli, args []string) int {
 		printUsage(c.stdout)
 		return 0
 	}
-	cmd, ok := commands[name]
+	cmd, ok := lookup(name)
 	if !ok {
 		fmt.Fprintf(c.stderr, "storesync: unknown command %q\n", name)
 		printUsage(c.stderr)
@@ -98,13 +123,8 @@ func run(ctx context.Context, c *cli, args []string) int {
 
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: storesync <command> [flags] [args]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nstoresync help <command> explains one command. With no command, storesync runs the demo.")
 }

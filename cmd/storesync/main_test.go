@@ -52,3 +52,31 @@ func TestParseFlagsAnyOrder(t *testing.T) {
 		}
 	}
 }
+
+// help lists every command once, by name, each with its summary; each one
+// explains itself.
+func TestHelpListsEveryCommandByName(t *testing.T) {
+	t.Parallel()
+	code, stdout, _ := runCLI(t, nil, "help")
+	if code != 0 {
+		t.Fatalf("help: code %d", code)
+	}
+	var listed []string
+	for _, line := range strings.Split(stdout, "\n") {
+		if f := strings.Fields(line); strings.HasPrefix(line, "  ") && len(f) > 1 {
+			listed = append(listed, f[0])
+		}
+	}
+	want := []string{"backfill", "demo", "import", "migrate", "reconcile", "resync", "serve", "show", "sim", "status", "verify"}
+	if strings.Join(listed, " ") != strings.Join(want, " ") {
+		t.Fatalf("help lists %v, want %v:\n%s", listed, want, stdout)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(stdout, "  "+c.name+strings.Repeat(" ", 11-len(c.name))+c.summary+"\n") {
+			t.Errorf("help lacks %s's summary:\n%s", c.name, stdout)
+		}
+		if code, out, _ := runCLI(t, nil, "help", c.name); code != 0 || !strings.HasPrefix(out, c.summary+"\n\nstoresync ") {
+			t.Errorf("help %s: code %d\n%s", c.name, code, out)
+		}
+	}
+}

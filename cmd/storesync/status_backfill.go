@@ -11,10 +11,6 @@ import (
 	"github.com/storesync/storesync/appstore"
 )
 
-func init() {
-	registerStatusSection(statusSection{Order: 40, Title: "Notification backfill", Write: writeBackfillStatus})
-}
-
 // writeBackfillStatus prints each environment's watermark (every
 // notification Apple sent before it is in the ledger), then the latest
 // windows.

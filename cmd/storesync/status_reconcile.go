@@ -8,10 +8,6 @@ import (
 	"time"
 )
 
-func init() {
-	registerStatusSection(statusSection{Order: 50, Title: "Reconciliation", Write: writeReconcileStatus})
-}
-
 // writeReconcileStatus lists the latest runs, then the newest one's full
 // summary (drift by class, calls against the cap).
 func writeReconcileStatus(ctx context.Context, s *statusContext, w io.Writer) error {

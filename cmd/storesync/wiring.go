@@ -6,9 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/config"
@@ -25,19 +23,7 @@ func loadConfig(c *cli) (*config.Config, error) {
 // openPool connects to the configured database and checks it answers, so a
 // wrong DATABASE_URL fails here with a message naming it.
 func openPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
-	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to DATABASE_URL (%s): %w", config.RedactURL(cfg.DatabaseURL), err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connecting to DATABASE_URL (%s): %w; is Postgres running, and has `storesync migrate` been run?", config.RedactURL(cfg.DatabaseURL), err)
-	}
-	return pool, nil
+	return openPoolSized(ctx, cfg, 0)
 }
 
 // openPoolSized is openPool allowing at least minConns connections (unless
@@ -133,21 +119,4 @@ func buildDeps(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*jo
 		Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
 		Logger: slog.Default(), Metrics: metrics,
 	}, nil
-}
-
-// openQueue connects to the database and returns an insert-only River
-// client, for commands that enqueue work for `serve` to do (import,
-// backfill, reconcile). The caller closes the pool.
-func openQueue(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, *jobs.Deps, *river.Client[pgx.Tx], error) {
-	pool, err := openPool(ctx, cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	deps := &jobs.Deps{Ledger: ledger.New(pool)}
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{})
-	if err != nil {
-		pool.Close()
-		return nil, nil, nil, err
-	}
-	return pool, deps, client, nil
 }

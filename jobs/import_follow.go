@@ -1,0 +1,106 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/ledger/budget"
+)
+
+// FollowImportOptions tunes FollowImport.
+type FollowImportOptions struct {
+	// Since is when the import started: 429s Apple answered from then on
+	// (to every process, for any job) are counted in ImportFollow.Throttled.
+	Since time.Time
+	// Poll is how often the database is read; zero means a second.
+	Poll time.Duration
+	// Progress, when set, is called after every poll that finds rows still
+	// pending (not after the last one).
+	Progress func(ImportFollow)
+}
+
+// ImportFollow is what FollowImport saw of an import run at one poll.
+type ImportFollow struct {
+	RunID    int64
+	Progress ledger.ImportProgress
+	// RowsPerSecond is how many rows finished (done or failed) per second
+	// over the polls of the last 30 s; 0 at the first poll.
+	RowsPerSecond float64
+	// Throttled counts Apple's 429 answers since FollowImportOptions.Since.
+	Throttled int64
+	// Elapsed is the time since FollowImport started.
+	Elapsed time.Duration
+	// Failures are the five most common reasons rows failed, read once the
+	// run has finished with failures; nil otherwise.
+	Failures []ledger.ImportFailure
+}
+
+// ETA is how long the pending rows will take at RowsPerSecond, to the
+// second; ok is false while nothing finished in the window (unknown).
+func (f ImportFollow) ETA() (eta time.Duration, ok bool) {
+	if f.RowsPerSecond <= 0 {
+		return 0, false
+	}
+	return (time.Duration(float64(f.Progress.Pending)/f.RowsPerSecond) * time.Second).Round(time.Second), true
+}
+
+// rateWindow is how far back FollowImport measures the rate: long enough
+// to smooth bursts of a busy queue, short enough to follow a change.
+const rateWindow = 30 * time.Second
+
+// FollowImport polls import run runID until every row is done or failed
+// and returns the last poll, with Failures filled. When ctx ends first it
+// returns the last poll and ctx's error: following stops, the import does
+// not (serve works its jobs). Reads use a context that outlives ctx, so an
+// interrupt still gets the last poll. It is shaped like WaitResync.
+func FollowImport(ctx context.Context, l *ledger.Ledger, runID int64, opts FollowImportOptions) (ImportFollow, error) {
+	poll := opts.Poll
+	if poll <= 0 {
+		poll = time.Second
+	}
+	type sample struct {
+		at       time.Time
+		finished int64
+	}
+	var window []sample
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	started := time.Now()
+	read := context.WithoutCancel(ctx)
+	for {
+		p, err := l.ImportProgressOf(read, runID)
+		if err != nil {
+			return ImportFollow{RunID: runID}, err
+		}
+		throttled, err := budget.ThrottledSince(read, l.Pool(), opts.Since)
+		if err != nil {
+			return ImportFollow{RunID: runID, Progress: p}, err
+		}
+		now := time.Now()
+		window = append(window, sample{now, p.Done + p.Failed})
+		for len(window) > 2 && now.Sub(window[0].at) > rateWindow {
+			window = window[1:]
+		}
+		f := ImportFollow{RunID: runID, Progress: p, Throttled: throttled, Elapsed: time.Since(started)}
+		if first := window[0]; now.Sub(first.at) > 0 {
+			f.RowsPerSecond = float64(p.Done+p.Failed-first.finished) / now.Sub(first.at).Seconds()
+		}
+		if p.Finished() {
+			if p.Failed > 0 {
+				if f.Failures, err = l.ImportFailures(read, runID, 5); err != nil {
+					return f, err
+				}
+			}
+			return f, nil
+		}
+		if opts.Progress != nil {
+			opts.Progress(f)
+		}
+		select {
+		case <-ctx.Done():
+			return f, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
