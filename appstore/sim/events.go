@@ -3,6 +3,7 @@ package sim
 import (
 	"container/heap"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/storesync/storesync/appstore"
@@ -257,7 +258,7 @@ func (w *world) spontaneous() {
 		}
 	case spRefund:
 		if st == appstore.StatusActive {
-			w.revoke(s)
+			w.revoke(w.rng, s)
 			if purchased {
 				w.notify(s, "REFUND", "")
 			} else {
@@ -289,15 +290,18 @@ func (w *world) spontaneous() {
 		if s.group == other {
 			other = w.cat.Groups[1]
 		}
-		ns := w.purchase(a, w.pickProduct(other), w.pick(0.3))
+		ns := w.purchase(a, w.pickProduct(w.rng, other), w.pick(0.3))
 		w.notify(ns, "SUBSCRIBED", "INITIAL_BUY")
 	}
 }
 
-// revoke refunds (or family-revokes) the latest transaction of s now.
-func (w *world) revoke(s *subscription) {
+// revoke refunds (or family-revokes) the latest transaction of s now,
+// drawing the refund's details from r. Auto-renew stops; what it was is
+// kept for a reversal.
+func (w *world) revoke(r *rand.Rand, s *subscription) {
 	l := s.latest()
-	w.setRevoked(l, w.now())
+	w.setRevoked(r, l, w.now())
+	s.renewedBeforeRevoke = s.autoRenew
 	s.autoRenew = false
 	w.touchTx(l)
 	w.schedule(s)
@@ -338,8 +342,8 @@ func (w *world) newCustomer() {
 	if w.pick(shareSandboxOnly) {
 		env = appstore.Sandbox
 	}
-	a := w.newAccount(env, w.pick(shareWithToken))
-	s := w.purchase(a, w.pickProduct(w.pickGroup()), w.pick(0.3))
+	a := w.newAccount(w.rng, env, w.pick(shareWithToken))
+	s := w.purchase(a, w.pickProduct(w.rng, w.pickGroup(w.rng)), w.pick(0.3))
 	w.notify(s, "SUBSCRIBED", "INITIAL_BUY")
 }
 
@@ -406,7 +410,7 @@ func (w *world) mutate(otid string, kind MutationKind) error {
 		if revoked {
 			return fmt.Errorf("sim: Mutate %s: subscription %s is already revoked", kind, otid)
 		}
-		w.revoke(s)
+		w.revoke(w.rng, s)
 	case MutateExpire:
 		if revoked || s.status(now) == appstore.StatusExpired {
 			return fmt.Errorf("sim: Mutate %s: subscription %s is already %s", kind, otid, statusNames[s.status(now)])

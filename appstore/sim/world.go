@@ -38,8 +38,13 @@ type world struct {
 	cat        *catalog
 	clock      simClock
 
-	rng      *rand.Rand // every random decision about the world
-	seq      uint64     // modification sequence; bumped on every change
+	seed int64
+	rng  *rand.Rand // every random decision about the world's first events
+	// xrng decides everything the simulator learnt later (offers, price
+	// increases, refund requests, extensions, API changes): a stream of its
+	// own, so worlds of a seed keep the draws of w.rng they always had.
+	xrng     *rand.Rand
+	seq      uint64 // modification sequence; bumped on every change
 	envs     [2]*envWorld
 	accounts []*account
 	subs     []*subscription // creation order, for random picks
@@ -114,6 +119,9 @@ type subscription struct {
 	recoverAt        time.Time // zero: billing will not recover
 	expirationIntent int
 	recentStart      time.Time
+	// renewedBeforeRevoke is autoRenew as it was when the latest
+	// transaction was refunded: a reversed refund restores it.
+	renewedBeforeRevoke bool
 
 	gen     uint64 // lifecycle generation; stale events carry an older one
 	version uint64 // bumped with any change to renewal info
@@ -162,7 +170,9 @@ func newWorld(seed int64, start time.Time, bundleID string, appAppleID int64, ca
 		appAppleID: appAppleID,
 		ca:         ca,
 		cat:        newCatalog(),
+		seed:       seed,
 		rng:        rand.New(rand.NewPCG(uint64(seed), 0x5157_6f72_6c64)),
+		xrng:       rand.New(rand.NewPCG(uint64(seed), 0x5157_6c61_7465)),
 		envs:       [2]*envWorld{newEnvWorld(appstore.Production), newEnvWorld(appstore.Sandbox)},
 	}
 	w.clock.set(start)
@@ -195,12 +205,12 @@ func uuidFrom(r *rand.Rand) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// newAccount registers a customer.
-func (w *world) newAccount(env appstore.Environment, withToken bool) *account {
+// newAccount registers a customer, drawing from r.
+func (w *world) newAccount(r *rand.Rand, env appstore.Environment, withToken bool) *account {
 	a := &account{index: len(w.accounts), env: w.env(env)}
-	a.storefront = storefronts[w.rng.IntN(len(storefronts))]
+	a.storefront = storefronts[r.IntN(len(storefronts))]
 	if withToken {
-		a.token = uuidFrom(w.rng)
+		a.token = uuidFrom(r)
 	}
 	a.appTxID = strconv.FormatUint(appTxBase+uint64(a.index)+1, 10)
 	if env == appstore.Sandbox {
