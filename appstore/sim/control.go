@@ -55,13 +55,9 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /sim/ids", func(w http.ResponseWriter, r *http.Request) {
-		envs := []appstore.Environment{appstore.Production, appstore.Sandbox}
-		if r.URL.Query().Get("env") != "all" {
-			env, ok := envParam(w, r)
-			if !ok {
-				return
-			}
-			envs = []appstore.Environment{env}
+		envs, ok := envsParam(w, r)
+		if !ok {
+			return
 		}
 		w.Header().Set("Content-Type", "text/csv")
 		cw := csv.NewWriter(w)
@@ -70,6 +66,21 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 			for _, id := range s.OriginalTransactionIDs(env) {
 				t, _ := s.TruthOf(id)
 				_ = cw.Write([]string{id, t.AppAccountToken})
+			}
+		}
+		cw.Flush()
+	})
+	mux.HandleFunc("GET /sim/orders", func(w http.ResponseWriter, r *http.Request) {
+		envs, ok := envsParam(w, r)
+		if !ok {
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"order_id", "original_transaction_id"})
+		for _, env := range envs {
+			for _, o := range s.Orders(env) {
+				_ = cw.Write([]string{o.OrderID, o.OriginalTransactionID})
 			}
 		}
 		cw.Flush()
@@ -136,4 +147,17 @@ func envParam(w http.ResponseWriter, r *http.Request) (appstore.Environment, boo
 		return "", false
 	}
 	return env, true
+}
+
+// envsParam reads ?env= like envParam, and also "all": production, then
+// sandbox.
+func envsParam(w http.ResponseWriter, r *http.Request) ([]appstore.Environment, bool) {
+	if r.URL.Query().Get("env") == "all" {
+		return []appstore.Environment{appstore.Production, appstore.Sandbox}, true
+	}
+	env, ok := envParam(w, r)
+	if !ok {
+		return nil, false
+	}
+	return []appstore.Environment{env}, true
 }

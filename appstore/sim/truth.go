@@ -143,17 +143,3 @@ func sortedOTIDs(e *envWorld) []string {
 	})
 	return ids
 }
-
-// OrderID returns the receipt order id of a transaction, for Look Up Order
-// ID ("" for an unknown transaction).
-func (s *Simulator) OrderID(transactionID string) string {
-	w := s.world
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	for _, e := range w.envs {
-		if _, ok := e.txByID[transactionID]; ok {
-			return orderIDOf(transactionID)
-		}
-	}
-	return ""
-}

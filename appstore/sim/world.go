@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -261,60 +260,6 @@ func (w *world) newTx(s *subscription, p *product, purchase, expires time.Time, 
 		w.touchSub(s)
 	}
 	return t
-}
-
-// Order ids (the id on the customer's emailed receipt, like Apple's
-// "MK5TTTVWJH") are derived from the transaction id by an invertible
-// scramble, so they need no storage and Look Up Order ID decodes them.
-const (
-	orderAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789" // 32 symbols, no 0/O/1/I
-	orderBits     = 55                                 // transaction ids are < 2^55
-	orderMask     = 1<<orderBits - 1
-	orderMul      = 0x2545F4914F6CDD1D & orderMask // odd, so invertible mod 2^55
-)
-
-// orderMulInv is orderMul's inverse mod 2^64 (hence mod 2^55), by Newton.
-var orderMulInv = func() uint64 {
-	inv := uint64(orderMul)
-	for range 6 {
-		inv *= 2 - orderMul*inv
-	}
-	return inv
-}()
-
-// orderIDOf returns the order id of transaction id (a decimal string).
-func orderIDOf(txID string) string {
-	n, err := strconv.ParseUint(txID, 10, 64)
-	if err != nil || n > orderMask {
-		return ""
-	}
-	x := (n * orderMul) & orderMask
-	b := make([]byte, 12)
-	b[0] = 'M'
-	for i := 11; i >= 1; i-- {
-		b[i] = orderAlphabet[x&31]
-		x >>= 5
-	}
-	return string(b)
-}
-
-// txIDOfOrder inverts orderIDOf; "" when s is not an order id.
-func txIDOfOrder(s string) string {
-	if len(s) != 12 || s[0] != 'M' {
-		return ""
-	}
-	var x uint64
-	for i := 1; i < 12; i++ {
-		k := strings.IndexByte(orderAlphabet, s[i])
-		if k < 0 {
-			return ""
-		}
-		x = x<<5 | uint64(k)
-	}
-	if x > orderMask {
-		return ""
-	}
-	return strconv.FormatUint((x*orderMulInv)&orderMask, 10)
 }
 
 // touchTx records a change to t: a new modification sequence number, which
