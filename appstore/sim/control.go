@@ -63,9 +63,8 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 		cw := csv.NewWriter(w)
 		_ = cw.Write([]string{"original_transaction_id", "app_account_token"})
 		for _, env := range envs {
-			for _, id := range s.OriginalTransactionIDs(env) {
-				t, _ := s.TruthOf(id)
-				_ = cw.Write([]string{id, t.AppAccountToken})
+			for _, row := range s.ImportRows(env) {
+				_ = cw.Write([]string{row.OriginalTransactionID, row.AppAccountToken})
 			}
 		}
 		cw.Flush()

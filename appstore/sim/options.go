@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +43,10 @@ type Options struct {
 	Start time.Time
 
 	// RateLimits overrides Apple's production limit (requests per second)
-	// of an endpoint; missing endpoints keep appstore.ProductionRateLimit.
+	// of an endpoint; missing endpoints keep Apple's (appstore's
+	// DefaultRateLimits for Production). Keys: appstore.Endpoints and the
+	// endpoints only the Client calls (extend, mass extend and its status,
+	// app account token).
 	RateLimits map[appstore.Endpoint]float64
 	// SandboxRateLimits overrides the sandbox limit of an endpoint; missing
 	// endpoints get 10% of the production limit, as at Apple.
@@ -119,8 +123,8 @@ func (o Options) withDefaults() (Options, error) {
 		limits map[appstore.Endpoint]float64
 	}{{"RateLimits", o.RateLimits}, {"SandboxRateLimits", o.SandboxRateLimits}} {
 		for ep, v := range m.limits {
-			if appstore.ProductionRateLimit(ep) == 0 {
-				return o, fmt.Errorf("sim: Options.%s has unknown endpoint %q: use one of %v", m.name, ep, appstore.Endpoints)
+			if !slices.Contains(limitedEndpoints(), ep) {
+				return o, fmt.Errorf("sim: Options.%s has unknown endpoint %q: use one of %v", m.name, ep, limitedEndpoints())
 			}
 			if !(v > 0) || math.IsInf(v, 0) {
 				return o, fmt.Errorf("sim: Options.%s[%s] = %v: must be a positive number of requests per second (omit it for Apple's default, or set DisableRateLimits)", m.name, ep, v)

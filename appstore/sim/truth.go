@@ -11,9 +11,12 @@ import (
 // SubscriptionTruth is what a perfect ledger holds for one subscription at
 // the simulated now. Field names follow `storesync show`.
 type SubscriptionTruth struct {
-	OriginalTransactionID       string               `json:"originalTransactionId"`
-	AccountID                   string               `json:"accountId"`
-	AppAccountToken             string               `json:"appAccountToken,omitempty"` // "" for family-shared and token-less customers
+	OriginalTransactionID string `json:"originalTransactionId"`
+	AccountID             string `json:"accountId"`
+	// AppAccountToken is Apple's: "" for family-shared subscriptions and
+	// for customers whose token Apple was never told (their company
+	// token is in /sim/ids and Account.CompanyAppAccountToken).
+	AppAccountToken             string               `json:"appAccountToken,omitempty"`
 	Environment                 appstore.Environment `json:"environment"`
 	ProductID                   string               `json:"productId"` // of the latest transaction
 	AutoRenewProductID          string               `json:"autoRenewProductId"`
@@ -37,11 +40,17 @@ type SubscriptionTruth struct {
 
 // Account is one simulated customer.
 type Account struct {
-	ID                     string               `json:"id"`
-	Environment            appstore.Environment `json:"environment"`
-	AppAccountToken        string               `json:"appAccountToken,omitempty"`
-	AppTransactionID       string               `json:"appTransactionId"`
-	OriginalTransactionIDs []string             `json:"originalTransactionIds"`
+	ID          string               `json:"id"`
+	Environment appstore.Environment `json:"environment"`
+	// AppAccountToken is the token the app set on the customer's
+	// purchases, as Apple knows it ("" for ~30% of customers; Set App
+	// Account Token changes single subscriptions, not this).
+	AppAccountToken string `json:"appAccountToken,omitempty"`
+	// CompanyAppAccountToken is the customer's token in the company's
+	// records (/sim/ids): never empty; AppAccountToken when that is set.
+	CompanyAppAccountToken string   `json:"companyAppAccountToken"`
+	AppTransactionID       string   `json:"appTransactionId"`
+	OriginalTransactionIDs []string `json:"originalTransactionIds"`
 }
 
 func (w *world) truthOf(s *subscription) SubscriptionTruth {
@@ -64,9 +73,7 @@ func (w *world) truthOf(s *subscription) SubscriptionTruth {
 		TransactionCount:            len(s.txs),
 		Notifications:               slices.Clone(s.notes),
 	}
-	if s.ownership == "PURCHASED" {
-		t.AppAccountToken = s.acct.token
-	}
+	t.AppAccountToken = s.appleToken()
 	if t.Notifications == nil {
 		t.Notifications = []string{}
 	}
@@ -118,7 +125,8 @@ func (s *Simulator) AccountOf(transactionID string) (Account, bool) {
 	defer w.mu.RUnlock()
 	for _, e := range w.envs {
 		if a, _ := w.lookup(e.env, transactionID); a != nil {
-			out := Account{ID: a.ID(), Environment: e.env, AppAccountToken: a.token, AppTransactionID: a.appTxID}
+			out := Account{ID: a.ID(), Environment: e.env, AppAccountToken: a.token,
+				CompanyAppAccountToken: a.companyToken, AppTransactionID: a.appTxID}
 			for _, sub := range a.subs {
 				out.OriginalTransactionIDs = append(out.OriginalTransactionIDs, sub.otid)
 			}

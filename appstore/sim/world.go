@@ -87,12 +87,18 @@ func newEnvWorld(env appstore.Environment) *envWorld {
 
 // account is one Apple account (a customer) of the app.
 type account struct {
-	index      int
-	env        *envWorld
-	token      string // appAccountToken, "" for ~30% of accounts
-	appTxID    string
-	storefront storefront
-	subs       []*subscription
+	index int
+	env   *envWorld
+	// token is the appAccountToken the app set on the customer's in-app
+	// purchases: what Apple knows; "" for ~30% of accounts (customers
+	// from before the app set tokens). companyToken is the customer's
+	// token in the company's own records (/sim/ids): token when set, else
+	// one Apple has not been told yet (see Set App Account Token).
+	token        string
+	companyToken string
+	appTxID      string
+	storefront   storefront
+	subs         []*subscription
 	// bySeq holds every transaction of the account in ascending
 	// modification sequence: the order of Get Transaction History.
 	bySeq []*transaction
@@ -108,6 +114,11 @@ type subscription struct {
 	group     *group
 	ownership string // PURCHASED, FAMILY_SHARED
 	txs       []*transaction
+
+	// token, when tokenSet, replaces the account's token as Apple's
+	// appAccountToken of this subscription (Set App Account Token).
+	token    string
+	tokenSet bool
 
 	product          *product // current product
 	autoRenewProduct *product
@@ -210,6 +221,10 @@ func (w *world) newAccount(r *rand.Rand, env appstore.Environment, withToken boo
 	a.storefront = storefronts[r.IntN(len(storefronts))]
 	if withToken {
 		a.token = uuidFrom(r)
+	}
+	a.companyToken = a.token
+	if a.companyToken == "" {
+		a.companyToken = companyTokenOf(w.seed, a.index)
 	}
 	a.appTxID = strconv.FormatUint(appTxBase+uint64(a.index)+1, 10)
 	if env == appstore.Sandbox {
@@ -343,9 +358,7 @@ func (w *world) txPayload(t *transaction, signedAt time.Time) appstore.Transacti
 		Currency:                    a.storefront.Currency,
 		AppTransactionID:            a.appTxID,
 	}
-	if s.ownership == "PURCHASED" {
-		p.AppAccountToken = a.token
-	}
+	p.AppAccountToken = s.appleToken()
 	if t.offerType != 0 {
 		p.OfferType = appstore.Int(t.offerType)
 		p.OfferDiscountType = t.offerDisc
@@ -383,9 +396,7 @@ func (w *world) renewalPayload(s *subscription, signedAt time.Time) appstore.Ren
 	if s.autoRenew {
 		p.AutoRenewStatus = 1
 	}
-	if s.ownership == "PURCHASED" {
-		p.AppAccountToken = a.token
-	}
+	p.AppAccountToken = s.appleToken()
 	if st := s.status(signedAt); st == appstore.StatusExpired || s.inRetry {
 		p.ExpirationIntent = appstore.Int(s.expirationIntent)
 	}
