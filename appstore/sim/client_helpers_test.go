@@ -1,10 +1,23 @@
 package sim
 
 import (
+	"context"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/storesync/storesync/appstore"
 )
+
+// noBudget lets every request go at once: the simulator's own limits are
+// what these tests exercise, and the Client's 1 request/s budget of some
+// endpoints would only make them slow.
+type noBudget struct{}
+
+func (noBudget) Wait(ctx context.Context, _ appstore.Environment, _ appstore.Endpoint) error {
+	return ctx.Err()
+}
+func (noBudget) Throttle(appstore.Environment, appstore.Endpoint, time.Time) {}
 
 // newClient returns storesync's own App Store client pointed at s in env,
 // with sandbox fallback in production, as storesync configures it.
@@ -21,6 +34,7 @@ func newClient(t testing.TB, s *Simulator, env appstore.Environment) *appstore.C
 	c, err := appstore.NewClient(appstore.ClientOptions{
 		KeyID: s.KeyID(), IssuerID: s.IssuerID(), BundleID: s.BundleID(), PrivateKey: key,
 		Environment: env, BaseURL: base, SandboxBaseURL: s.SandboxURL(), SandboxFallback: env == appstore.Production,
+		Budget: noBudget{},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -39,4 +53,34 @@ func newVerifier(t testing.TB, s *Simulator, env appstore.Environment) *appstore
 		t.Fatal(err)
 	}
 	return v
+}
+
+// historyOf returns the notifications of type typ (every type when "")
+// that env's Get Notification History holds from since to now, read with
+// the client and verified in full (inner JWS too), oldest first.
+func historyOf(t testing.TB, s *Simulator, env appstore.Environment, typ string, since time.Time) []*appstore.VerifiedNotification {
+	t.Helper()
+	req := appstore.NotificationHistoryRequest{
+		StartDate: appstore.MillisOf(since), EndDate: appstore.MillisOf(s.Now().Add(time.Millisecond)), NotificationType: typ,
+	}
+	v := newVerifier(t, s, env)
+	var out []*appstore.VerifiedNotification
+	for page, err := range newClient(t, s, env).NotificationHistory(context.Background(), req) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range page.NotificationHistory {
+			vn, err := v.VerifyNotificationDeep(item.SignedPayload)
+			if err != nil {
+				t.Fatalf("notification does not verify: %v", err)
+			}
+			out = append(out, vn)
+		}
+	}
+	return out
+}
+
+// newUUID is a fresh random UUID for request identifiers.
+func newUUID() string {
+	return uuidFrom(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 }

@@ -18,6 +18,9 @@ const (
 	evRecover                      // billing succeeds during retry
 	evRetryEnd                     // billing retry gives up
 	evSpontaneous                  // a customer does something (global process)
+	// Kinds below are not lifecycle events: they carry no generation check
+	// and look at the state they find instead.
+	evMassExtension // a mass renewal-date extension completes
 )
 
 // event is one scheduled change. Lifecycle events carry the subscription's
@@ -29,6 +32,7 @@ type event struct {
 	kind  eventKind
 	sub   *subscription
 	gen   uint64
+	mass  *massExtension // evMassExtension
 }
 
 // eventQueue is a min-heap by (at, order).
@@ -62,6 +66,12 @@ func (w *world) push(at time.Time, kind eventKind, s *subscription) {
 		e.gen = s.gen
 	}
 	heap.Push(&w.events, e)
+}
+
+// pushMass schedules the completion of mass extension m.
+func (w *world) pushMass(at time.Time, m *massExtension) {
+	w.events.order++
+	heap.Push(&w.events, &event{at: at, order: w.events.order, kind: evMassExtension, mass: m})
 }
 
 // Rates of spontaneous customer actions, per subscription per day. An
@@ -141,7 +151,7 @@ func (w *world) step(target time.Time) bool {
 	}
 	e := heap.Pop(&w.events).(*event)
 	w.clock.set(e.at)
-	if e.sub != nil && e.gen != e.sub.gen {
+	if e.sub != nil && e.kind <= evRetryEnd && e.gen != e.sub.gen {
 		return true
 	}
 	switch e.kind {
@@ -164,6 +174,8 @@ func (w *world) step(target time.Time) bool {
 	case evSpontaneous:
 		w.spontaneous()
 		w.scheduleSpontaneous()
+	case evMassExtension:
+		w.runMassExtension(e.mass)
 	}
 	return true
 }

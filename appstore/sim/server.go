@@ -138,6 +138,9 @@ func (s *Simulator) routes() http.Handler {
 		add("GET", "/inApps/v2/refund/lookup/{id}", appstore.EndpointRefundHistory, s.getRefundHistory)
 		add("GET", "/inApps/v1/lookup/{id}", appstore.EndpointOrderLookup, s.lookupOrder)
 		add("PUT", "/inApps/v1/transactions/{id}/appAccountToken", appstore.EndpointAppAccountToken, s.setAppAccountToken)
+		add("PUT", "/inApps/v1/subscriptions/extend/{id}", appstore.EndpointExtendRenewalDate, s.extendSubscription)
+		add("POST", "/inApps/v1/subscriptions/extend/mass", appstore.EndpointMassExtendRenewalDate, s.massExtend)
+		add("GET", "/inApps/v1/subscriptions/extend/mass/{product}/{request}", appstore.EndpointMassExtendStatus, s.massExtendStatus)
 		add("POST", "/inApps/v1/notifications/test", appstore.EndpointTestNotification, s.requestTestNotification)
 		add("GET", "/inApps/v1/notifications/test/{id}", EndpointTestNotificationStatus, s.getTestNotification)
 	}

@@ -31,6 +31,8 @@ type notification struct {
 	status     int
 	tx         *appstore.TransactionPayload
 	renewal    *appstore.RenewalInfoPayload
+	reason     string       // data.consumptionRequestReason (CONSUMPTION_REQUEST)
+	summary    *summaryJSON // RENEWAL_EXTENSION/SUMMARY, which has no data
 
 	once   sync.Once
 	signed string
@@ -103,6 +105,13 @@ func (w *world) testNotification(env appstore.Environment) *notification {
 // signedPayload signs n (and its inner transaction and renewal info) once.
 func (n *notification) signedPayload(w *world) (string, error) {
 	n.once.Do(func() {
+		if n.summary != nil {
+			n.signed, n.err = w.ca.Sign(summaryNotification{
+				NotificationType: n.typ, Subtype: n.subtype, NotificationUUID: n.uuid, Version: "2.0",
+				SignedDate: appstore.MillisOf(n.signedDate), Summary: n.summary,
+			})
+			return
+		}
 		p := appstore.NotificationPayload{
 			NotificationType: n.typ,
 			Subtype:          n.subtype,
@@ -118,6 +127,7 @@ func (n *notification) signedPayload(w *world) (string, error) {
 		if n.tx != nil {
 			p.Data.BundleVersion = bundleVersion
 			p.Data.Status = appstore.Int(n.status)
+			p.Data.ConsumptionRequestReason = n.reason
 			if p.Data.SignedTransactionInfo, n.err = w.ca.Sign(n.tx); n.err != nil {
 				return
 			}

@@ -49,6 +49,13 @@ type world struct {
 	subs     []*subscription // creation order, for random picks
 	events   eventQueue
 
+	// extendRequests remembers every successful single extension by
+	// environment, subscription and requestIdentifier (idempotence);
+	// massExtensions every mass extension by environment and
+	// requestIdentifier.
+	extendRequests map[string]appstore.ExtendRenewalDateResponse
+	massExtensions map[string]*massExtension
+
 	// populating is true while the initial population is generated:
 	// modification sequence numbers are assigned afterwards, by time.
 	populating bool
@@ -129,6 +136,9 @@ type subscription struct {
 	recoverAt        time.Time // zero: billing will not recover
 	expirationIntent int
 	recentStart      time.Time
+	// extensions are the instants of the renewal-date extensions applied
+	// (Apple allows two in 365 days).
+	extensions []time.Time
 	// renewedBeforeRevoke is autoRenew as it was when the latest
 	// transaction was refunded: a reversed refund restores it.
 	renewedBeforeRevoke bool
@@ -184,6 +194,9 @@ func newWorld(seed int64, start time.Time, bundleID string, appAppleID int64, ca
 		rng:        rand.New(rand.NewPCG(uint64(seed), 0x5157_6f72_6c64)),
 		xrng:       rand.New(rand.NewPCG(uint64(seed), 0x5157_6c61_7465)),
 		envs:       [2]*envWorld{newEnvWorld(appstore.Production), newEnvWorld(appstore.Sandbox)},
+
+		extendRequests: map[string]appstore.ExtendRenewalDateResponse{},
+		massExtensions: map[string]*massExtension{},
 	}
 	w.clock.set(start)
 	return w
