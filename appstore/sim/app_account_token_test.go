@@ -131,6 +131,14 @@ func TestSetAppAccountToken(t *testing.T) {
 	if mine != target.TransactionCount {
 		t.Fatalf("history after the saved revision returned %d of %d changed transactions", mine, target.TransactionCount)
 	}
+	// Notifications signed from now on carry it too.
+	if err := s.MutateAndNotify(target.OriginalTransactionID, MutateAutoRenewOff); err != nil {
+		t.Fatal(err)
+	}
+	if vn := lastNotification(t, s, target.OriginalTransactionID); vn.Transaction.AppAccountToken != acct.CompanyAppAccountToken ||
+		vn.RenewalInfo.AppAccountToken != acct.CompanyAppAccountToken {
+		t.Fatalf("next notification's tokens: transaction %q, renewal info %q", vn.Transaction.AppAccountToken, vn.RenewalInfo.AppAccountToken)
+	}
 	// Setting the same token again changes nothing.
 	if err := client.SetAppAccountToken(ctx, target.OriginalTransactionID, acct.CompanyAppAccountToken); err != nil {
 		t.Fatal(err)

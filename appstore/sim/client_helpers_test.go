@@ -84,3 +84,62 @@ func historyOf(t testing.TB, s *Simulator, env appstore.Environment, typ string,
 func newUUID() string {
 	return uuidFrom(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 }
+
+// lastNotification returns the newest notification about subscription
+// otid, signed as the webhook got it and verified in full (inner JWS too)
+// with storesync's verifier; it fails the test when there is none.
+func lastNotification(t testing.TB, s *Simulator, otid string) *appstore.VerifiedNotification {
+	t.Helper()
+	tr, ok := s.TruthOf(otid)
+	if !ok || len(tr.Notifications) == 0 {
+		t.Fatalf("no notification about %s", otid)
+	}
+	uuid := tr.Notifications[len(tr.Notifications)-1]
+	w := s.world
+	w.mu.RLock()
+	var n *notification
+	for _, x := range w.env(tr.Environment).log {
+		if x.uuid == uuid {
+			n = x
+		}
+	}
+	w.mu.RUnlock()
+	if n == nil {
+		t.Fatalf("notification %s is not in the %s log", uuid, tr.Environment)
+	}
+	signed, err := n.signedPayload(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vn, err := newVerifier(t, s, tr.Environment).VerifyNotificationDeep(signed)
+	if err != nil {
+		t.Fatalf("notification %s does not verify: %v", uuid, err)
+	}
+	if vn.Payload.NotificationUUID != uuid || vn.Transaction == nil || vn.RenewalInfo == nil ||
+		vn.Transaction.OriginalTransactionID != otid || int(vn.Payload.Data.Status) != tr.StatusCode {
+		t.Fatalf("notification %s: %+v, data %+v; truth status %d", uuid, vn.Payload, vn.Payload.Data, tr.StatusCode)
+	}
+	return vn
+}
+
+// pickTruth returns the first production subscription ok accepts; it
+// fails the test when none does.
+func pickTruth(t testing.TB, s *Simulator, what string, ok func(SubscriptionTruth) bool) SubscriptionTruth {
+	t.Helper()
+	for _, tr := range s.Truth() {
+		if tr.Environment == appstore.Production && ok(tr) {
+			return tr
+		}
+	}
+	t.Fatalf("no %s subscription", what)
+	return SubscriptionTruth{}
+}
+
+// activePurchase accepts active, auto-renewing, purchased subscriptions
+// of s with more than a day left and no offer running.
+func activePurchase(s *Simulator) func(SubscriptionTruth) bool {
+	return func(tr SubscriptionTruth) bool {
+		return tr.Status == "active" && tr.AutoRenewStatus && tr.InAppOwnershipType == "PURCHASED" &&
+			tr.OfferType == 0 && tr.ExpiresDate.Sub(s.Now()) > day
+	}
+}

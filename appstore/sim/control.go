@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/storesync/storesync/appstore"
@@ -86,7 +87,18 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /sim/mutate", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		if err := s.Mutate(q.Get("otid"), MutationKind(q.Get("kind"))); err != nil {
+		mutate := s.Mutate
+		if v := q.Get("notify"); v != "" {
+			notify, err := strconv.ParseBool(v)
+			if err != nil {
+				http.Error(w, "notify must be true or false", http.StatusBadRequest)
+				return
+			}
+			if notify {
+				mutate = s.MutateAndNotify
+			}
+		}
+		if err := mutate(q.Get("otid"), MutationKind(q.Get("kind"))); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}

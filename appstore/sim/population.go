@@ -84,6 +84,7 @@ func (w *world) populate(n int) {
 		w.schedule(s)
 	}
 	w.scheduleSpontaneous()
+	w.scheduleLater()
 }
 
 // pick returns true with probability p.
@@ -95,11 +96,14 @@ func chance(r *rand.Rand, p float64) bool { return r.Float64() < p }
 // between returns a uniformly random duration in [lo, hi), in whole
 // milliseconds: Apple's dates have millisecond precision, and so must the
 // world's, or truth and signed payloads would differ.
-func (w *world) between(lo, hi time.Duration) time.Duration {
+func (w *world) between(lo, hi time.Duration) time.Duration { return between(w.rng, lo, hi) }
+
+// between is world.between drawing from r.
+func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
 	if hi <= lo {
 		return lo
 	}
-	return (lo + time.Duration(w.rng.Int64N(int64(hi-lo)))).Truncate(time.Millisecond)
+	return (lo + time.Duration(r.Int64N(int64(hi-lo)))).Truncate(time.Millisecond)
 }
 
 func (w *world) pickGroup(r *rand.Rand) *group {

@@ -16,6 +16,9 @@ type apiError struct {
 	msg    string
 }
 
+// Error lets an Apple refusal explain why a simulated change did not apply.
+func (e apiError) Error() string { return e.msg }
+
 // Apple's error codes the simulator answers with (appstore-api.md §4).
 var (
 	errGeneralBadRequest             = apiError{400, 4000000, "Bad request."}

@@ -36,6 +36,25 @@ type SubscriptionTruth struct {
 	// Notifications are the UUIDs of every notification sent about it,
 	// oldest first.
 	Notifications []string `json:"notifications"`
+
+	// OfferType and OfferIdentifier are the latest transaction's offer (0
+	// and "" for none; 1 introductory, 2 promotional, 3 offer code).
+	OfferType       int    `json:"offerType,omitempty"`
+	OfferIdentifier string `json:"offerIdentifier,omitempty"`
+	// RenewalOfferType and RenewalOfferIdentifier are the offer redeemed
+	// for the next renewal, as renewal info states it (0 and "": none).
+	RenewalOfferType       int    `json:"renewalOfferType,omitempty"`
+	RenewalOfferIdentifier string `json:"renewalOfferIdentifier,omitempty"`
+	// PriceIncreaseStatus is renewal info's priceIncreaseStatus: nil when
+	// no price increase applies to the next renewal, 0 while the customer
+	// has not consented, 1 once they did (or needed not).
+	PriceIncreaseStatus *int `json:"priceIncreaseStatus,omitempty"`
+	// RenewalExtensions counts the renewal-date extensions of the past 365
+	// days (Apple allows two).
+	RenewalExtensions int `json:"renewalExtensions,omitempty"`
+	// RefundRequested: the customer asked for a refund
+	// (CONSUMPTION_REQUEST) and Apple has not decided yet.
+	RefundRequested bool `json:"refundRequested,omitempty"`
 }
 
 // Account is one simulated customer.
@@ -74,6 +93,16 @@ func (w *world) truthOf(s *subscription) SubscriptionTruth {
 		Notifications:               slices.Clone(s.notes),
 	}
 	t.AppAccountToken = s.appleToken()
+	t.OfferType, t.OfferIdentifier = l.offerType, l.offerID
+	if o := s.renewalOfferOf(); o != nil {
+		t.RenewalOfferType, t.RenewalOfferIdentifier = o.typ, o.id
+	}
+	if pi := s.pendingPriceIncrease(); pi != nil {
+		st := pi.status
+		t.PriceIncreaseStatus = &st
+	}
+	t.RenewalExtensions = s.extensionsInYear(now)
+	t.RefundRequested = s.refundRequested
 	if t.Notifications == nil {
 		t.Notifications = []string{}
 	}

@@ -136,6 +136,13 @@ type subscription struct {
 	recoverAt        time.Time // zero: billing will not recover
 	expirationIntent int
 	recentStart      time.Time
+	// refundRequested: a refund request awaits Apple's decision.
+	refundRequested bool
+	// priceInc is a price increase for the next renewal; renewalOffer an
+	// offer redeemed for it. Each applies only while its product is the
+	// auto-renew product (pendingPriceIncrease, renewalOfferOf).
+	priceInc     *priceIncrease
+	renewalOffer *offer
 	// extensions are the instants of the renewal-date extensions applied
 	// (Apple allows two in 365 days).
 	extensions []time.Time
@@ -161,6 +168,7 @@ type transaction struct {
 	webOrder  string
 	reason    string // PURCHASE, RENEWAL
 	offerType int
+	offerID   string
 	offerDisc string
 	offerPer  string
 	price     int64
@@ -374,6 +382,7 @@ func (w *world) txPayload(t *transaction, signedAt time.Time) appstore.Transacti
 	p.AppAccountToken = s.appleToken()
 	if t.offerType != 0 {
 		p.OfferType = appstore.Int(t.offerType)
+		p.OfferIdentifier = t.offerID
 		p.OfferDiscountType = t.offerDisc
 		p.OfferPeriod = t.offerPer
 	}
@@ -415,6 +424,18 @@ func (w *world) renewalPayload(s *subscription, signedAt time.Time) appstore.Ren
 	}
 	if s.inRetry && !s.graceExpires.IsZero() {
 		p.GracePeriodExpiresDate = appstore.MillisOf(s.graceExpires)
+	}
+	if pi := s.pendingPriceIncrease(); pi != nil {
+		st := appstore.Int(pi.status)
+		p.PriceIncreaseStatus = &st
+		p.RenewalPrice = appstore.Int(pi.price)
+	}
+	if o := s.renewalOfferOf(); o != nil {
+		p.OfferType = appstore.Int(o.typ)
+		p.OfferIdentifier = o.id
+		p.OfferDiscountType = o.disc
+		p.OfferPeriod = o.period
+		p.RenewalPrice = appstore.Int(o.price)
 	}
 	return p
 }
