@@ -35,7 +35,7 @@ const (
 	lkOfferResubscribe                   // OFFER_REDEEMED/RESUBSCRIBE
 	lkOfferCodeCustomer                  // OFFER_REDEEMED/INITIAL_BUY, a new customer
 	lkPriceIncrease                      // PRICE_INCREASE/PENDING or ACCEPTED
-	lkRefundRequest                      // CONSUMPTION_REQUEST, then REFUND or REFUND_DECLINED
+	lkRefundRequest                      // CONSUMPTION_REQUEST (Options.ConsumptionRequests), then REFUND or REFUND_DECLINED
 	lkRefundReversed                     // REFUND_REVERSED
 	lkSupportExtension                   // RENEWAL_EXTENDED: support extends one subscription by 1–30 days
 )
@@ -89,7 +89,9 @@ func (w *world) later() {
 	case lkPriceIncrease:
 		c, err = w.spontaneousPriceIncrease(s)
 	case lkRefundRequest:
-		c, err = w.requestRefund(s)
+		if c, err = w.requestRefund(s); err == nil && !w.consumptionRequests {
+			return // asked, but Apple wants no consumption data: only the decision is notified
+		}
 	case lkRefundReversed:
 		c, err = w.reverseRefund(s, true)
 	case lkSupportExtension:

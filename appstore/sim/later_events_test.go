@@ -10,10 +10,11 @@ import (
 // Left alone, the world produces every notification type Apple defines for
 // auto-renewable subscriptions, except the mass-extension ones (only the
 // API starts those), each verifying with storesync's verifier.
+// CONSUMPTION_REQUEST comes only with Options.ConsumptionRequests.
 // (TestTruthMatchesStatuses checks the truth after such days.)
 func TestSpontaneousEventsCoverEveryType(t *testing.T) {
 	t.Parallel()
-	s := startTest(t, unlimited(Options{Seed: 37, Subscribers: 2500}))
+	s := startTest(t, unlimited(Options{Seed: 37, Subscribers: 2500, ConsumptionRequests: true}))
 	start := s.Now()
 	s.Advance(45 * day)
 	seen := map[string]int{}
@@ -74,5 +75,24 @@ func TestLaterEventsAreSeeded(t *testing.T) {
 		if a[i].NotificationUUID != b[i].NotificationUUID || a[i].NotificationType != b[i].NotificationType || !a[i].SignedDate.Equal(b[i].SignedDate) {
 			t.Fatalf("notification %d differs: %+v vs %+v", i, a[i], b[i])
 		}
+	}
+}
+
+// Without Options.ConsumptionRequests, customers still ask for refunds and
+// Apple still decides, but no CONSUMPTION_REQUEST is sent.
+func TestConsumptionRequestsAreOptIn(t *testing.T) {
+	t.Parallel()
+	s, err := New(Options{Seed: 37, Subscribers: 2500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Advance(45 * day)
+	seen := map[string]int{}
+	for _, r := range s.Notifications(appstore.Production) {
+		seen[r.NotificationType]++
+	}
+	if seen["CONSUMPTION_REQUEST"] != 0 || seen["REFUND_DECLINED"] == 0 {
+		t.Fatalf("without the option: %v", seen)
 	}
 }

@@ -88,6 +88,15 @@ type Options struct {
 	// CA signs every JWS. Nil: a new chain is generated (NewCA).
 	CA *CA
 
+	// ConsumptionRequests makes the world send CONSUMPTION_REQUEST when a
+	// customer asks for a refund of their own accord (Apple's decision,
+	// REFUND or REFUND_DECLINED, comes either way).
+	// MutateAndNotify(MutateConsumptionRequest) sends one regardless. Off
+	// by default: a consumer that answers it by re-reading the
+	// subscription from the API (as storesync does) cannot process it in a
+	// test where the API is unreachable.
+	ConsumptionRequests bool
+
 	// Faults are the faults injected from the start; see SetFaults.
 	Faults Faults
 	// Logf, if set, receives one line per notable event (webhook failures).

@@ -71,6 +71,7 @@ func New(opts Options) (*Simulator, error) {
 		tokenKey: key[:],
 		closing:  make(chan struct{}),
 	}
+	s.world.consumptionRequests = o.ConsumptionRequests
 	s.world.populate(o.Subscribers)
 	s.hooks = newDeliverer(s.world, o.Seed, o.WebhookURL, o.DropShare, o.WebhookWorkers, o.WebhookTimeout, o.Logf)
 	s.world.onNotify = s.hooks.enqueue

@@ -56,6 +56,9 @@ type world struct {
 	extendRequests map[string]appstore.ExtendRenewalDateResponse
 	massExtensions map[string]*massExtension
 
+	// consumptionRequests: spontaneous refund requests send
+	// CONSUMPTION_REQUEST (Options.ConsumptionRequests).
+	consumptionRequests bool
 	// populating is true while the initial population is generated:
 	// modification sequence numbers are assigned afterwards, by time.
 	populating bool
