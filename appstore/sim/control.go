@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/storesync/storesync/appstore"
@@ -55,28 +56,49 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /sim/ids", func(w http.ResponseWriter, r *http.Request) {
-		envs := []appstore.Environment{appstore.Production, appstore.Sandbox}
-		if r.URL.Query().Get("env") != "all" {
-			env, ok := envParam(w, r)
-			if !ok {
-				return
-			}
-			envs = []appstore.Environment{env}
+		envs, ok := envsParam(w, r)
+		if !ok {
+			return
 		}
 		w.Header().Set("Content-Type", "text/csv")
 		cw := csv.NewWriter(w)
 		_ = cw.Write([]string{"original_transaction_id", "app_account_token"})
 		for _, env := range envs {
-			for _, id := range s.OriginalTransactionIDs(env) {
-				t, _ := s.TruthOf(id)
-				_ = cw.Write([]string{id, t.AppAccountToken})
+			for _, row := range s.ImportRows(env) {
+				_ = cw.Write([]string{row.OriginalTransactionID, row.AppAccountToken})
+			}
+		}
+		cw.Flush()
+	})
+	mux.HandleFunc("GET /sim/orders", func(w http.ResponseWriter, r *http.Request) {
+		envs, ok := envsParam(w, r)
+		if !ok {
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"order_id", "original_transaction_id"})
+		for _, env := range envs {
+			for _, o := range s.Orders(env) {
+				_ = cw.Write([]string{o.OrderID, o.OriginalTransactionID})
 			}
 		}
 		cw.Flush()
 	})
 	mux.HandleFunc("POST /sim/mutate", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		if err := s.Mutate(q.Get("otid"), MutationKind(q.Get("kind"))); err != nil {
+		mutate := s.Mutate
+		if v := q.Get("notify"); v != "" {
+			notify, err := strconv.ParseBool(v)
+			if err != nil {
+				http.Error(w, "notify must be true or false", http.StatusBadRequest)
+				return
+			}
+			if notify {
+				mutate = s.MutateAndNotify
+			}
+		}
+		if err := mutate(q.Get("otid"), MutationKind(q.Get("kind"))); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -136,4 +158,17 @@ func envParam(w http.ResponseWriter, r *http.Request) (appstore.Environment, boo
 		return "", false
 	}
 	return env, true
+}
+
+// envsParam reads ?env= like envParam, and also "all": production, then
+// sandbox.
+func envsParam(w http.ResponseWriter, r *http.Request) ([]appstore.Environment, bool) {
+	if r.URL.Query().Get("env") == "all" {
+		return []appstore.Environment{appstore.Production, appstore.Sandbox}, true
+	}
+	env, ok := envParam(w, r)
+	if !ok {
+		return nil, false
+	}
+	return []appstore.Environment{env}, true
 }

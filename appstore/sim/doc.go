@@ -10,8 +10,24 @@
 // world lives on a simulated clock that only moves when Advance is called;
 // Advance applies renewals, billing failures, recoveries, expiries,
 // auto-renew toggles, refunds, upgrades and new purchases in time order and
-// sends App Store Server Notifications V2 to a webhook. Truth reports what a
-// perfect ledger must hold, so a test can compare.
+// sends App Store Server Notifications V2 to a webhook. A second process,
+// with a random stream of its own so that seeded worlds kept the first
+// process's draws, adds redeemed offers (OFFER_REDEEMED and its subtypes,
+// new customers from App Store offer codes among them), price increases
+// (PRICE_INCREASE PENDING/ACCEPTED, EXPIRED/PRICE_INCREASE), refund
+// requests and Apple's decisions (CONSUMPTION_REQUEST with
+// Options.ConsumptionRequests, REFUND, REFUND_DECLINED), reversed refunds
+// (REFUND_REVERSED) and extensions by the developer's support staff
+// (RENEWAL_EXTENDED). Mass extensions (RENEWAL_EXTENSION SUMMARY/FAILURE)
+// come only from the API. Mutate changes a subscription silently;
+// MutateAndNotify makes the same change and sends its notification, so
+// every type can be had on demand. Truth reports what a perfect ledger must
+// hold, so a test can compare.
+//
+// About 30% of customers have an appAccountToken only in the company's
+// records (/sim/ids, ImportRows), as after a migration from before the app
+// set tokens: Apple, and so Truth, has none for them until Set App Account
+// Token tells it.
 //
 // Wire format (see /work/shared/appstore-api.md):
 //   - Production endpoints live under the base URL, sandbox endpoints under
@@ -28,6 +44,21 @@
 //   - Errors are Apple-shaped JSON ({"errorCode":…,"errorMessage":…}); 429s
 //     carry Retry-After as a UNIX time in milliseconds.
 //
+// API endpoints, each under both prefixes, authenticated and rate-limited
+// with Apple's limits:
+//
+//	GET  /inApps/v1/subscriptions/{anyTransactionId}          Get All Subscription Statuses
+//	GET  /inApps/v2/history/{anyTransactionId}                Get Transaction History
+//	GET  /inApps/v1/transactions/{transactionId}              Get Transaction Info
+//	PUT  /inApps/v1/transactions/{originalTransactionId}/appAccountToken  Set App Account Token
+//	POST /inApps/v1/notifications/history                     Get Notification History
+//	GET  /inApps/v2/refund/lookup/{anyTransactionId}          Get Refund History
+//	GET  /inApps/v1/lookup/{orderId}                          Look Up Order ID (one transaction per order)
+//	PUT  /inApps/v1/subscriptions/extend/{originalTransactionId}  Extend a Subscription Renewal Date
+//	POST /inApps/v1/subscriptions/extend/mass                 Extend Renewal Dates for All Active Subscribers
+//	GET  /inApps/v1/subscriptions/extend/mass/{productId}/{requestIdentifier}  its status
+//	POST /inApps/v1/notifications/test, GET …/test/{token}    test notifications
+//
 // Rate limits and pagination-token lifetimes run on wall time (they are
 // about the client's real behaviour); everything in the data (purchase
 // dates, signedDate, notification-history look-back) runs on the simulated
@@ -41,9 +72,11 @@
 //	GET  /sim/truth/{otid}           SubscriptionTruth of one subscription
 //	GET  /sim/truth?env=production   every SubscriptionTruth of one environment
 //	GET  /sim/ids?env=production     CSV import file: original_transaction_id,app_account_token
-//	                                 (env=all: production then sandbox-only customers)
-//	POST /sim/mutate?otid=…&kind=…   silent change (refund, expire, renew,
-//	                                 auto-renew-off, auto-renew-on, change-renewal-product)
+//	                                 (the company's tokens; env=all: production then sandbox)
+//	GET  /sim/orders?env=production  CSV: order_id,original_transaction_id (env=all as above)
+//	POST /sim/mutate?otid=…&kind=…   silent change (a MutationKind, e.g. refund, expire,
+//	                                 refund-reversed, price-increase); &notify=true also
+//	                                 sends the notification about it
 //	GET  /sim/faults, POST /sim/faults  read / replace the Faults (JSON)
 //	POST /sim/webhook?url=…          set (or clear, url empty) the webhook URL
 //	POST /sim/flush                  wait for in-flight webhook deliveries

@@ -2,7 +2,7 @@ package sim
 
 import (
 	"container/heap"
-	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/storesync/storesync/appstore"
@@ -17,6 +17,12 @@ const (
 	evRecover                      // billing succeeds during retry
 	evRetryEnd                     // billing retry gives up
 	evSpontaneous                  // a customer does something (global process)
+	// Kinds below are not lifecycle events: they carry no generation check
+	// and look at the state they find instead.
+	evLater          // the second process of customer actions (later_events.go)
+	evRefundDecision // Apple decides a refund request
+	evPriceConsent   // a customer agrees to a price increase
+	evMassExtension  // a mass renewal-date extension completes
 )
 
 // event is one scheduled change. Lifecycle events carry the subscription's
@@ -28,6 +34,7 @@ type event struct {
 	kind  eventKind
 	sub   *subscription
 	gen   uint64
+	mass  *massExtension // evMassExtension
 }
 
 // eventQueue is a min-heap by (at, order).
@@ -61,6 +68,12 @@ func (w *world) push(at time.Time, kind eventKind, s *subscription) {
 		e.gen = s.gen
 	}
 	heap.Push(&w.events, e)
+}
+
+// pushMass schedules the completion of mass extension m.
+func (w *world) pushMass(at time.Time, m *massExtension) {
+	w.events.order++
+	heap.Push(&w.events, &event{at: at, order: w.events.order, kind: evMassExtension, mass: m})
 }
 
 // Rates of spontaneous customer actions, per subscription per day. An
@@ -140,7 +153,7 @@ func (w *world) step(target time.Time) bool {
 	}
 	e := heap.Pop(&w.events).(*event)
 	w.clock.set(e.at)
-	if e.sub != nil && e.gen != e.sub.gen {
+	if e.sub != nil && e.kind <= evRetryEnd && e.gen != e.sub.gen {
 		return true
 	}
 	switch e.kind {
@@ -163,6 +176,15 @@ func (w *world) step(target time.Time) bool {
 	case evSpontaneous:
 		w.spontaneous()
 		w.scheduleSpontaneous()
+	case evLater:
+		w.later()
+		w.scheduleLater()
+	case evRefundDecision:
+		w.decideRefund(e.sub)
+	case evPriceConsent:
+		w.onPriceConsent(e.sub)
+	case evMassExtension:
+		w.runMassExtension(e.mass)
 	}
 	return true
 }
@@ -175,6 +197,9 @@ func (w *world) onPeriodEnd(s *subscription) {
 		w.touchSub(s)
 		w.notify(s, "EXPIRED", "VOLUNTARY")
 		s.gen++ // nothing follows an expiry
+		return
+	}
+	if w.expireForPrice(s) {
 		return
 	}
 	if w.pick(billingFailureRate) {
@@ -205,10 +230,18 @@ func (w *world) onPeriodEnd(s *subscription) {
 }
 
 // renew adds a renewal transaction starting at purchase and clears any
-// billing trouble.
+// billing trouble. A redeemed offer or an accepted price increase for the
+// renewed product sets its price (the offer wins); both are used up.
 func (w *world) renew(s *subscription, purchase time.Time) *transaction {
 	p := s.autoRenewProduct
 	t := w.newTx(s, p, purchase, p.end(purchase), "RENEWAL")
+	if pi := s.pendingPriceIncrease(); pi != nil && pi.status == 1 {
+		t.price = pi.price
+	}
+	if o := s.renewalOfferOf(); o != nil {
+		o.apply(t)
+	}
+	s.priceInc, s.renewalOffer = nil, nil
 	s.inRetry = false
 	s.graceExpires, s.recoverAt, s.retryEnd = time.Time{}, time.Time{}, time.Time{}
 	s.expirationIntent = 0
@@ -257,7 +290,7 @@ func (w *world) spontaneous() {
 		}
 	case spRefund:
 		if st == appstore.StatusActive {
-			w.revoke(s)
+			w.revoke(w.rng, s)
 			if purchased {
 				w.notify(s, "REFUND", "")
 			} else {
@@ -289,15 +322,18 @@ func (w *world) spontaneous() {
 		if s.group == other {
 			other = w.cat.Groups[1]
 		}
-		ns := w.purchase(a, w.pickProduct(other), w.pick(0.3))
+		ns := w.purchase(a, w.pickProduct(w.rng, other), w.pick(0.3))
 		w.notify(ns, "SUBSCRIBED", "INITIAL_BUY")
 	}
 }
 
-// revoke refunds (or family-revokes) the latest transaction of s now.
-func (w *world) revoke(s *subscription) {
+// revoke refunds (or family-revokes) the latest transaction of s now,
+// drawing the refund's details from r. Auto-renew stops; what it was is
+// kept for a reversal.
+func (w *world) revoke(r *rand.Rand, s *subscription) {
 	l := s.latest()
-	w.setRevoked(l, w.now())
+	w.setRevoked(r, l, w.now())
+	s.renewedBeforeRevoke = s.autoRenew
 	s.autoRenew = false
 	w.touchTx(l)
 	w.schedule(s)
@@ -325,6 +361,7 @@ func (w *world) resubscribe(s *subscription) {
 		s.recentStart = now
 	}
 	w.newTx(s, p, now, p.end(now), "PURCHASE")
+	s.priceInc, s.renewalOffer = nil, nil
 	s.autoRenew = true
 	s.inRetry = false
 	s.expirationIntent = 0
@@ -338,8 +375,8 @@ func (w *world) newCustomer() {
 	if w.pick(shareSandboxOnly) {
 		env = appstore.Sandbox
 	}
-	a := w.newAccount(env, w.pick(shareWithToken))
-	s := w.purchase(a, w.pickProduct(w.pickGroup()), w.pick(0.3))
+	a := w.newAccount(w.rng, env, w.pick(shareWithToken))
+	s := w.purchase(a, w.pickProduct(w.rng, w.pickGroup(w.rng)), w.pick(0.3))
 	w.notify(s, "SUBSCRIBED", "INITIAL_BUY")
 }
 
@@ -359,103 +396,4 @@ func (w *world) purchase(a *account, p *product, intro bool) *subscription {
 	}
 	w.schedule(s)
 	return s
-}
-
-// MutationKind is a silent change applied by Mutate: the world changes as
-// if Apple's notification about it was lost, so only reconciliation (status
-// and history calls) can notice.
-type MutationKind string
-
-const (
-	// MutateRefund refunds the latest transaction (revocationDate now).
-	MutateRefund MutationKind = "refund"
-	// MutateExpire turns auto-renew off and ends the current period just
-	// before now, so the subscription is expired.
-	MutateExpire MutationKind = "expire"
-	// MutateRenew adds a renewal transaction purchased now (recovering
-	// billing trouble or an expiry).
-	MutateRenew MutationKind = "renew"
-	// MutateAutoRenewOff and MutateAutoRenewOn flip autoRenewStatus.
-	MutateAutoRenewOff MutationKind = "auto-renew-off"
-	MutateAutoRenewOn  MutationKind = "auto-renew-on"
-	// MutateChangeRenewalProduct sets autoRenewProductId to the next other
-	// product of the subscription's group.
-	MutateChangeRenewalProduct MutationKind = "change-renewal-product"
-)
-
-// MutationKinds lists every MutationKind.
-var MutationKinds = []MutationKind{MutateRefund, MutateExpire, MutateRenew, MutateAutoRenewOff, MutateAutoRenewOn, MutateChangeRenewalProduct}
-
-// mutate applies a silent change; it fails when the subscription is
-// unknown or the change would not change anything.
-func (w *world) mutate(otid string, kind MutationKind) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.envs[0].subByOTID[otid]
-	if s == nil {
-		s = w.envs[1].subByOTID[otid]
-	}
-	if s == nil {
-		return fmt.Errorf("sim: Mutate: no subscription with originalTransactionId %q", otid)
-	}
-	now := w.now()
-	l := s.latest()
-	revoked := !l.revokedAt.IsZero()
-	switch kind {
-	case MutateRefund:
-		if revoked {
-			return fmt.Errorf("sim: Mutate %s: subscription %s is already revoked", kind, otid)
-		}
-		w.revoke(s)
-	case MutateExpire:
-		if revoked || s.status(now) == appstore.StatusExpired {
-			return fmt.Errorf("sim: Mutate %s: subscription %s is already %s", kind, otid, statusNames[s.status(now)])
-		}
-		s.autoRenew = false
-		s.inRetry = false
-		s.graceExpires, s.recoverAt, s.retryEnd = time.Time{}, time.Time{}, time.Time{}
-		s.expirationIntent = 1
-		if !l.expires.Before(now) {
-			l.expires = now.Add(-time.Millisecond)
-			w.touchTx(l)
-		}
-		w.touchSub(s)
-		w.schedule(s)
-	case MutateRenew:
-		if revoked {
-			return fmt.Errorf("sim: Mutate %s: subscription %s is revoked", kind, otid)
-		}
-		if now.Sub(l.expires) > 60*day {
-			s.recentStart = now
-		}
-		w.renew(s, now)
-		s.autoRenew = true
-		w.schedule(s)
-	case MutateAutoRenewOff, MutateAutoRenewOn:
-		on := kind == MutateAutoRenewOn
-		if revoked || s.autoRenew == on {
-			return fmt.Errorf("sim: Mutate %s: subscription %s has autoRenewStatus %t already or is revoked", kind, otid, s.autoRenew)
-		}
-		s.autoRenew = on
-		if on {
-			s.expirationIntent = 0
-		} else {
-			s.expirationIntent = 1
-		}
-		w.touchSub(s)
-		w.schedule(s)
-	case MutateChangeRenewalProduct:
-		ps := s.group.Products
-		for i, p := range ps {
-			if p == s.autoRenewProduct {
-				s.autoRenewProduct = ps[(i+1)%len(ps)]
-				break
-			}
-		}
-		w.touchSub(s)
-		w.schedule(s)
-	default:
-		return fmt.Errorf("sim: Mutate: unknown kind %q: use one of %v", kind, MutationKinds)
-	}
-	return nil
 }

@@ -100,25 +100,6 @@ func (s *Simulator) getTransaction(w http.ResponseWriter, r *http.Request, env a
 	writeJSON(w, http.StatusOK, appstore.TransactionInfoResponse{SignedTransactionInfo: jws})
 }
 
-// lookupOrder serves Look Up Order ID: status 0 with the order's
-// transactions, or status 1 (invalid) with none.
-func (s *Simulator) lookupOrder(w http.ResponseWriter, r *http.Request, env appstore.Environment) {
-	wd := s.world
-	wd.mu.RLock()
-	defer wd.mu.RUnlock()
-	resp := appstore.OrderLookupResponse{Status: 1, SignedTransactions: []string{}}
-	if t := wd.env(env).txByID[txIDOfOrder(r.PathValue("id"))]; t != nil {
-		jws, err := wd.signedTx(t, wd.now())
-		if err != nil {
-			writeError(w, errInternal)
-			return
-		}
-		resp.Status = 0
-		resp.SignedTransactions = append(resp.SignedTransactions, jws)
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
 // requestTestNotification serves Request a Test Notification: a TEST
 // notification sent to the webhook; 4040007 when none is configured.
 func (s *Simulator) requestTestNotification(w http.ResponseWriter, r *http.Request, env appstore.Environment) {

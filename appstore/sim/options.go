@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,7 +43,10 @@ type Options struct {
 	Start time.Time
 
 	// RateLimits overrides Apple's production limit (requests per second)
-	// of an endpoint; missing endpoints keep appstore.ProductionRateLimit.
+	// of an endpoint; missing endpoints keep Apple's (appstore's
+	// DefaultRateLimits for Production). Keys: appstore.Endpoints and the
+	// endpoints only the Client calls (extend, mass extend and its status,
+	// app account token).
 	RateLimits map[appstore.Endpoint]float64
 	// SandboxRateLimits overrides the sandbox limit of an endpoint; missing
 	// endpoints get 10% of the production limit, as at Apple.
@@ -84,6 +88,15 @@ type Options struct {
 	// CA signs every JWS. Nil: a new chain is generated (NewCA).
 	CA *CA
 
+	// ConsumptionRequests makes the world send CONSUMPTION_REQUEST when a
+	// customer asks for a refund of their own accord (Apple's decision,
+	// REFUND or REFUND_DECLINED, comes either way).
+	// MutateAndNotify(MutateConsumptionRequest) sends one regardless. Off
+	// by default: a consumer that answers it by re-reading the
+	// subscription from the API (as storesync does) cannot process it in a
+	// test where the API is unreachable.
+	ConsumptionRequests bool
+
 	// Faults are the faults injected from the start; see SetFaults.
 	Faults Faults
 	// Logf, if set, receives one line per notable event (webhook failures).
@@ -119,8 +132,8 @@ func (o Options) withDefaults() (Options, error) {
 		limits map[appstore.Endpoint]float64
 	}{{"RateLimits", o.RateLimits}, {"SandboxRateLimits", o.SandboxRateLimits}} {
 		for ep, v := range m.limits {
-			if appstore.ProductionRateLimit(ep) == 0 {
-				return o, fmt.Errorf("sim: Options.%s has unknown endpoint %q: use one of %v", m.name, ep, appstore.Endpoints)
+			if !slices.Contains(limitedEndpoints(), ep) {
+				return o, fmt.Errorf("sim: Options.%s has unknown endpoint %q: use one of %v", m.name, ep, limitedEndpoints())
 			}
 			if !(v > 0) || math.IsInf(v, 0) {
 				return o, fmt.Errorf("sim: Options.%s[%s] = %v: must be a positive number of requests per second (omit it for Apple's default, or set DisableRateLimits)", m.name, ep, v)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -83,31 +84,38 @@ func (w *world) populate(n int) {
 		w.schedule(s)
 	}
 	w.scheduleSpontaneous()
+	w.scheduleLater()
 }
 
 // pick returns true with probability p.
-func (w *world) pick(p float64) bool { return w.rng.Float64() < p }
+func (w *world) pick(p float64) bool { return chance(w.rng, p) }
+
+// chance returns true with probability p, drawing from r.
+func chance(r *rand.Rand, p float64) bool { return r.Float64() < p }
 
 // between returns a uniformly random duration in [lo, hi), in whole
 // milliseconds: Apple's dates have millisecond precision, and so must the
 // world's, or truth and signed payloads would differ.
-func (w *world) between(lo, hi time.Duration) time.Duration {
+func (w *world) between(lo, hi time.Duration) time.Duration { return between(w.rng, lo, hi) }
+
+// between is world.between drawing from r.
+func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
 	if hi <= lo {
 		return lo
 	}
-	return (lo + time.Duration(w.rng.Int64N(int64(hi-lo)))).Truncate(time.Millisecond)
+	return (lo + time.Duration(r.Int64N(int64(hi-lo)))).Truncate(time.Millisecond)
 }
 
-func (w *world) pickGroup() *group {
-	if w.pick(0.65) {
+func (w *world) pickGroup(r *rand.Rand) *group {
+	if chance(r, 0.65) {
 		return w.cat.Groups[0]
 	}
 	return w.cat.Groups[1]
 }
 
 // pickProduct chooses a period: monthly plans dominate, as in most apps.
-func (w *world) pickProduct(g *group) *product {
-	u := w.rng.Float64()
+func (w *world) pickProduct(r *rand.Rand, g *group) *product {
+	u := r.Float64()
 	if len(g.Products) == 3 {
 		switch {
 		case u < 0.25:
@@ -139,23 +147,23 @@ func (w *world) genAccount() {
 	if w.pick(shareSandboxOnly) {
 		env = appstore.Sandbox
 	}
-	a := w.newAccount(env, w.pick(shareWithToken))
+	a := w.newAccount(w.rng, env, w.pick(shareWithToken))
 	switch {
 	case w.pick(shareLongHistory):
 		weekly := w.cat.products[ProductPremiumWeekly]
 		w.genSubscription(a, weekly, scActive, "PURCHASED", true)
 	case w.pick(shareFamilyMember):
-		g := w.pickGroup()
-		w.genSubscription(a, w.pickProduct(g), w.pickScenario(), "FAMILY_SHARED", false)
+		g := w.pickGroup(w.rng)
+		w.genSubscription(a, w.pickProduct(w.rng, g), w.pickScenario(), "FAMILY_SHARED", false)
 	default:
-		g := w.pickGroup()
-		w.genSubscription(a, w.pickProduct(g), w.pickScenario(), "PURCHASED", false)
+		g := w.pickGroup(w.rng)
+		w.genSubscription(a, w.pickProduct(w.rng, g), w.pickScenario(), "PURCHASED", false)
 		if w.pick(shareBothGroups) {
 			other := w.cat.Groups[0]
 			if g == other {
 				other = w.cat.Groups[1]
 			}
-			w.genSubscription(a, w.pickProduct(other), w.pickScenario(), "PURCHASED", false)
+			w.genSubscription(a, w.pickProduct(w.rng, other), w.pickScenario(), "PURCHASED", false)
 		}
 	}
 }
@@ -288,26 +296,28 @@ func (w *world) applyScenario(s *subscription, sc scenario, p *product) {
 		s.expirationIntent = 2
 	case scRevoked:
 		at := l.purchase.Add(w.between(time.Minute, now.Sub(l.purchase)))
-		w.setRevoked(l, at)
+		w.setRevoked(w.rng, l, at)
 		l.modAt = at
+		s.renewedBeforeRevoke = s.autoRenew
 		s.autoRenew = false
 	}
 }
 
-// setRevoked marks t refunded (or, when family-shared, revoked) at at.
-func (w *world) setRevoked(t *transaction, at time.Time) {
+// setRevoked marks t refunded (or, when family-shared, revoked) at at,
+// drawing the refund's kind and reason from r.
+func (w *world) setRevoked(r *rand.Rand, t *transaction, at time.Time) {
 	t.revokedAt = at
 	t.revPercent = 100000
 	switch {
 	case t.sub.ownership == "FAMILY_SHARED":
 		t.revType = "FAMILY_REVOKE"
-	case w.pick(0.15):
+	case chance(r, 0.15):
 		t.revType = "REFUND_PRORATED"
-		t.revPercent = 25000 + w.rng.Int64N(65000)
+		t.revPercent = 25000 + r.Int64N(65000)
 	default:
 		t.revType = "REFUND_FULL"
 	}
-	if w.pick(0.3) {
+	if chance(r, 0.3) {
 		t.revReason = 1
 	}
 }

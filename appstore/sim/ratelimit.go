@@ -14,8 +14,39 @@ import (
 // appstore.EndpointTestNotification.
 const EndpointTestNotificationStatus appstore.Endpoint = "test-notification-status"
 
-// simEndpoints are the endpoints the simulator limits and counts.
-var simEndpoints = append(append([]appstore.Endpoint(nil), appstore.Endpoints...), EndpointTestNotificationStatus)
+// simEndpoints are the endpoints the simulator limits and counts:
+// storesync's (appstore.Endpoints), then the ones only the Client calls.
+var simEndpoints = append(append([]appstore.Endpoint(nil), appstore.Endpoints...),
+	EndpointTestNotificationStatus, appstore.EndpointExtendRenewalDate, appstore.EndpointMassExtendRenewalDate,
+	appstore.EndpointMassExtendStatus, appstore.EndpointAppAccountToken)
+
+// appleProductionLimits are Apple's production limits of every endpoint the
+// Client calls, including those storesync's jobs never call (which
+// appstore.ProductionRateLimit leaves out).
+var appleProductionLimits = appstore.DefaultRateLimits(appstore.Production, 1, nil)
+
+// appleLimit is Apple's limit of ep in env: the production figure, 10% of
+// it in the sandbox; 0 for an endpoint without one.
+func appleLimit(ep appstore.Endpoint, env appstore.Environment) float64 {
+	v := appleProductionLimits[ep]
+	if env != appstore.Production {
+		v /= 10
+	}
+	return v
+}
+
+// limitedEndpoints are the endpoints Options.RateLimits may name: those the
+// simulator serves that have a limit of their own (Get Test Notification
+// Status shares Request a Test Notification's).
+func limitedEndpoints() []appstore.Endpoint {
+	var out []appstore.Endpoint
+	for _, ep := range simEndpoints {
+		if appleProductionLimits[ep] > 0 {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
 
 // baseEndpoint maps an endpoint to the one whose configured limit it uses.
 func baseEndpoint(ep appstore.Endpoint) appstore.Endpoint {
@@ -102,12 +133,12 @@ func configuredLimit(o Options, env appstore.Environment, ep appstore.Endpoint) 
 		if v, ok := o.RateLimits[ep]; ok {
 			return v / 10
 		}
-		return appstore.DefaultRateLimit(ep, appstore.Sandbox)
+		return appleLimit(ep, appstore.Sandbox)
 	}
 	if v, ok := o.RateLimits[ep]; ok {
 		return v
 	}
-	return appstore.DefaultRateLimit(ep, appstore.Production)
+	return appleLimit(ep, appstore.Production)
 }
 
 func (l *rateLimiter) take(env appstore.Environment, ep appstore.Endpoint, now time.Time) (bool, time.Time) {

@@ -169,3 +169,41 @@ func TestFailHistoryPageStormAndHang(t *testing.T) {
 		t.Fatal("share 2 accepted")
 	}
 }
+
+// The endpoints only the Client calls have Apple's limits too: mass
+// extensions 1 request/s (a second at once is 429, its status endpoint has
+// its own bucket), Set App Account Token 20, 2 in the sandbox.
+func TestClientOnlyEndpointsAreLimited(t *testing.T) {
+	t.Parallel()
+	s := startTest(t, Options{Seed: 3, Subscribers: 20})
+	body := map[string]any{"extendByDays": 1, "extendReasonCode": 0, "productId": ProductPremiumMonthly, "requestIdentifier": newUUID()}
+	if r := call(t, s, "POST", "/inApps/v1/subscriptions/extend/mass", body); r.status != 200 {
+		t.Fatalf("first mass extension: %d %s", r.status, r.body)
+	}
+	call(t, s, "POST", "/inApps/v1/subscriptions/extend/mass", body).wantError(t, 429, 4290000)
+	if r := call(t, s, "GET", "/inApps/v1/subscriptions/extend/mass/"+ProductPremiumMonthly+"/"+body["requestIdentifier"].(string), nil); r.status != 200 {
+		t.Fatalf("status after a 429 of another endpoint: %d %s", r.status, r.body)
+	}
+	limited := 0
+	for range 4 {
+		if r := call(t, s, "PUT", "/sandbox/inApps/v1/transactions/1/appAccountToken", map[string]string{"appAccountToken": newUUID()}); r.status == 429 {
+			limited++
+		}
+	}
+	if limited != 2 {
+		t.Fatalf("%d of 4 sandbox Set App Account Token calls limited, want 2 (2/s, burst 1 s)", limited)
+	}
+	st := s.Stats().Endpoint(appstore.Sandbox, appstore.EndpointAppAccountToken)
+	if st.Requests != 4 || st.RateLimited != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Options may set them; endpoints the simulator does not serve are refused.
+	ok, err := New(Options{Subscribers: 5, RateLimits: map[appstore.Endpoint]float64{appstore.EndpointExtendRenewalDate: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok.Close()
+	if _, err := New(Options{Subscribers: 5, RateLimits: map[appstore.Endpoint]float64{appstore.EndpointAppTransaction: 5}}); err == nil {
+		t.Fatal("a limit for an endpoint the simulator does not serve was accepted")
+	}
+}

@@ -16,34 +16,41 @@ type apiError struct {
 	msg    string
 }
 
+// Error lets an Apple refusal explain why a simulated change did not apply.
+func (e apiError) Error() string { return e.msg }
+
 // Apple's error codes the simulator answers with (appstore-api.md §4).
 var (
-	errGeneralBadRequest      = apiError{400, 4000000, "Bad request."}
-	errInvalidRevision        = apiError{400, 4000005, "Invalid request revision."}
-	errInvalidTransactionID   = apiError{400, 4000006, "Invalid transaction id."}
-	errStartDateTooFarInPast  = apiError{400, 4000012, "Invalid request. The start date is earlier than the allowed start date."}
-	errStartDateAfterEndDate  = apiError{400, 4000013, "Invalid request. The end date precedes the start date or the dates are the same."}
-	errInvalidPaginationToken = apiError{400, 4000014, "Invalid pagination token."}
-	errInvalidStartDate       = apiError{400, 4000015, "Invalid start date."}
-	errInvalidEndDate         = apiError{400, 4000016, "Invalid end date."}
-	errPaginationExpired      = apiError{400, 4000017, "Pagination token expired."}
-	errInvalidNotifType       = apiError{400, 4000018, "Invalid notification type."}
-	errMultipleFilters        = apiError{400, 4000019, "Invalid request. Only one of transactionId and notificationType may be supplied."}
-	errInvalidSort            = apiError{400, 4000021, "Invalid request sort."}
-	errInvalidProductType     = apiError{400, 4000022, "Invalid request product type."}
-	errInvalidProductID       = apiError{400, 4000023, "Invalid request product id."}
-	errInvalidGroupID         = apiError{400, 4000024, "Invalid request subscription group identifier."}
-	errInvalidExcludeRevoked  = apiError{400, 4000025, "Invalid request exclude revoked."}
-	errInvalidOwnershipType   = apiError{400, 4000026, "Invalid request in-app ownership type."}
-	errInvalidRevoked         = apiError{400, 4000030, "Invalid request revoked."}
-	errInvalidStatus          = apiError{400, 4000031, "Invalid request status."}
-	errAppTxIDNotSupported    = apiError{400, 4000048, "Invalid request. App transactions ids are not supported by this endpoint."}
-	errNotificationURLMissing = apiError{404, 4040007, "No App Store Server Notification URL found for provided app. Check that a URL is configured in App Store Connect for this environment."}
-	errTestNotFound           = apiError{404, 4040008, "Either the test notification token is expired or the notification and status are not yet available."}
-	errTransactionNotFound    = apiError{404, 4040010, "Transaction id not found."}
-	errRateLimited            = apiError{429, 4290000, "Rate limit exceeded."}
-	errInternal               = apiError{500, 5000000, "An unknown error occurred."}
-	errInternalRetryable      = apiError{500, 5000001, "An unknown error occurred. Please try again."}
+	errGeneralBadRequest             = apiError{400, 4000000, "Bad request."}
+	errInvalidRevision               = apiError{400, 4000005, "Invalid request revision."}
+	errInvalidTransactionID          = apiError{400, 4000006, "Invalid transaction id."}
+	errStartDateTooFarInPast         = apiError{400, 4000012, "Invalid request. The start date is earlier than the allowed start date."}
+	errStartDateAfterEndDate         = apiError{400, 4000013, "Invalid request. The end date precedes the start date or the dates are the same."}
+	errInvalidPaginationToken        = apiError{400, 4000014, "Invalid pagination token."}
+	errInvalidStartDate              = apiError{400, 4000015, "Invalid start date."}
+	errInvalidEndDate                = apiError{400, 4000016, "Invalid end date."}
+	errPaginationExpired             = apiError{400, 4000017, "Pagination token expired."}
+	errInvalidNotifType              = apiError{400, 4000018, "Invalid notification type."}
+	errMultipleFilters               = apiError{400, 4000019, "Invalid request. Only one of transactionId and notificationType may be supplied."}
+	errInvalidSort                   = apiError{400, 4000021, "Invalid request sort."}
+	errInvalidProductType            = apiError{400, 4000022, "Invalid request product type."}
+	errInvalidProductID              = apiError{400, 4000023, "Invalid request product id."}
+	errInvalidGroupID                = apiError{400, 4000024, "Invalid request subscription group identifier."}
+	errInvalidExcludeRevoked         = apiError{400, 4000025, "Invalid request exclude revoked."}
+	errInvalidOwnershipType          = apiError{400, 4000026, "Invalid request in-app ownership type."}
+	errInvalidRevoked                = apiError{400, 4000030, "Invalid request revoked."}
+	errInvalidStatus                 = apiError{400, 4000031, "Invalid request status."}
+	errAppTxIDNotSupported           = apiError{400, 4000048, "Invalid request. App transactions ids are not supported by this endpoint."}
+	errInvalidAppAccountTokenUUID    = apiError{400, 4000183, "Invalid request. The app account token field must be a valid UUID."}
+	errFamilyTransactionNotSupported = apiError{400, 4000185, "Invalid request. Family Sharing transactions aren't supported by this endpoint."}
+	errNotOriginalTransactionID      = apiError{400, 4000187, "Invalid request. The transaction ID provided is not an original transaction ID."}
+	errOriginalTransactionIDNotFound = apiError{404, 4040005, "Original transaction id not found."}
+	errNotificationURLMissing        = apiError{404, 4040007, "No App Store Server Notification URL found for provided app. Check that a URL is configured in App Store Connect for this environment."}
+	errTestNotFound                  = apiError{404, 4040008, "Either the test notification token is expired or the notification and status are not yet available."}
+	errTransactionNotFound           = apiError{404, 4040010, "Transaction id not found."}
+	errRateLimited                   = apiError{429, 4290000, "Rate limit exceeded."}
+	errInternal                      = apiError{500, 5000000, "An unknown error occurred."}
+	errInternalRetryable             = apiError{500, 5000001, "An unknown error occurred. Please try again."}
 )
 
 var retryable404Messages = map[int]string{
@@ -133,6 +140,10 @@ func (s *Simulator) routes() http.Handler {
 		add("POST", "/inApps/v1/notifications/history", appstore.EndpointNotificationHistory, s.getNotificationHistory)
 		add("GET", "/inApps/v2/refund/lookup/{id}", appstore.EndpointRefundHistory, s.getRefundHistory)
 		add("GET", "/inApps/v1/lookup/{id}", appstore.EndpointOrderLookup, s.lookupOrder)
+		add("PUT", "/inApps/v1/transactions/{id}/appAccountToken", appstore.EndpointAppAccountToken, s.setAppAccountToken)
+		add("PUT", "/inApps/v1/subscriptions/extend/{id}", appstore.EndpointExtendRenewalDate, s.extendSubscription)
+		add("POST", "/inApps/v1/subscriptions/extend/mass", appstore.EndpointMassExtendRenewalDate, s.massExtend)
+		add("GET", "/inApps/v1/subscriptions/extend/mass/{product}/{request}", appstore.EndpointMassExtendStatus, s.massExtendStatus)
 		add("POST", "/inApps/v1/notifications/test", appstore.EndpointTestNotification, s.requestTestNotification)
 		add("GET", "/inApps/v1/notifications/test/{id}", EndpointTestNotificationStatus, s.getTestNotification)
 	}

@@ -71,6 +71,7 @@ func New(opts Options) (*Simulator, error) {
 		tokenKey: key[:],
 		closing:  make(chan struct{}),
 	}
+	s.world.consumptionRequests = o.ConsumptionRequests
 	s.world.populate(o.Subscribers)
 	s.hooks = newDeliverer(s.world, o.Seed, o.WebhookURL, o.DropShare, o.WebhookWorkers, o.WebhookTimeout, o.Logf)
 	s.world.onNotify = s.hooks.enqueue
@@ -211,10 +212,20 @@ func (s *Simulator) Advance(d time.Duration) AdvanceReport {
 func (w *world) noteCount() int { return len(w.envs[0].log) + len(w.envs[1].log) }
 
 // Mutate applies a silent change (no notification) to a subscription; see
-// MutationKind. It fails when the subscription is unknown or the change
-// does not apply (e.g. refunding a revoked subscription).
+// MutationKind. It fails when the subscription is unknown, the change does
+// not apply (e.g. refunding a revoked subscription), or the kind exists only
+// with its notification (MutateConsumptionRequest, MutateRefundDeclined).
 func (s *Simulator) Mutate(originalTransactionID string, kind MutationKind) error {
-	return s.world.mutate(originalTransactionID, kind)
+	return s.world.mutate(originalTransactionID, kind, false)
+}
+
+// MutateAndNotify applies the change Mutate would and sends the
+// notification Apple sends about it (named in each MutationKind's
+// documentation), signed now, to the webhook and notification history,
+// so a test can produce any notification type on demand. It fails where
+// Mutate fails, except that every kind is allowed.
+func (s *Simulator) MutateAndNotify(originalTransactionID string, kind MutationKind) error {
+	return s.world.mutate(originalTransactionID, kind, true)
 }
 
 // SetFaults replaces the injected faults. A RateLimitStorm starts now.

@@ -10,7 +10,8 @@ import (
 // benchmarks.
 type Stats struct {
 	// Endpoints has one entry per (environment, endpoint), production
-	// first, in appstore.Endpoints order.
+	// first, in appstore.Endpoints order, then Get Test Notification
+	// Status and the endpoints only the Client calls.
 	Endpoints []EndpointStats `json:"endpoints"`
 	Webhook   WebhookStats    `json:"webhook"`
 }

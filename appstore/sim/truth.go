@@ -11,9 +11,12 @@ import (
 // SubscriptionTruth is what a perfect ledger holds for one subscription at
 // the simulated now. Field names follow `storesync show`.
 type SubscriptionTruth struct {
-	OriginalTransactionID       string               `json:"originalTransactionId"`
-	AccountID                   string               `json:"accountId"`
-	AppAccountToken             string               `json:"appAccountToken,omitempty"` // "" for family-shared and token-less customers
+	OriginalTransactionID string `json:"originalTransactionId"`
+	AccountID             string `json:"accountId"`
+	// AppAccountToken is Apple's: "" for family-shared subscriptions and
+	// for customers whose token Apple was never told (their company
+	// token is in /sim/ids and Account.CompanyAppAccountToken).
+	AppAccountToken             string               `json:"appAccountToken,omitempty"`
 	Environment                 appstore.Environment `json:"environment"`
 	ProductID                   string               `json:"productId"` // of the latest transaction
 	AutoRenewProductID          string               `json:"autoRenewProductId"`
@@ -33,15 +36,40 @@ type SubscriptionTruth struct {
 	// Notifications are the UUIDs of every notification sent about it,
 	// oldest first.
 	Notifications []string `json:"notifications"`
+
+	// OfferType and OfferIdentifier are the latest transaction's offer (0
+	// and "" for none; 1 introductory, 2 promotional, 3 offer code).
+	OfferType       int    `json:"offerType,omitempty"`
+	OfferIdentifier string `json:"offerIdentifier,omitempty"`
+	// RenewalOfferType and RenewalOfferIdentifier are the offer redeemed
+	// for the next renewal, as renewal info states it (0 and "": none).
+	RenewalOfferType       int    `json:"renewalOfferType,omitempty"`
+	RenewalOfferIdentifier string `json:"renewalOfferIdentifier,omitempty"`
+	// PriceIncreaseStatus is renewal info's priceIncreaseStatus: nil when
+	// no price increase applies to the next renewal, 0 while the customer
+	// has not consented, 1 once they did (or needed not).
+	PriceIncreaseStatus *int `json:"priceIncreaseStatus,omitempty"`
+	// RenewalExtensions counts the renewal-date extensions of the past 365
+	// days (Apple allows two).
+	RenewalExtensions int `json:"renewalExtensions,omitempty"`
+	// RefundRequested: the customer asked for a refund
+	// (CONSUMPTION_REQUEST) and Apple has not decided yet.
+	RefundRequested bool `json:"refundRequested,omitempty"`
 }
 
 // Account is one simulated customer.
 type Account struct {
-	ID                     string               `json:"id"`
-	Environment            appstore.Environment `json:"environment"`
-	AppAccountToken        string               `json:"appAccountToken,omitempty"`
-	AppTransactionID       string               `json:"appTransactionId"`
-	OriginalTransactionIDs []string             `json:"originalTransactionIds"`
+	ID          string               `json:"id"`
+	Environment appstore.Environment `json:"environment"`
+	// AppAccountToken is the token the app set on the customer's
+	// purchases, as Apple knows it ("" for ~30% of customers; Set App
+	// Account Token changes single subscriptions, not this).
+	AppAccountToken string `json:"appAccountToken,omitempty"`
+	// CompanyAppAccountToken is the customer's token in the company's
+	// records (/sim/ids): never empty; AppAccountToken when that is set.
+	CompanyAppAccountToken string   `json:"companyAppAccountToken"`
+	AppTransactionID       string   `json:"appTransactionId"`
+	OriginalTransactionIDs []string `json:"originalTransactionIds"`
 }
 
 func (w *world) truthOf(s *subscription) SubscriptionTruth {
@@ -64,9 +92,17 @@ func (w *world) truthOf(s *subscription) SubscriptionTruth {
 		TransactionCount:            len(s.txs),
 		Notifications:               slices.Clone(s.notes),
 	}
-	if s.ownership == "PURCHASED" {
-		t.AppAccountToken = s.acct.token
+	t.AppAccountToken = s.appleToken()
+	t.OfferType, t.OfferIdentifier = l.offerType, l.offerID
+	if o := s.renewalOfferOf(); o != nil {
+		t.RenewalOfferType, t.RenewalOfferIdentifier = o.typ, o.id
 	}
+	if pi := s.pendingPriceIncrease(); pi != nil {
+		st := pi.status
+		t.PriceIncreaseStatus = &st
+	}
+	t.RenewalExtensions = s.extensionsInYear(now)
+	t.RefundRequested = s.refundRequested
 	if t.Notifications == nil {
 		t.Notifications = []string{}
 	}
@@ -118,7 +154,8 @@ func (s *Simulator) AccountOf(transactionID string) (Account, bool) {
 	defer w.mu.RUnlock()
 	for _, e := range w.envs {
 		if a, _ := w.lookup(e.env, transactionID); a != nil {
-			out := Account{ID: a.ID(), Environment: e.env, AppAccountToken: a.token, AppTransactionID: a.appTxID}
+			out := Account{ID: a.ID(), Environment: e.env, AppAccountToken: a.token,
+				CompanyAppAccountToken: a.companyToken, AppTransactionID: a.appTxID}
 			for _, sub := range a.subs {
 				out.OriginalTransactionIDs = append(out.OriginalTransactionIDs, sub.otid)
 			}
@@ -142,18 +179,4 @@ func sortedOTIDs(e *envWorld) []string {
 		return strings.Compare(a, b)
 	})
 	return ids
-}
-
-// OrderID returns the receipt order id of a transaction, for Look Up Order
-// ID ("" for an unknown transaction).
-func (s *Simulator) OrderID(transactionID string) string {
-	w := s.world
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	for _, e := range w.envs {
-		if _, ok := e.txByID[transactionID]; ok {
-			return orderIDOf(transactionID)
-		}
-	}
-	return ""
 }

@@ -51,9 +51,18 @@ func checkTruthAgainstStatuses(t *testing.T, s *Simulator) {
 					Environment:                 tx.Environment,
 					AutoRenewProductID:          rn.AutoRenewProductID,
 					InAppOwnershipType:          tx.InAppOwnershipType,
+					OfferType:                   int(tx.OfferType),
+					OfferIdentifier:             tx.OfferIdentifier,
+					RenewalOfferType:            int(rn.OfferType),
+					RenewalOfferIdentifier:      rn.OfferIdentifier,
+				}
+				if rn.PriceIncreaseStatus != nil {
+					pi := int(*rn.PriceIncreaseStatus)
+					got.PriceIncreaseStatus = &pi
 				}
 				w := want
 				w.AccountID, w.Status, w.TransactionCount, w.Notifications = "", "", 0, nil
+				w.RenewalExtensions, w.RefundRequested = 0, false // not in signed data
 				if !reflect.DeepEqual(got, w) {
 					t.Fatalf("statuses say\n%+v\ntruth says\n%+v", got, w)
 				}

@@ -25,11 +25,14 @@ type notification struct {
 	typ        string
 	subtype    string
 	signedDate time.Time
-	acct       *account // nil for TEST
+	acct       *account      // nil for TEST and RENEWAL_EXTENSION/SUMMARY
+	sub        *subscription // nil for TEST and RENEWAL_EXTENSION/SUMMARY
 	otid       string
 	status     int
 	tx         *appstore.TransactionPayload
 	renewal    *appstore.RenewalInfoPayload
+	reason     string       // data.consumptionRequestReason (CONSUMPTION_REQUEST)
+	summary    *summaryJSON // RENEWAL_EXTENSION/SUMMARY, which has no data
 
 	once   sync.Once
 	signed string
@@ -54,20 +57,35 @@ const (
 // bundleVersion is the app version reported in notification data.
 const bundleVersion = "1.0"
 
-// notify records a notification about s as of now. Callers hold the write
-// lock.
+// notify records a notification about s as of now, its UUID drawn from
+// the world's first stream. Callers hold the write lock.
 func (w *world) notify(s *subscription, typ, subtype string) {
+	w.send(w.newNote(w.rng, s, typ, subtype))
+}
+
+// newNote builds a notification about s as of now, its UUID drawn from r;
+// send records it. Callers may add to it in between (a consumption
+// request's reason): once sent it is read by the webhook workers.
+func (w *world) newNote(r *rand.Rand, s *subscription, typ, subtype string) *notification {
 	now := w.now()
+	uuid := uuidFrom(r)
 	tx := w.txPayload(s.latest(), now)
 	rn := w.renewalPayload(s, now)
-	n := &notification{
-		uuid: uuidFrom(w.rng), env: s.acct.env.env, typ: typ, subtype: subtype,
-		signedDate: now, acct: s.acct, otid: s.otid, status: s.status(now),
+	return &notification{
+		uuid: uuid, env: s.acct.env.env, typ: typ, subtype: subtype,
+		signedDate: now, acct: s.acct, sub: s, otid: s.otid, status: s.status(now),
 		tx: &tx, renewal: &rn,
 	}
-	e := s.acct.env
+}
+
+// send records n in its environment's log (and its subscription's, if it
+// has one) and hands it to the webhook. Callers hold the write lock.
+func (w *world) send(n *notification) {
+	e := w.env(n.env)
 	e.log = append(e.log, n)
-	s.notes = append(s.notes, n.uuid)
+	if n.sub != nil {
+		n.sub.notes = append(n.sub.notes, n.uuid)
+	}
 	if w.onNotify != nil {
 		w.onNotify(n)
 	}
@@ -87,6 +105,13 @@ func (w *world) testNotification(env appstore.Environment) *notification {
 // signedPayload signs n (and its inner transaction and renewal info) once.
 func (n *notification) signedPayload(w *world) (string, error) {
 	n.once.Do(func() {
+		if n.summary != nil {
+			n.signed, n.err = w.ca.Sign(summaryNotification{
+				NotificationType: n.typ, Subtype: n.subtype, NotificationUUID: n.uuid, Version: "2.0",
+				SignedDate: appstore.MillisOf(n.signedDate), Summary: n.summary,
+			})
+			return
+		}
 		p := appstore.NotificationPayload{
 			NotificationType: n.typ,
 			Subtype:          n.subtype,
@@ -102,6 +127,7 @@ func (n *notification) signedPayload(w *world) (string, error) {
 		if n.tx != nil {
 			p.Data.BundleVersion = bundleVersion
 			p.Data.Status = appstore.Int(n.status)
+			p.Data.ConsumptionRequestReason = n.reason
 			if p.Data.SignedTransactionInfo, n.err = w.ca.Sign(n.tx); n.err != nil {
 				return
 			}

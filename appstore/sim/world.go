@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,13 +37,28 @@ type world struct {
 	cat        *catalog
 	clock      simClock
 
-	rng      *rand.Rand // every random decision about the world
-	seq      uint64     // modification sequence; bumped on every change
+	seed int64
+	rng  *rand.Rand // every random decision about the world's first events
+	// xrng decides everything the simulator learnt later (offers, price
+	// increases, refund requests, extensions, API changes): a stream of its
+	// own, so worlds of a seed keep the draws of w.rng they always had.
+	xrng     *rand.Rand
+	seq      uint64 // modification sequence; bumped on every change
 	envs     [2]*envWorld
 	accounts []*account
 	subs     []*subscription // creation order, for random picks
 	events   eventQueue
 
+	// extendRequests remembers every successful single extension by
+	// environment, subscription and requestIdentifier (idempotence);
+	// massExtensions every mass extension by environment and
+	// requestIdentifier.
+	extendRequests map[string]appstore.ExtendRenewalDateResponse
+	massExtensions map[string]*massExtension
+
+	// consumptionRequests: spontaneous refund requests send
+	// CONSUMPTION_REQUEST (Options.ConsumptionRequests).
+	consumptionRequests bool
 	// populating is true while the initial population is generated:
 	// modification sequence numbers are assigned afterwards, by time.
 	populating bool
@@ -83,12 +97,18 @@ func newEnvWorld(env appstore.Environment) *envWorld {
 
 // account is one Apple account (a customer) of the app.
 type account struct {
-	index      int
-	env        *envWorld
-	token      string // appAccountToken, "" for ~30% of accounts
-	appTxID    string
-	storefront storefront
-	subs       []*subscription
+	index int
+	env   *envWorld
+	// token is the appAccountToken the app set on the customer's in-app
+	// purchases: what Apple knows; "" for ~30% of accounts (customers
+	// from before the app set tokens). companyToken is the customer's
+	// token in the company's own records (/sim/ids): token when set, else
+	// one Apple has not been told yet (see Set App Account Token).
+	token        string
+	companyToken string
+	appTxID      string
+	storefront   storefront
+	subs         []*subscription
 	// bySeq holds every transaction of the account in ascending
 	// modification sequence: the order of Get Transaction History.
 	bySeq []*transaction
@@ -105,6 +125,11 @@ type subscription struct {
 	ownership string // PURCHASED, FAMILY_SHARED
 	txs       []*transaction
 
+	// token, when tokenSet, replaces the account's token as Apple's
+	// appAccountToken of this subscription (Set App Account Token).
+	token    string
+	tokenSet bool
+
 	product          *product // current product
 	autoRenewProduct *product
 	autoRenew        bool
@@ -114,6 +139,19 @@ type subscription struct {
 	recoverAt        time.Time // zero: billing will not recover
 	expirationIntent int
 	recentStart      time.Time
+	// refundRequested: a refund request awaits Apple's decision.
+	refundRequested bool
+	// priceInc is a price increase for the next renewal; renewalOffer an
+	// offer redeemed for it. Each applies only while its product is the
+	// auto-renew product (pendingPriceIncrease, renewalOfferOf).
+	priceInc     *priceIncrease
+	renewalOffer *offer
+	// extensions are the instants of the renewal-date extensions applied
+	// (Apple allows two in 365 days).
+	extensions []time.Time
+	// renewedBeforeRevoke is autoRenew as it was when the latest
+	// transaction was refunded: a reversed refund restores it.
+	renewedBeforeRevoke bool
 
 	gen     uint64 // lifecycle generation; stale events carry an older one
 	version uint64 // bumped with any change to renewal info
@@ -133,6 +171,7 @@ type transaction struct {
 	webOrder  string
 	reason    string // PURCHASE, RENEWAL
 	offerType int
+	offerID   string
 	offerDisc string
 	offerPer  string
 	price     int64
@@ -162,8 +201,13 @@ func newWorld(seed int64, start time.Time, bundleID string, appAppleID int64, ca
 		appAppleID: appAppleID,
 		ca:         ca,
 		cat:        newCatalog(),
+		seed:       seed,
 		rng:        rand.New(rand.NewPCG(uint64(seed), 0x5157_6f72_6c64)),
+		xrng:       rand.New(rand.NewPCG(uint64(seed), 0x5157_6c61_7465)),
 		envs:       [2]*envWorld{newEnvWorld(appstore.Production), newEnvWorld(appstore.Sandbox)},
+
+		extendRequests: map[string]appstore.ExtendRenewalDateResponse{},
+		massExtensions: map[string]*massExtension{},
 	}
 	w.clock.set(start)
 	return w
@@ -195,12 +239,16 @@ func uuidFrom(r *rand.Rand) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// newAccount registers a customer.
-func (w *world) newAccount(env appstore.Environment, withToken bool) *account {
+// newAccount registers a customer, drawing from r.
+func (w *world) newAccount(r *rand.Rand, env appstore.Environment, withToken bool) *account {
 	a := &account{index: len(w.accounts), env: w.env(env)}
-	a.storefront = storefronts[w.rng.IntN(len(storefronts))]
+	a.storefront = storefronts[r.IntN(len(storefronts))]
 	if withToken {
-		a.token = uuidFrom(w.rng)
+		a.token = uuidFrom(r)
+	}
+	a.companyToken = a.token
+	if a.companyToken == "" {
+		a.companyToken = companyTokenOf(w.seed, a.index)
 	}
 	a.appTxID = strconv.FormatUint(appTxBase+uint64(a.index)+1, 10)
 	if env == appstore.Sandbox {
@@ -251,60 +299,6 @@ func (w *world) newTx(s *subscription, p *product, purchase, expires time.Time, 
 		w.touchSub(s)
 	}
 	return t
-}
-
-// Order ids (the id on the customer's emailed receipt, like Apple's
-// "MK5TTTVWJH") are derived from the transaction id by an invertible
-// scramble, so they need no storage and Look Up Order ID decodes them.
-const (
-	orderAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789" // 32 symbols, no 0/O/1/I
-	orderBits     = 55                                 // transaction ids are < 2^55
-	orderMask     = 1<<orderBits - 1
-	orderMul      = 0x2545F4914F6CDD1D & orderMask // odd, so invertible mod 2^55
-)
-
-// orderMulInv is orderMul's inverse mod 2^64 (hence mod 2^55), by Newton.
-var orderMulInv = func() uint64 {
-	inv := uint64(orderMul)
-	for range 6 {
-		inv *= 2 - orderMul*inv
-	}
-	return inv
-}()
-
-// orderIDOf returns the order id of transaction id (a decimal string).
-func orderIDOf(txID string) string {
-	n, err := strconv.ParseUint(txID, 10, 64)
-	if err != nil || n > orderMask {
-		return ""
-	}
-	x := (n * orderMul) & orderMask
-	b := make([]byte, 12)
-	b[0] = 'M'
-	for i := 11; i >= 1; i-- {
-		b[i] = orderAlphabet[x&31]
-		x >>= 5
-	}
-	return string(b)
-}
-
-// txIDOfOrder inverts orderIDOf; "" when s is not an order id.
-func txIDOfOrder(s string) string {
-	if len(s) != 12 || s[0] != 'M' {
-		return ""
-	}
-	var x uint64
-	for i := 1; i < 12; i++ {
-		k := strings.IndexByte(orderAlphabet, s[i])
-		if k < 0 {
-			return ""
-		}
-		x = x<<5 | uint64(k)
-	}
-	if x > orderMask {
-		return ""
-	}
-	return strconv.FormatUint((x*orderMulInv)&orderMask, 10)
 }
 
 // touchTx records a change to t: a new modification sequence number, which
@@ -388,11 +382,10 @@ func (w *world) txPayload(t *transaction, signedAt time.Time) appstore.Transacti
 		Currency:                    a.storefront.Currency,
 		AppTransactionID:            a.appTxID,
 	}
-	if s.ownership == "PURCHASED" {
-		p.AppAccountToken = a.token
-	}
+	p.AppAccountToken = s.appleToken()
 	if t.offerType != 0 {
 		p.OfferType = appstore.Int(t.offerType)
+		p.OfferIdentifier = t.offerID
 		p.OfferDiscountType = t.offerDisc
 		p.OfferPeriod = t.offerPer
 	}
@@ -428,14 +421,24 @@ func (w *world) renewalPayload(s *subscription, signedAt time.Time) appstore.Ren
 	if s.autoRenew {
 		p.AutoRenewStatus = 1
 	}
-	if s.ownership == "PURCHASED" {
-		p.AppAccountToken = a.token
-	}
+	p.AppAccountToken = s.appleToken()
 	if st := s.status(signedAt); st == appstore.StatusExpired || s.inRetry {
 		p.ExpirationIntent = appstore.Int(s.expirationIntent)
 	}
 	if s.inRetry && !s.graceExpires.IsZero() {
 		p.GracePeriodExpiresDate = appstore.MillisOf(s.graceExpires)
+	}
+	if pi := s.pendingPriceIncrease(); pi != nil {
+		st := appstore.Int(pi.status)
+		p.PriceIncreaseStatus = &st
+		p.RenewalPrice = appstore.Int(pi.price)
+	}
+	if o := s.renewalOfferOf(); o != nil {
+		p.OfferType = appstore.Int(o.typ)
+		p.OfferIdentifier = o.id
+		p.OfferDiscountType = o.disc
+		p.OfferPeriod = o.period
+		p.RenewalPrice = appstore.Int(o.price)
 	}
 	return p
 }
