@@ -200,10 +200,6 @@ func decodeSegment(seg string, v any) bool {
 // exp, aud "appstoreconnect-v1", bid. A zero iat omits the claim (as Apple's
 // Python library does). Tests use it to mint both valid and broken tokens.
 func MintToken(key *ecdsa.PrivateKey, keyID, issuerID, bundleID string, iat, exp time.Time) (string, error) {
-	hdr, err := json.Marshal(map[string]string{"alg": "ES256", "kid": keyID, "typ": "JWT"})
-	if err != nil {
-		return "", err
-	}
 	claims := map[string]any{"iss": issuerID, "exp": exp.Unix(), "aud": Audience, "bid": bundleID}
 	if !iat.IsZero() {
 		claims["iat"] = iat.Unix()
@@ -212,12 +208,7 @@ func MintToken(key *ecdsa.PrivateKey, keyID, issuerID, bundleID string, iat, exp
 	if err != nil {
 		return "", err
 	}
-	input := base64.RawURLEncoding.EncodeToString(hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
-	sig, err := signES256(key, []byte(input))
-	if err != nil {
-		return "", err
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
+	return SignJWS(key, map[string]string{"alg": "ES256", "kid": keyID, "typ": "JWT"}, body)
 }
 
 // token mints a valid token for the simulator's own key, valid 30 minutes.
