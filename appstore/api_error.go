@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Error codes Apple returns in the errorCode field (appstore-api.md §4.2).
+// Error codes Apple returns in the errorCode field (docs/appstore-api.md §4.2).
 // Apple adds codes without notice: APIError.Code keeps any value, known or
 // not.
 const (

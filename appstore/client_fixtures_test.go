@@ -11,7 +11,7 @@ import (
 
 // Every response fixture of Apple's library, sent by a fake server to the
 // endpoint Apple's tests use; the request and the decoded values are
-// checked as the vectors README §7 states.
+// checked as the applevectors/testdata/CASES.md §7 states.
 func TestResponseFixtures(t *testing.T) {
 	t.Parallel()
 	falseValue := false

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Apple's hosts (appstore-api.md §1.1).
+// Apple's hosts (docs/appstore-api.md §1.1).
 const (
 	DefaultProductionBaseURL = "https://api.storekit.apple.com"
 	DefaultSandboxBaseURL    = "https://api.storekit-sandbox.apple.com"

@@ -22,7 +22,7 @@ var Endpoints = []Endpoint{
 }
 
 // ProductionRateLimit returns Apple's published production limit for e in
-// requests per second (appstore-api.md §3); sandbox allows 10% of it.
+// requests per second (docs/appstore-api.md §3); sandbox allows 10% of it.
 func ProductionRateLimit(e Endpoint) float64 {
 	switch e {
 	case EndpointStatuses, EndpointHistory, EndpointTransaction, EndpointNotificationHistory:

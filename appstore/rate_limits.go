@@ -19,7 +19,7 @@ var extraProductionRateLimits = map[Endpoint]float64{
 //
 // An override replaces Apple's *production* figure for its endpoint, before
 // both the sandbox cut and share are applied. So one APPSTORE_RATE_LIMITS
-// setting (written in production numbers, like appstore-api.md §3) fits
+// setting (written in production numbers, like docs/appstore-api.md §3) fits
 // both environments, and sandbox fallback gets the sandbox's share of it.
 // Override keys that are not known endpoints are kept, handled the same way.
 //

@@ -8,7 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Bearer token facts (appstore-api.md §1.2).
+// Bearer token facts (docs/appstore-api.md §1.2).
 const (
 	// tokenAudience is the aud claim Apple requires.
 	tokenAudience = "appstoreconnect-v1"

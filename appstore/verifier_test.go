@@ -102,7 +102,7 @@ func signJWS(t testing.TB, key *ecdsa.PrivateKey, header any, payload []byte) st
 
 // sandboxModel returns one of Apple's tests/resources/models payloads with
 // its environment switched from LocalTesting to Sandbox, so it can be
-// verified on the full path (README §6).
+// verified on the full path (applevectors/testdata/CASES.md §6).
 func sandboxModel(t testing.TB, name string) []byte {
 	t.Helper()
 	b := applevectors.Bytes(t, "tests/resources/models/"+name)
@@ -289,7 +289,7 @@ func checkFields(t *testing.T, got any, want map[string]json.RawMessage) {
 
 // TestSignedModels signs Apple's signed*.json payload models with the test
 // leaf (environment switched to Sandbox) and checks the verified, decoded
-// values listed in the vectors' README §6.
+// values listed in applevectors/testdata/CASES.md §6.
 func TestSignedModels(t *testing.T) {
 	t.Parallel()
 	c := loadTestChain(t)

@@ -43,7 +43,7 @@ const (
 )
 
 // notificationLookback is how far back Get Notification History reaches:
-// 180 days in production, 30 in the sandbox (appstore-api.md §2.5).
+// 180 days in production, 30 in the sandbox (docs/appstore-api.md §2.5).
 func notificationLookback(env appstore.Environment) time.Duration {
 	if env == appstore.Sandbox {
 		return 30 * 24 * time.Hour

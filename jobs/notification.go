@@ -220,7 +220,7 @@ func notificationPlan(vn *appstore.VerifiedNotification) (facts ledger.Facts, re
 	return facts, refreshOTID, note
 }
 
-// knownNotificationTypes are the V2 types of appstore-api.md §6.3. Others
+// knownNotificationTypes are the V2 types of docs/appstore-api.md §6.3. Others
 // are stored, logged and applied for their signed facts, never failed.
 var knownNotificationTypes = map[string]bool{
 	"SUBSCRIBED": true, "DID_CHANGE_RENEWAL_PREF": true, "DID_CHANGE_RENEWAL_STATUS": true,

@@ -21,7 +21,7 @@ import (
 // Audience is the aud claim every App Store Server API JWT carries.
 const Audience = "appstoreconnect-v1"
 
-// maxTokenLifetime is Apple's limit on exp - iat (appstore-api.md §1.2).
+// maxTokenLifetime is Apple's limit on exp - iat (docs/appstore-api.md §1.2).
 const maxTokenLifetime = 60 * time.Minute
 
 // authenticator checks request JWTs against the simulator's API key and

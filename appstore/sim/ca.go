@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-// Apple's marker extensions, which verifiers require (appstore-api.md §5.2).
+// Apple's marker extensions, which verifiers require (docs/appstore-api.md §5.2).
 var (
 	// OIDAppleIntermediate marks Apple's WWDR intermediate CA.
 	OIDAppleIntermediate = asn1.ObjectIdentifier{1, 2, 840, 113635, 100, 6, 2, 1}

@@ -29,7 +29,7 @@
 // set tokens: Apple, and so Truth, has none for them until Set App Account
 // Token tells it.
 //
-// Wire format (see /work/shared/appstore-api.md):
+// Wire format (see docs/appstore-api.md):
 //   - Production endpoints live under the base URL, sandbox endpoints under
 //     BaseURL+"/sandbox": a client's sandbox base URL is BaseURL()+"/sandbox"
 //     (SandboxURL). Both environments share one API key.

@@ -28,7 +28,7 @@ type historyFilter struct {
 
 var productTypes = []string{"AUTO_RENEWABLE", "NON_RENEWABLE", "CONSUMABLE", "NON_CONSUMABLE"}
 
-// parseHistoryQuery validates every parameter of appstore-api.md §2.3.
+// parseHistoryQuery validates every parameter of docs/appstore-api.md §2.3.
 func parseHistoryQuery(q url.Values) (historyFilter, *apiError) {
 	var f historyFilter
 	switch q.Get("sort") {

@@ -13,7 +13,7 @@ import (
 	"github.com/storesync/storesync/appstore"
 )
 
-// Notification-history look-back (appstore-api.md §2.5), on the simulated
+// Notification-history look-back (docs/appstore-api.md §2.5), on the simulated
 // clock.
 const (
 	productionLookBack = 180 * day

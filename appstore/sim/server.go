@@ -19,7 +19,7 @@ type apiError struct {
 // Error lets an Apple refusal explain why a simulated change did not apply.
 func (e apiError) Error() string { return e.msg }
 
-// Apple's error codes the simulator answers with (appstore-api.md §4).
+// Apple's error codes the simulator answers with (docs/appstore-api.md §4).
 var (
 	errGeneralBadRequest             = apiError{400, 4000000, "Bad request."}
 	errInvalidRevision               = apiError{400, 4000005, "Invalid request revision."}

@@ -44,7 +44,7 @@ type Options struct {
 	ResyncWaitMax time.Duration
 }
 
-// NewHandler returns storesync's HTTP API (design.md, HTTP):
+// NewHandler returns storesync's HTTP API:
 //
 //	POST /webhooks/appstore                          App Store Server Notifications V2
 //	GET  /healthz                                    200 when the database answers, else 503
