@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/migrations/migrationstest"
+)
+
+// TestStatusShowsKeptAsideNotifications: the section counts kept-aside
+// notifications by reason and names what the latest one claimed, so a
+// wrong bundle id or notification URL is visible.
+func TestStatusShowsKeptAsideNotifications(t *testing.T) {
+	t.Parallel()
+	url, pool := migrationstest.NewDatabase(t)
+	env := map[string]string{"DATABASE_URL": url}
+	if code, stdout, _ := runCLI(t, env, "status"); code != 0 || !strings.Contains(stdout, "== Kept-aside notifications ==\nno notifications kept aside") {
+		t.Fatalf("empty: code %d\n%s", code, stdout)
+	}
+	l := ledger.New(pool)
+	for _, k := range []ledger.KeptAside{
+		{UUID: "0b5f9d4e-1f7a-4c39-9d1e-3b0c2c8e0a01", Reason: "INVALID_APP_IDENTIFIER", ClaimedBundleID: "com.other.app",
+			ClaimedEnvironment: appstore.Production, Type: "DID_RENEW", SignedPayload: "a.b.c"},
+		{UUID: "0b5f9d4e-1f7a-4c39-9d1e-3b0c2c8e0a02", Reason: "INVALID_APP_IDENTIFIER", ClaimedBundleID: "com.other.app",
+			ClaimedEnvironment: appstore.Sandbox, Type: "REFUND", SignedPayload: "a.b.c"},
+		{UUID: "0b5f9d4e-1f7a-4c39-9d1e-3b0c2c8e0a02", Reason: "INVALID_APP_IDENTIFIER", SignedPayload: "a.b.c"}, // a redelivery
+		{UUID: "0b5f9d4e-1f7a-4c39-9d1e-3b0c2c8e0a03", Reason: "INVALID_ENVIRONMENT", ClaimedBundleID: "com.example.storesync",
+			ClaimedEnvironment: appstore.Xcode, SignedPayload: "a.b.c"},
+	} {
+		if err := l.KeepAside(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.KeepAside(context.Background(), ledger.KeptAside{UUID: "not-a-uuid", Reason: "INVALID_APP_IDENTIFIER"}); err == nil ||
+		!strings.Contains(err.Error(), "not-a-uuid") {
+		t.Fatalf("a non-UUID kept aside: %v", err)
+	}
+	code, stdout, stderr := runCLI(t, env, "status")
+	if code != 0 {
+		t.Fatalf("code %d\n%s%s", code, stdout, stderr)
+	}
+	section := stdout[strings.Index(stdout, "== Kept-aside notifications =="):]
+	for _, want := range []string{
+		"INVALID_APP_IDENTIFIER  2              3           ", "com.other.app          Sandbox",
+		"INVALID_ENVIRONMENT     1              1           ", "com.example.storesync  Xcode",
+		"APPSTORE_BUNDLE_ID",
+	} {
+		if !strings.Contains(section, want) {
+			t.Errorf("status lacks %q:\n%s", want, section)
+		}
+	}
+}
