@@ -120,3 +120,66 @@ func TestWebhookKeepsAsideAnotherAppsNotifications(t *testing.T) {
 		t.Fatal("a notification from an untrusted chain was kept aside")
 	}
 }
+
+// TestResubmitKeptAsideOnceTheConfigurationIsFixed: notifications kept
+// aside under a wrong bundle id are stored, with their processing job, by
+// ResubmitKeptAside once the verifier has the right one; those that still
+// do not verify stay kept aside; a second run does nothing.
+func TestResubmitKeptAsideOnceTheConfigurationIsFixed(t *testing.T) {
+	t.Parallel()
+	simOpts := sim.Options{Seed: 6, Subscribers: 10, DisableRateLimits: true, BundleID: "com.other.app"}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts})
+	ctx := context.Background()
+	if err := e.simulator.SetWebhookURL(e.server.URL + "/webhooks/appstore"); err != nil {
+		t.Fatal(err)
+	}
+	e.simulator.Advance(20 * 24 * time.Hour)
+	if err := e.simulator.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// And one of a third app, which the fix does not make ours.
+	third := jobstest.NewNote(appstore.Production, e.simulator.Now())
+	third.N.Data.BundleID = "com.third.app"
+	if got := e.postSigned(third.Sign(t, e.ca)); got != 400 {
+		t.Fatalf("third app's notification: %d", got)
+	}
+	kept := e.count(`SELECT count(*) FROM kept_aside_notifications`)
+	if kept < 2 || e.count(`SELECT count(*) FROM notifications`) != 0 {
+		t.Fatalf("%d kept aside, %d stored", kept, e.count(`SELECT count(*) FROM notifications`))
+	}
+
+	// Under the old configuration nothing moves.
+	res, err := ResubmitKeptAside(ctx, e.deps, e.river)
+	if err != nil || res.Resubmitted != 0 || res.StillRefused["INVALID_APP_IDENTIFIER"] != kept {
+		t.Fatalf("before the fix: %+v, %v", res, err)
+	}
+
+	fixed := *e.deps
+	fixed.Verifier, err = appstore.NewVerifier(appstore.VerifierOptions{
+		RootCertificates: [][]byte{e.ca.RootDER()}, Environment: appstore.Production,
+		BundleID: "com.other.app", AppAppleID: sim.DefaultAppAppleID,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = ResubmitKeptAside(ctx, &fixed, e.river)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resubmitted != kept-1 || res.AlreadyStored != 0 || res.StillRefused["INVALID_APP_IDENTIFIER"] != 1 {
+		t.Fatalf("after the fix: %+v (kept %d)", res, kept)
+	}
+	if n := e.count(`SELECT count(*) FROM notifications WHERE source = 'webhook'`); n != kept-1 {
+		t.Fatalf("%d stored, want %d", n, kept-1)
+	}
+	if n := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification'`); n != kept-1 {
+		t.Fatalf("%d processing jobs, want %d", n, kept-1)
+	}
+	if n := e.count(`SELECT count(*) FROM kept_aside_notifications WHERE notification_uuid = $1`, third.N.NotificationUUID); n != 1 ||
+		e.count(`SELECT count(*) FROM kept_aside_notifications`) != 1 {
+		t.Fatal("only the third app's notification should stay kept aside")
+	}
+	if res, err = ResubmitKeptAside(ctx, &fixed, e.river); err != nil || res.Resubmitted != 0 {
+		t.Fatalf("again: %+v, %v", res, err)
+	}
+}

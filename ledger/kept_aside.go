@@ -89,3 +89,44 @@ func (l *Ledger) KeptAsideSummary(ctx context.Context) ([]KeptAsideReason, error
 	}
 	return out, nil
 }
+
+// KeptAsideNotifications returns up to limit kept-aside notifications
+// whose UUID sorts after after ("" for the first page), in UUID order, so
+// a caller can page through all of them while deleting some.
+func (l *Ledger) KeptAsideNotifications(ctx context.Context, after string, limit int) ([]KeptAside, error) {
+	if after == "" {
+		after = "00000000-0000-0000-0000-000000000000"
+	}
+	rows, err := l.db.Query(ctx, `SELECT notification_uuid::text, reason, detail, notification_type, subtype,
+			claimed_bundle_id, claimed_app_apple_id, claimed_environment, signed_payload
+		FROM kept_aside_notifications WHERE notification_uuid > $1::uuid ORDER BY notification_uuid LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: listing kept-aside notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []KeptAside
+	for rows.Next() {
+		var k KeptAside
+		var env string
+		if err := rows.Scan(&k.UUID, &k.Reason, &k.Detail, &k.Type, &k.Subtype, &k.ClaimedBundleID,
+			&k.ClaimedAppAppleID, &env, &k.SignedPayload); err != nil {
+			return nil, fmt.Errorf("ledger: listing kept-aside notifications: %w", err)
+		}
+		k.ClaimedEnvironment = appstore.Environment(env)
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: listing kept-aside notifications: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteKeptAside removes a kept-aside notification, once it is stored in
+// the ledger (call it on WithTx, in the transaction that stores it). An
+// unknown UUID is not an error: another process resubmitted it first.
+func (l *Ledger) DeleteKeptAside(ctx context.Context, uuid string) error {
+	if _, err := l.db.Exec(ctx, `DELETE FROM kept_aside_notifications WHERE notification_uuid = $1`, uuid); err != nil {
+		return fmt.Errorf("ledger: deleting kept-aside notification %s: %w", uuid, err)
+	}
+	return nil
+}

@@ -32,7 +32,7 @@ func writeKeptAsideStatus(ctx context.Context, s *statusContext, w io.Writer) er
 		return err
 	}
 	fmt.Fprintln(w, "Apple signed these for another app or environment; the ledger refused them. Check APPSTORE_BUNDLE_ID,")
-	fmt.Fprintln(w, "APPSTORE_APP_APPLE_ID and the notification URLs in App Store Connect; once fixed, `storesync backfill`")
-	fmt.Fprintln(w, "from the first one's time recovers those that were this app's (README, Troubleshooting).")
+	fmt.Fprintln(w, "APPSTORE_APP_APPLE_ID and the notification URLs in App Store Connect; once fixed, `storesync resubmit`")
+	fmt.Fprintln(w, "stores those that were this app's (README, Troubleshooting).")
 	return nil
 }

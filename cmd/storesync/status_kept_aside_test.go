@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/appstore/sim/simtest"
+	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
@@ -51,5 +54,43 @@ func TestStatusShowsKeptAsideNotifications(t *testing.T) {
 		if !strings.Contains(section, want) {
 			t.Errorf("status lacks %q:\n%s", want, section)
 		}
+	}
+}
+
+// TestResubmitKeptAsideStoresWhatVerifiesNow: a notification kept aside
+// under an earlier, wrong configuration verifies with the current one:
+// `resubmit` stores it with its processing job and status no
+// longer lists it; one for another app stays.
+func TestResubmitKeptAsideStoresWhatVerifiesNow(t *testing.T) {
+	t.Parallel()
+	simulator := simtest.StartTest(t, sim.Options{Seed: 3, Subscribers: 10})
+	env := simCLIEnv(t, simulator)
+	pool := openTestPool(t, env["DATABASE_URL"])
+	l := ledger.New(pool)
+	ours := jobstest.NewNote(appstore.Production, simulator.Now())
+	other := jobstest.NewNote(appstore.Production, simulator.Now())
+	other.N.Data.BundleID = "com.other.app"
+	for _, n := range []*jobstest.Note{ours, other} {
+		if err := l.KeepAside(t.Context(), ledger.KeptAside{UUID: n.N.NotificationUUID, Reason: "INVALID_APP_IDENTIFIER",
+			ClaimedBundleID: n.N.Data.BundleID, ClaimedEnvironment: appstore.Production, SignedPayload: n.Sign(t, simulator.CA())}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, stdout, stderr := runCLI(t, env, "resubmit")
+	if code != 0 || !strings.Contains(stdout, "resubmitted 1 kept-aside notification(s) (0 already in the ledger)\n") ||
+		!strings.Contains(stdout, "still kept aside: 1 with INVALID_APP_IDENTIFIER\n") {
+		t.Fatalf("code %d\n%s%s", code, stdout, stderr)
+	}
+	var stored, jobs int
+	if err := pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM notifications WHERE notification_uuid = $1),
+		(SELECT count(*) FROM river_job WHERE kind = 'process_notification')`, ours.N.NotificationUUID).Scan(&stored, &jobs); err != nil {
+		t.Fatal(err)
+	}
+	if stored != 1 || jobs != 1 {
+		t.Fatalf("stored %d, jobs %d", stored, jobs)
+	}
+	if code, stdout, _ := runCLI(t, env, "status"); code != 0 || !strings.Contains(stdout, "INVALID_APP_IDENTIFIER  1 ") ||
+		!strings.Contains(stdout, "com.other.app") {
+		t.Fatalf("status after the resubmission: code %d\n%s", code, stdout)
 	}
 }

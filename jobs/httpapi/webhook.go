@@ -239,6 +239,8 @@ func (h *webhook) verify(signed string) (appstore.Environment, *appstore.Notific
 // changes), but kept in kept_aside_notifications and shown by `storesync
 // status`, so the mistake is visible and the notifications are not lost.
 // A forgery never gets here (it fails the signature or the chain first).
+// `storesync resubmit` (jobs.ResubmitKeptAside) stores them once the
+// configuration is fixed.
 // When the row cannot be written the answer is 503, so Apple retries.
 func (h *webhook) keepAside(r *http.Request, signed string, verr *appstore.VerificationError) (string, int) {
 	id, err := appstore.PeekNotificationIdentity(signed)
