@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -92,5 +93,51 @@ func TestResubmitKeptAsideStoresWhatVerifiesNow(t *testing.T) {
 	if code, stdout, _ := runCLI(t, env, "status"); code != 0 || !strings.Contains(stdout, "INVALID_APP_IDENTIFIER  1 ") ||
 		!strings.Contains(stdout, "com.other.app") {
 		t.Fatalf("status after the resubmission: code %d\n%s", code, stdout)
+	}
+}
+
+// TestServeKeepsAsideAndStatusShowsIt, through the binary's own wiring: a
+// notification signed by the simulator's CA for another bundle is answered
+// 400 by serve's webhook and appears in status; a forged copy does not.
+func TestServeKeepsAsideAndStatusShowsIt(t *testing.T) {
+	t.Parallel()
+	simulator := simtest.StartTest(t, sim.Options{Seed: 4, Subscribers: 10})
+	env := simCLIEnv(t, simulator)
+	out := startServe(t, env)
+	line := out.String()[strings.Index(out.String(), "serving on http://")+len("serving on http://"):]
+	webhook := "http://" + line[:strings.IndexByte(line, ' ')] + "/webhooks/appstore"
+	post := func(signed string) int {
+		t.Helper()
+		resp, err := http.Post(webhook, "application/json", strings.NewReader(`{"signedPayload":"`+signed+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	n := jobstest.NewNote(appstore.Sandbox, simulator.Now())
+	n.N.Data.BundleID = "com.other.app"
+	signed := n.Sign(t, simulator.CA())
+	if code := post(signed); code != 400 {
+		t.Fatalf("another bundle's notification: %d, want 400", code)
+	}
+	forged := jobstest.NewNote(appstore.Production, simulator.Now())
+	forged.N.Data.BundleID = "com.forged.app"
+	if code := post(jobstest.NewChain(t, true, "").SignNote(t, forged)); code != 400 {
+		t.Fatalf("forged notification: %d, want 400", code)
+	}
+	code, stdout, stderr := runCLI(t, env, "status")
+	if code != 0 {
+		t.Fatalf("status: code %d\n%s%s", code, stdout, stderr)
+	}
+	section := stdout[strings.Index(stdout, "== Kept-aside notifications =="):]
+	if !strings.Contains(section, "INVALID_APP_IDENTIFIER  1 ") || !strings.Contains(section, "com.other.app          Sandbox") ||
+		strings.Contains(section, "com.forged.app") {
+		t.Fatalf("status:\n%s", section)
+	}
+	pool := openTestPool(t, env["DATABASE_URL"])
+	var stored int
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM notifications`).Scan(&stored); err != nil || stored != 0 {
+		t.Fatalf("%d notifications stored in the ledger (%v)", stored, err)
 	}
 }
