@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,7 @@ import (
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/jobs/demo"
 	"github.com/storesync/storesync/jobs/httpapi"
+	"github.com/storesync/storesync/ledger"
 )
 
 // demoCommand is `storesync demo`; main.go lists it in commands.
@@ -139,6 +141,7 @@ func writeDemoReport(w io.Writer, r *demo.Report) {
 	}
 	fmt.Fprintf(w, "notifications: %d sent live, %d deliveries dropped, %d received by webhook, %d recovered by backfill\n",
 		r.LiveSent, r.Dropped, r.Webhook, r.Backfilled)
+	writeNotificationTypes(w, r.ByType)
 	fmt.Fprintf(w, "silent changes at Apple: %d (%s)\n", r.Silent, kindsText(r.SilentByKind))
 	if r.Reconcile != nil {
 		writeReconcileSummary(w, r.Reconcile)
@@ -156,6 +159,35 @@ func writeDemoReport(w io.Writer, r *demo.Report) {
 		}
 	}
 	fmt.Fprintf(w, "demo took %s\n", r.Elapsed.Round(time.Second))
+}
+
+// writeNotificationTypes prints the notifications received per type, by
+// webhook and by backfill; the other column (the reconciliation's sweep)
+// only when some type has one.
+func writeNotificationTypes(w io.Writer, counts []ledger.NotificationTypeCount) {
+	if len(counts) == 0 {
+		fmt.Fprintln(w, "notifications received per type: none")
+		return
+	}
+	other := false
+	for _, c := range counts {
+		other = other || c.Other > 0
+	}
+	fmt.Fprintln(w, "notifications received per type:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := "  type\twebhook\tbackfill"
+	if other {
+		header += "\tother"
+	}
+	fmt.Fprintln(tw, header)
+	for _, c := range counts {
+		fmt.Fprintf(tw, "  %s\t%d\t%d", c.Type, c.Webhook, c.Backfill)
+		if other {
+			fmt.Fprintf(tw, "\t%d", c.Other)
+		}
+		fmt.Fprintln(tw)
+	}
+	_ = tw.Flush()
 }
 
 func kindsText(m map[string]int) string {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
 
@@ -28,7 +29,7 @@ func TestDemoSmallPrintsTheReport(t *testing.T) {
 	}
 	for _, want := range []string{"] database: storesync_demo_", "] 1/4 migration: ", "] 2/4 live: simulated day 1 ", "] 3/4 backfill: ",
 		"] 4/4 reconciliation: 2 subscriptions changed silently", "\n== storesync demo report\n", "subscribers imported: ",
-		"Apple calls: ", "notifications: ", "silent changes at Apple: 2 (", "reconciliation run 1 (manual ",
+		"Apple calls: ", "notifications: ", "notifications received per type: ", "silent changes at Apple: 2 (", "reconciliation run 1 (manual ",
 		"ledger equals the simulator's truth: yes (every subscription)\n", "demo took "} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
@@ -36,5 +37,30 @@ func TestDemoSmallPrintsTheReport(t *testing.T) {
 	}
 	if strings.Contains(stdout, "kept the demo database") {
 		t.Errorf("kept the database without --keep:\n%s", stdout)
+	}
+}
+
+// The per-type table: webhook and backfill columns, the other column only
+// when a type has one, "none" for no notifications.
+func TestDemoReportNotificationTypes(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	writeNotificationTypes(&b, nil)
+	if b.String() != "notifications received per type: none\n" {
+		t.Fatalf("no notifications printed %q", b.String())
+	}
+	b.Reset()
+	writeNotificationTypes(&b, []ledger.NotificationTypeCount{{Type: "DID_RENEW", Webhook: 120, Backfill: 41}, {Type: "REFUND", Webhook: 3}})
+	want := "notifications received per type:\n" +
+		"  type       webhook  backfill\n" +
+		"  DID_RENEW  120      41\n" +
+		"  REFUND     3        0\n"
+	if b.String() != want {
+		t.Fatalf("got\n%q\nwant\n%q", b.String(), want)
+	}
+	b.Reset()
+	writeNotificationTypes(&b, []ledger.NotificationTypeCount{{Type: "EXPIRED", Other: 2}})
+	if !strings.Contains(b.String(), "other") || !strings.Contains(b.String(), "  EXPIRED  0        0         2") {
+		t.Fatalf("other column: %q", b.String())
 	}
 }

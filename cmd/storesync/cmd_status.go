@@ -27,7 +27,7 @@ Prints, from the database, one section per concern: the job queue by kind
 and state, the latest import runs (done, failed, pending rows), the Apple
 rate budget used per endpoint over the last minute and hour (with 429s),
 and whatever other sections are registered (backfill windows,
-reconciliation runs).
+reconciliation runs, notifications kept aside as another app's).
 
   --runs N   how many import runs to list (default 5)`,
 		run: runStatus,
@@ -54,6 +54,7 @@ func statusSections() []statusSection {
 		{Order: 30, Title: "Apple rate budget", Write: writeBudgetStatus},
 		{Order: 40, Title: "Notification backfill", Write: writeBackfillStatus},
 		{Order: 50, Title: "Reconciliation", Write: writeReconcileStatus},
+		{Order: 60, Title: "Kept-aside notifications", Write: writeKeptAsideStatus},
 	}
 }
 

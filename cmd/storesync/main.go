@@ -44,6 +44,7 @@ func commands() []*command {
 		importCommand(),
 		migrateCommand(),
 		reconcileCommand(),
+		resubmitCommand(),
 		resyncCommand(),
 		serveCommand(),
 		showCommand(),

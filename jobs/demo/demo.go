@@ -121,6 +121,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			return rep, err
 		}
 	}
+	if rep.ByType, err = r.deps.Ledger.CountNotificationsByType(ctx); err != nil {
+		return rep, err
+	}
 	if rep.Mismatches, err = truthcheck.Compare(ctx, r.deps.Ledger, simulator.Truth()); err != nil {
 		return rep, err
 	}

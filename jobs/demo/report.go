@@ -29,6 +29,10 @@ type Report struct {
 	// Backfilled is how many notifications the backfill recovered from
 	// notification history.
 	Backfilled int64
+	// ByType counts the notifications the ledger holds per type, received
+	// by webhook and recovered by backfill (and, in Other, stored by the
+	// reconciliation's sweep), at the end of the run.
+	ByType []ledger.NotificationTypeCount
 	// Silent is how many subscriptions changed at Apple without a
 	// notification, by mutation kind in SilentByKind.
 	Silent       int

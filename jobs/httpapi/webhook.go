@@ -32,6 +32,7 @@ const (
 	webhookTooLarge    = "too_large"   // 413
 	webhookMalformed   = "malformed"   // 400: not {"signedPayload": JWS} or not a notification
 	webhookUnverified  = "unverified"  // 400: verification failed
+	webhookKeptAside   = "kept_aside"  // 400: Apple-signed, for another app or environment: kept aside
 	webhookRetryVerify = "retry_later" // 503: an online check could not complete
 	webhookOverloaded  = "overloaded"  // 503: too many notifications waiting for the database
 	webhookUnavailable = "unavailable" // 503: the database did not store it
@@ -47,10 +48,15 @@ type webhook struct {
 	verifier map[appstore.Environment]*appstore.Verifier // Production and Sandbox
 	primary  appstore.Environment                        // the configured one, tried first
 	ingest   *ingester
+	// keepAsideSlots bounds concurrent keep-aside inserts, so a flood of
+	// another app's notifications holds at most that many connections and
+	// never starves the ingest path of the pool (a request that finds no
+	// slot within its 10 s is answered 503: Apple retries it later).
+	keepAsideSlots chan struct{}
 }
 
 func newWebhook(d *jobs.Deps, client *river.Client[pgx.Tx], opts Options) *webhook {
-	h := &webhook{deps: d, ingest: &ingester{
+	h := &webhook{deps: d, keepAsideSlots: make(chan struct{}, 2), ingest: &ingester{
 		deps: d, river: client,
 		maxActive: orInt(opts.IngestConcurrency, 2),
 		maxBatch:  orInt(opts.IngestMaxBatch, 128),
@@ -136,6 +142,9 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 			h.reject(r, webhookRetryVerify, "", err)
 			return webhookRetryVerify, http.StatusServiceUnavailable
 		}
+		if verr.Status == appstore.InvalidAppIdentifier || verr.Status == appstore.InvalidEnvironment {
+			return h.keepAside(r, signed, verr)
+		}
 		h.reject(r, webhookUnverified, "", err)
 		return webhookUnverified, http.StatusBadRequest
 	}
@@ -219,6 +228,46 @@ func (h *webhook) verify(signed string) (appstore.Environment, *appstore.Notific
 	}
 	p, err = h.verifier[other].VerifyNotification(signed)
 	return other, p, err
+}
+
+// keepAside stores aside a notification that verify refused for its
+// identity (INVALID_APP_IDENTIFIER, INVALID_ENVIRONMENT). The verifier
+// checks identity only after the signature and the chain verified, so the
+// payload is Apple's, for another app or environment: most likely a
+// misconfigured APPSTORE_BUNDLE_ID or a notification URL shared with
+// another app. It is still refused from the ledger (400, no subscription
+// changes), but kept in kept_aside_notifications and shown by `storesync
+// status`, so the mistake is visible and the notifications are not lost.
+// A forgery never gets here (it fails the signature or the chain first).
+// `storesync resubmit` (jobs.ResubmitKeptAside) stores them once the
+// configuration is fixed.
+// When the row cannot be written the answer is 503, so Apple retries.
+func (h *webhook) keepAside(r *http.Request, signed string, verr *appstore.VerificationError) (string, int) {
+	id, err := appstore.PeekNotificationIdentity(signed)
+	if err != nil || !ledger.IsUUID(id.UUID) {
+		h.reject(r, webhookUnverified, "", verr)
+		return webhookUnverified, http.StatusBadRequest
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case h.keepAsideSlots <- struct{}{}:
+		defer func() { <-h.keepAsideSlots }()
+	case <-ctx.Done():
+		h.reject(r, webhookOverloaded, id.UUID, errors.New("too many notifications waiting to be kept aside"))
+		return webhookOverloaded, http.StatusServiceUnavailable
+	}
+	err = h.deps.Ledger.KeepAside(ctx, ledger.KeptAside{
+		UUID: id.UUID, Reason: verr.Status.String(), Detail: verr.Reason, Type: id.Type, Subtype: id.Subtype,
+		ClaimedBundleID: id.BundleID, ClaimedAppAppleID: id.AppAppleID, ClaimedEnvironment: id.Environment,
+		SignedPayload: signed,
+	})
+	if err != nil {
+		h.reject(r, webhookUnavailable, id.UUID, err)
+		return webhookUnavailable, http.StatusServiceUnavailable
+	}
+	h.reject(r, webhookKeptAside, id.UUID, verr)
+	return webhookKeptAside, http.StatusBadRequest
 }
 
 // reject logs why a request was not stored: never the payload, only the

@@ -141,6 +141,20 @@ func TestWebhookRejectsWhatDoesNotVerify(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM river_job`); n != 0 {
 		t.Fatalf("%d jobs enqueued from bad input", n)
 	}
+	// Only what verified but names another app or environment is kept
+	// aside; forgeries and malformed input are not.
+	if n := e.count(`SELECT count(*) FROM kept_aside_notifications`); n != 3 {
+		t.Fatalf("%d kept aside, want 3 (wrong bundle id, wrong app Apple id, Xcode)", n)
+	}
+	if n := e.count(`SELECT count(*) FROM kept_aside_notifications WHERE reason = 'INVALID_APP_IDENTIFIER'`); n != 2 {
+		t.Fatalf("%d kept aside as INVALID_APP_IDENTIFIER, want 2", n)
+	}
+	if n := e.count(`SELECT count(*) FROM kept_aside_notifications WHERE reason = 'INVALID_ENVIRONMENT' AND claimed_environment = 'Xcode'`); n != 1 {
+		t.Fatalf("%d kept aside as INVALID_ENVIRONMENT claiming Xcode, want 1", n)
+	}
+	if got := counterValue(e.deps.Metrics.WebhookAnswers.WithLabelValues(webhookKeptAside)); got != 3 {
+		t.Fatalf("kept-aside answers counted %v, want 3", got)
+	}
 	// The control: the same pipeline stores a good one, in either environment.
 	if got := e.postSigned(good().Sign(t, e.ca)); got != 200 {
 		t.Fatalf("good production notification: status %d", got)
