@@ -671,13 +671,17 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		if err != nil {
 			return err
 		}
+		imported, err := l.ImportedTokens(ctx, ids)
+		if err != nil {
+			return err
+		}
 		var findings []ledger.Drift
 		for _, otid := range ids {
 			v, ok := views[otid]
 			if !ok {
 				continue
 			}
-			fs := diffSubscription(before[otid], v, known[v.tx.TransactionID])
+			fs := diffSubscription(before[otid], v, known[v.tx.TransactionID], imported[otid])
 			for i := range fs {
 				fs[i].OriginalTransactionID = otid
 			}
@@ -685,6 +689,19 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		}
 		driftIDs, err := l.RecordDrift(ctx, r.run.ID, findings)
 		if err != nil {
+			return err
+		}
+		// The company's file and Apple disagree on the customer: kept as a
+		// conflict for ops (the run cannot decide who is right), and so
+		// re-checked by the runs of the recent window.
+		var conflicts []ledger.Conflict
+		for _, f := range findings {
+			if f.Field == fieldImportedToken {
+				conflicts = append(conflicts, ledger.Conflict{OriginalTransactionID: f.OriginalTransactionID,
+					Field: fieldAppAccountToken, OurValue: f.LedgerValue, AppleValue: f.AppleValue, Source: "reconcile"})
+			}
+		}
+		if err := l.RecordConflicts(ctx, conflicts); err != nil {
 			return err
 		}
 		changes, err := l.Apply(ctx, facts)
@@ -699,6 +716,9 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		repairedSubs := map[string]bool{}
 		waiting := map[string][]int64{}
 		for i, f := range findings {
+			if f.Field == fieldImportedToken {
+				continue // nothing the ledger holds can repair it
+			}
 			if f.Field == fieldTransaction {
 				// Repaired once the history before it is paged too.
 				waiting[f.OriginalTransactionID] = append(waiting[f.OriginalTransactionID], driftIDs[i])
@@ -836,18 +856,31 @@ const (
 	fieldAutoRenewStatus    = "auto_renew_status"
 	fieldAutoRenewProductID = "auto_renew_product_id"
 	fieldAppAccountToken    = "app_account_token"
+	// fieldImportedToken: the appAccountToken the import row carried
+	// differs from Apple's. It stays unrepaired: the ledger keeps Apple's
+	// token, and which customer is right is for ops (a conflict).
+	fieldImportedToken = "imported_app_account_token"
 )
 
 // diffSubscription lists every difference between the ledger's view l (nil:
 // the ledger holds nothing about it) and Apple's a. txKnown says whether
-// the ledger holds Apple's latest transaction.
-func diffSubscription(l *ledger.Subscription, a appleView, txKnown bool) []ledger.Drift {
+// the ledger holds Apple's latest transaction. importedToken is the
+// appAccountToken the subscription's import row carried ("" when none):
+// when Apple states a different one, the company's file and Apple name
+// different customers, a customer_conflict even when the ledger's own
+// token already follows Apple (it takes Apple's, so comparing with it alone
+// would never see the file's claim contradicted). Apple stating no token
+// is no conflict: Apple was not told the company's token yet.
+func diffSubscription(l *ledger.Subscription, a appleView, txKnown bool, importedToken string) []ledger.Drift {
 	var out []ledger.Drift
 	add := func(class ledger.DriftClass, field, ours, apple string) {
 		out = append(out, ledger.Drift{Class: class, Field: field, LedgerValue: ours, AppleValue: apple})
 	}
 	if !txKnown {
 		add(ledger.DriftMissingTransaction, fieldTransaction, "", a.tx.TransactionID)
+	}
+	if tok := appleToken(a); tok != "" && importedToken != "" && !strings.EqualFold(importedToken, tok) {
+		add(ledger.DriftCustomerConflict, fieldImportedToken, importedToken, tok)
 	}
 	if l == nil {
 		return out

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -240,6 +241,83 @@ func TestReconcileCapBindsLeastRecentlyCheckedFirst(t *testing.T) {
 	last := reconcileNow(t, h, "manual bound 3", 0)
 	if last.CapBound() || last.LeftForNextRun() != 0 {
 		t.Fatalf("generous cap: %+v", last)
+	}
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
+}
+
+// The company's file gave a customer's token Apple did not know; Apple
+// later states another one, and the ledger (which follows Apple) already
+// holds it. Reconciliation must still see the file contradicted: a
+// customer_conflict against the import row's token, kept as a conflict.
+func TestReconcileComparesAppleTokenWithTheImportRows(t *testing.T) {
+	t.Parallel()
+	h := startImportHarness(t, sim.Options{Seed: 7, Subscribers: 40, DisableRateLimits: true}, Settings{})
+	ctx := context.Background()
+	truths := h.simulator.Truth()
+	sub := pickSubscription(t, truths, map[string]bool{}, "purchased with no token at Apple", func(tr sim.SubscriptionTruth) bool {
+		return tr.InAppOwnershipType == "PURCHASED" && tr.AppAccountToken == ""
+	})
+	const companyToken, appleToken = "0a1b0000-0000-4000-8000-00000000c0de", "0a1b0000-0000-4000-8000-00000000a991"
+	run, _, _ := h.importCSV(t, truthCSV(truths, map[string]string{sub.OriginalTransactionID: companyToken}))
+	if p := h.waitRun(t, run, 3*time.Minute); p.Failed > 0 {
+		t.Fatalf("import: %+v", p)
+	}
+	h.simulator.Advance(time.Millisecond)
+	// The app's backend tells Apple (the harness's budget covers only the
+	// endpoints storesync calls, so this client has its own).
+	key, err := appstore.ParsePrivateKey(h.simulator.PrivateKeyPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := appstore.NewClient(appstore.ClientOptions{KeyID: h.simulator.KeyID(), IssuerID: h.simulator.IssuerID(),
+		BundleID: h.simulator.BundleID(), PrivateKey: key, Environment: appstore.Production, BaseURL: h.simulator.BaseURL(),
+		Budget: appstore.NewRateBudget(map[appstore.Endpoint]float64{appstore.EndpointAppAccountToken: 20}, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.SetAppAccountToken(ctx, sub.OriginalTransactionID, appleToken); err != nil {
+		t.Fatal(err)
+	}
+	// The ledger learns Apple's token (as a resync or a notification would).
+	if _, _, err := h.deps.syncStatuses(ctx, sub.OriginalTransactionID); err != nil {
+		t.Fatal(err)
+	}
+	var ledgerToken string
+	if err := h.pool.QueryRow(ctx, `SELECT COALESCE(app_account_token::text, '') FROM subscriptions
+		WHERE original_transaction_id = $1`, sub.OriginalTransactionID).Scan(&ledgerToken); err != nil {
+		t.Fatal(err)
+	}
+	if ledgerToken != appleToken {
+		t.Fatalf("the ledger holds token %q, want Apple's %q", ledgerToken, appleToken)
+	}
+
+	rec := reconcileNow(t, h, "manual token", 0)
+
+	drift, err := h.deps.Ledger.DriftOfRun(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []ledger.Drift
+	for _, d := range drift {
+		if d.OriginalTransactionID == sub.OriginalTransactionID {
+			found = append(found, d)
+		} else if d.Class == ledger.DriftCustomerConflict {
+			t.Errorf("customer_conflict on a subscription whose file agreed with Apple: %+v", d)
+		}
+	}
+	if len(found) != 1 || found[0].Class != ledger.DriftCustomerConflict || found[0].LedgerValue != companyToken ||
+		found[0].AppleValue != appleToken || found[0].RepairedAt != nil {
+		t.Fatalf("findings on %s: %+v, want one unrepaired customer_conflict %s (import row) vs %s (Apple)",
+			sub.OriginalTransactionID, found, companyToken, appleToken)
+	}
+	conflicts, err := h.deps.Ledger.Conflicts(ctx, sub.OriginalTransactionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(conflicts, func(c ledger.Conflict) bool {
+		return c.Source == "reconcile" && c.Field == "app_account_token" && c.OurValue == companyToken && c.AppleValue == appleToken
+	}) {
+		t.Fatalf("conflicts of %s: %+v, want the reconciliation's", sub.OriginalTransactionID, conflicts)
 	}
 	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
 }
