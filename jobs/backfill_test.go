@@ -201,21 +201,26 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 // TestBackfillStopsBeforeTheJobTimeoutAndGoesOn: a window too long for one
 // run stops between pages near the timeout, snoozes (no attempt lost) and
 // finishes in later runs. A run stops at 3/4 of its timeout, so about
-// four pages fit in one; the timeout leaves room for a page stored on a
-// machine loaded by the whole suite under the race detector (at 1.5 s, a
-// CI run once saw every attempt time out on its first page).
+// four pages fit in one, and the window has eight. What must fit between
+// the stop and the timeout is storing one page (verifying its 20
+// notifications): the timeout leaves 3 s for it, room on a machine loaded
+// by the whole suite under the race detector (at 1.5 s a CI run once saw
+// every attempt time out on its first page, and at 3 s with 0.75 s to
+// spare a host with load average 9 still did). Latency and timeout are
+// scaled together, so the structure (pages per run) is unchanged.
 func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	t.Parallel()
+	const timeout = 12 * time.Second
 	simOpts := sim.Options{Seed: 5, Subscribers: 200, DisableRateLimits: true,
-		Faults: sim.Faults{Latency: 500 * time.Millisecond, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
-	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: 3 * time.Second})
+		Faults: sim.Faults{Latency: timeout / 6, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: timeout})
 	e.simulator.Advance(20 * 24 * time.Hour)
 	ctx := context.Background()
 	res, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.simulator.Now().Add(-21 * 24 * time.Hour), End: e.simulator.Now()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
+	e.waitIdle(3*time.Minute, "backfill", "process_notification", "import")
 	job, err := e.river.JobGet(ctx, res.Job.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +234,7 @@ func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	if snoozed < 1 || job.State != "completed" || w.FinishedAt == nil || w.Seen != total || w.New != total || w.Pages < 4 {
 		t.Fatalf("job %s after %v snoozes (errors %v); window %+v; the simulator sent %d", job.State, snoozed, job.Errors, w, total)
 	}
+	t.Logf("%d pages in %d runs (%v snoozes), %d attempts", w.Pages, int(snoozed)+1, snoozed, job.Attempt)
 }
 
 // TestBackfillPartialWindowIsCompletedOnceItsTimeHasPassed: a sweep whose
