@@ -207,6 +207,7 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 		}
 		pages++
 		token := cur.Token
+		readAt := d.now() // Apple's clock before asking: the page lists nothing signed later
 		page, err := retryTransient(ctx, d, func(ctx context.Context) (*appstore.NotificationHistoryResponse, error) {
 			p, err := apple.GetNotificationHistory(ctx, req, token)
 			d.Metrics.appleCall(appstore.EndpointNotificationHistory, err)
@@ -254,7 +255,9 @@ func (d *Deps) backfill(ctx context.Context, job *river.Job[BackfillArgs], cur b
 				return err
 			}
 			if !page.HasMore {
-				if _, err := d.Ledger.WithTx(tx).FinishBackfillWindow(ctx, win.ID); err != nil {
+				// readAt: Apple lists nothing signed after it, so a window
+				// ending later is complete only until then.
+				if _, err := d.Ledger.WithTx(tx).FinishBackfillWindow(ctx, win.ID, readAt); err != nil {
 					return err
 				}
 			}

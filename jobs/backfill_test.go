@@ -201,21 +201,26 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 // TestBackfillStopsBeforeTheJobTimeoutAndGoesOn: a window too long for one
 // run stops between pages near the timeout, snoozes (no attempt lost) and
 // finishes in later runs. A run stops at 3/4 of its timeout, so about
-// four pages fit in one; the timeout leaves room for a page stored on a
-// machine loaded by the whole suite under the race detector (at 1.5 s, a
-// CI run once saw every attempt time out on its first page).
+// four pages fit in one, and the window has eight. What must fit between
+// the stop and the timeout is storing one page (verifying its 20
+// notifications): the timeout leaves 3 s for it, room on a machine loaded
+// by the whole suite under the race detector (at 1.5 s a CI run once saw
+// every attempt time out on its first page, and at 3 s with 0.75 s to
+// spare a host with load average 9 still did). Latency and timeout are
+// scaled together, so the structure (pages per run) is unchanged.
 func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	t.Parallel()
+	const timeout = 12 * time.Second
 	simOpts := sim.Options{Seed: 5, Subscribers: 200, DisableRateLimits: true,
-		Faults: sim.Faults{Latency: 500 * time.Millisecond, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
-	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: 3 * time.Second})
+		Faults: sim.Faults{Latency: timeout / 6, Endpoints: []appstore.Endpoint{appstore.EndpointNotificationHistory}}}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true, JobTimeout: timeout})
 	e.simulator.Advance(20 * 24 * time.Hour)
 	ctx := context.Background()
 	res, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.simulator.Now().Add(-21 * 24 * time.Hour), End: e.simulator.Now()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
+	e.waitIdle(3*time.Minute, "backfill", "process_notification", "import")
 	job, err := e.river.JobGet(ctx, res.Job.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -228,5 +233,80 @@ func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	snoozed := counterValue(e.deps.Metrics.JobOutcomes.WithLabelValues("backfill", "snoozed"))
 	if snoozed < 1 || job.State != "completed" || w.FinishedAt == nil || w.Seen != total || w.New != total || w.Pages < 4 {
 		t.Fatalf("job %s after %v snoozes (errors %v); window %+v; the simulator sent %d", job.State, snoozed, job.Errors, w, total)
+	}
+	t.Logf("%d pages in %d runs (%v snoozes), %d attempts", w.Pages, int(snoozed)+1, snoozed, job.Attempt)
+}
+
+// TestBackfillPartialWindowIsCompletedOnceItsTimeHasPassed: a sweep whose
+// window ends after Apple's now when it is read (it ends at "now" on a
+// clock ahead of Apple's, or later) is partial: Apple cannot list what is
+// not signed yet. The watermark must stop where the window was read, and
+// once that time has passed the next sweep must read the rest, so a
+// notification signed in it is not skipped and the watermark moves over
+// the window exactly once.
+func TestBackfillPartialWindowIsCompletedOnceItsTimeHasPassed(t *testing.T) {
+	t.Parallel()
+	simOpts := sim.Options{Seed: 9, Subscribers: 40, DisableRateLimits: true}
+	e := newHookEnv(t, hookEnvOptions{Sim: &simOpts, Work: true})
+	ctx := context.Background()
+	env := appstore.Production
+	readAt := e.simulator.Now()
+	e.sweep(readAt.Add(2 * time.Hour)) // its window ends 2h after Apple's now
+
+	wm, ok, err := e.deps.Ledger.BackfillWatermark(ctx, env)
+	if err != nil || !ok || !wm.Equal(readAt) {
+		t.Fatalf("watermark after a partial window: %v %v %v, want %v (where it was read, not its end)", wm, ok, err, readAt)
+	}
+	// Half an hour later a notification is sent and lost (no webhook).
+	e.simulator.Advance(30 * time.Minute)
+	var lost sim.SubscriptionTruth
+	for _, tr := range e.simulator.Truth() {
+		if tr.Environment == env && tr.Status == "active" && tr.AutoRenewStatus {
+			lost = tr
+			break
+		}
+	}
+	if err := e.simulator.MutateAndNotify(lost.OriginalTransactionID, sim.MutateAutoRenewOff); err != nil {
+		t.Fatal(err)
+	}
+	notes := e.simulator.Notifications(env)
+	lostUUID := notes[len(notes)-1].NotificationUUID
+
+	// Time passes beyond the window's end; the next sweeps run.
+	e.simulator.Advance(3 * time.Hour)
+	second := e.simulator.Now()
+	e.sweep(second)
+	if n := e.count(`SELECT count(*) FROM notifications WHERE notification_uuid = $1`, lostUUID); n != 1 {
+		t.Fatalf("the notification signed inside the partial window's unread stretch was skipped")
+	}
+	wm, _, err = e.deps.Ledger.BackfillWatermark(ctx, env)
+	if err != nil || !wm.Equal(second) {
+		t.Fatalf("watermark after the next sweep: %v %v, want %v", wm, err, second)
+	}
+	windows, err := e.deps.Ledger.RecentBackfillWindows(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prod []ledger.BackfillWindow // newest first
+	for _, w := range windows {
+		if w.Environment == env {
+			prod = append(prod, w)
+		}
+	}
+	if len(prod) != 2 || prod[1].CompleteUntil == nil || !prod[1].CompleteUntil.Equal(readAt) ||
+		!prod[0].Start.Equal(readAt.Add(-BackfillOverlap)) || prod[0].CompleteUntil == nil || !prod[0].CompleteUntil.Equal(second) {
+		t.Fatalf("windows %+v: want the partial one complete until %v and the next starting %v before it", prod, readAt, BackfillOverlap)
+	}
+	// Later sweeps chain on the complete one: the watermark moved over the
+	// partial window once and only moves forward.
+	e.sweep(second.Add(time.Minute))
+	if wm2, _, _ := e.deps.Ledger.BackfillWatermark(ctx, env); !wm2.Equal(second) {
+		// The sweep ending a minute after Apple's now is partial again.
+		t.Fatalf("watermark %v after a sweep ending after now, want it to stay %v", wm2, second)
+	}
+	e.simulator.Advance(time.Hour)
+	e.sweep(e.simulator.Now())
+	if wm3, _, _ := e.deps.Ledger.BackfillWatermark(ctx, env); !wm3.Equal(e.simulator.Now()) {
+		t.Fatalf("watermark %v, want %v", wm3, e.simulator.Now())
 	}
 }

@@ -33,8 +33,18 @@ import (
 //     missing_notification drift.
 //  2. targeted: statuses checks of subscriptions due to change or uncertain
 //     (ledger.TargetedReasons).
-//  3. rolling: the least recently checked of the rest, RollingQuota of them,
-//     so every subscription is checked once per full cycle.
+//  3. rolling: every other subscription, least recently checked first
+//     (never checked before all), until the walk reaches the subscriptions
+//     this run already checked or the call cap binds.
+//
+// A run thus checks everything it can afford every night: drift Apple never
+// told us about (a silent refund, a renewal) is found by the next run, not
+// within a full cycle. The full cycle (STORESYNC_RECONCILE_FULL_CYCLE) is
+// the promise kept when the cap binds: since each run starts with the least
+// recently checked, no subscription goes unchecked longer than the cycle as
+// long as the cap covers a 1/cycle slice a night (ReconcileRun.RollingQuota;
+// status warns when it cannot). A run the cap stopped says so in its summary
+// (ReconcileRun.CapBound) and the next one starts where it stopped.
 //
 // A check is one Get All Subscription Statuses call. Every difference
 // between the ledger's view and Apple's is recorded as drift before the
@@ -83,8 +93,10 @@ type ReconcileSettings struct {
 	// default limit for the client's environment; set it from the
 	// configuration so the rate share and overrides count (ReconcileCallCap).
 	CallCap int64
-	// FullCycle is the longest a subscription goes unchecked
-	// (STORESYNC_RECONCILE_FULL_CYCLE). Default 7 days.
+	// FullCycle is the longest a subscription goes unchecked when the call
+	// cap binds (STORESYNC_RECONCILE_FULL_CYCLE): a run that can afford it
+	// checks every subscription whatever the cycle, and one that cannot
+	// checks the least recently checked first. Default 7 days.
 	FullCycle time.Duration
 	// RecentWindow: subscriptions refunded, and conflicts found, within it
 	// are checked by every run (a refund may be reversed). Default 7 days.
@@ -334,7 +346,7 @@ func (r *reconciler) work(ctx context.Context) error {
 		var err error
 		switch {
 		case r.run.Phase != ledger.PhaseSweep && r.run.CallsUsed >= r.run.CallCap:
-			err = r.finish(ctx, "call cap reached")
+			err = r.finish(ctx, ledger.StoppedCallCap)
 		case r.run.Phase == ledger.PhaseSweep:
 			err = r.sweep(ctx)
 		case r.run.Phase == ledger.PhaseTargeted:
@@ -445,7 +457,7 @@ func (r *reconciler) targeted(ctx context.Context) error {
 		return err
 	}
 	if capped {
-		return r.finish(ctx, "call cap reached")
+		return r.finish(ctx, ledger.StoppedCallCap)
 	}
 	phase := ledger.PhaseTargeted
 	if done {
@@ -456,11 +468,10 @@ func (r *reconciler) targeted(ctx context.Context) error {
 
 func (r *reconciler) rolling(ctx context.Context) error {
 	d := r.d
-	left := r.run.RollingQuota - r.run.Checked[string(ledger.ReasonRolling)]
-	if left <= 0 {
-		return r.finish(ctx, "")
-	}
-	cands, next, done, err := d.Ledger.SelectRolling(ctx, r.window(), r.run.Cursor, int(min(left, int64(r.s.BatchSize))))
+	// No quota: the walk goes on until it meets this run's own checks or
+	// the cap binds (RollingQuota is the least the cap must allow, not the
+	// most a run checks).
+	cands, next, done, err := d.Ledger.SelectRolling(ctx, r.window(), r.run.Cursor, r.s.BatchSize)
 	if err != nil {
 		return err
 	}
@@ -469,7 +480,7 @@ func (r *reconciler) rolling(ctx context.Context) error {
 		return err
 	}
 	if capped {
-		return r.finish(ctx, "call cap reached")
+		return r.finish(ctx, ledger.StoppedCallCap)
 	}
 	if done {
 		return r.finish(ctx, "")
@@ -660,13 +671,17 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		if err != nil {
 			return err
 		}
+		imported, err := l.ImportedTokens(ctx, ids)
+		if err != nil {
+			return err
+		}
 		var findings []ledger.Drift
 		for _, otid := range ids {
 			v, ok := views[otid]
 			if !ok {
 				continue
 			}
-			fs := diffSubscription(before[otid], v, known[v.tx.TransactionID])
+			fs := diffSubscription(before[otid], v, known[v.tx.TransactionID], imported[otid])
 			for i := range fs {
 				fs[i].OriginalTransactionID = otid
 			}
@@ -674,6 +689,19 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		}
 		driftIDs, err := l.RecordDrift(ctx, r.run.ID, findings)
 		if err != nil {
+			return err
+		}
+		// The company's file and Apple disagree on the customer: kept as a
+		// conflict for ops (the run cannot decide who is right), and so
+		// re-checked by the runs of the recent window.
+		var conflicts []ledger.Conflict
+		for _, f := range findings {
+			if f.Field == fieldImportedToken {
+				conflicts = append(conflicts, ledger.Conflict{OriginalTransactionID: f.OriginalTransactionID,
+					Field: fieldAppAccountToken, OurValue: f.LedgerValue, AppleValue: f.AppleValue, Source: "reconcile"})
+			}
+		}
+		if err := l.RecordConflicts(ctx, conflicts); err != nil {
 			return err
 		}
 		changes, err := l.Apply(ctx, facts)
@@ -688,6 +716,9 @@ func (r *reconciler) check(ctx context.Context, c ledger.CheckCandidate) error {
 		repairedSubs := map[string]bool{}
 		waiting := map[string][]int64{}
 		for i, f := range findings {
+			if f.Field == fieldImportedToken {
+				continue // nothing the ledger holds can repair it
+			}
 			if f.Field == fieldTransaction {
 				// Repaired once the history before it is paged too.
 				waiting[f.OriginalTransactionID] = append(waiting[f.OriginalTransactionID], driftIDs[i])
@@ -825,18 +856,31 @@ const (
 	fieldAutoRenewStatus    = "auto_renew_status"
 	fieldAutoRenewProductID = "auto_renew_product_id"
 	fieldAppAccountToken    = "app_account_token"
+	// fieldImportedToken: the appAccountToken the import row carried
+	// differs from Apple's. It stays unrepaired: the ledger keeps Apple's
+	// token, and which customer is right is for ops (a conflict).
+	fieldImportedToken = "imported_app_account_token"
 )
 
 // diffSubscription lists every difference between the ledger's view l (nil:
 // the ledger holds nothing about it) and Apple's a. txKnown says whether
-// the ledger holds Apple's latest transaction.
-func diffSubscription(l *ledger.Subscription, a appleView, txKnown bool) []ledger.Drift {
+// the ledger holds Apple's latest transaction. importedToken is the
+// appAccountToken the subscription's import row carried ("" when none):
+// when Apple states a different one, the company's file and Apple name
+// different customers, a customer_conflict even when the ledger's own
+// token already follows Apple (it takes Apple's, so comparing with it alone
+// would never see the file's claim contradicted). Apple stating no token
+// is no conflict: Apple was not told the company's token yet.
+func diffSubscription(l *ledger.Subscription, a appleView, txKnown bool, importedToken string) []ledger.Drift {
 	var out []ledger.Drift
 	add := func(class ledger.DriftClass, field, ours, apple string) {
 		out = append(out, ledger.Drift{Class: class, Field: field, LedgerValue: ours, AppleValue: apple})
 	}
 	if !txKnown {
 		add(ledger.DriftMissingTransaction, fieldTransaction, "", a.tx.TransactionID)
+	}
+	if tok := appleToken(a); tok != "" && importedToken != "" && !strings.EqualFold(importedToken, tok) {
+		add(ledger.DriftCustomerConflict, fieldImportedToken, importedToken, tok)
 	}
 	if l == nil {
 		return out

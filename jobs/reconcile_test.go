@@ -435,7 +435,7 @@ func TestDiffSubscriptionClassifiesEveryField(t *testing.T) {
 				ExpiresDate: appstore.MillisOf(expires), AppAccountToken: "6F1C0000-0000-4000-8000-000000000001"},
 			ri: &appstore.RenewalInfoPayload{OriginalTransactionID: "1", AutoRenewStatus: 1, AutoRenewProductID: "monthly"}}
 	}
-	if got := diffSubscription(ledgerView(), apple(), true); len(got) != 0 {
+	if got := diffSubscription(ledgerView(), apple(), true, ""); len(got) != 0 {
 		t.Fatalf("identical views differ (tokens compare case-insensitively): %+v", got)
 	}
 	type want struct {
@@ -474,7 +474,7 @@ func TestDiffSubscriptionClassifiesEveryField(t *testing.T) {
 		if c.name == "unknown subscription" {
 			view = nil
 		}
-		got := diffSubscription(view, a, c.known)
+		got := diffSubscription(view, a, c.known, "")
 		if len(got) != len(c.want) {
 			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
 			continue
@@ -531,4 +531,49 @@ func TestReconcileSurvivesAppleFaults(t *testing.T) {
 		t.Fatal("the run never snoozed")
 	}
 	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, h.simulator.Truth())
+}
+
+// customer_conflict compares Apple's appAccountToken with the one the
+// import row carried too: the ledger's own token follows Apple, so
+// comparing with it alone never sees the company's file contradicted.
+func TestDiffSubscriptionComparesTheImportRowsToken(t *testing.T) {
+	t.Parallel()
+	const (
+		ledgers  = "6f1c0000-0000-4000-8000-000000000001"
+		apples   = "6F1C0000-0000-4000-8000-000000000001" // the ledger's, in Apple's case
+		other    = "7f1c0000-0000-4000-8000-000000000002"
+		imported = "8f1c0000-0000-4000-8000-000000000003"
+	)
+	view := func(ledgerToken, appleToken string) (*ledger.Subscription, appleView) {
+		return &ledger.Subscription{OriginalTransactionID: "1", Status: "active", LatestTransactionID: "11",
+				ProductID: "monthly", AppAccountToken: ledgerToken},
+			appleView{status: 1, tx: &appstore.TransactionPayload{TransactionID: "11", OriginalTransactionID: "1",
+				ProductID: "monthly", AppAccountToken: appleToken}}
+	}
+	type want struct{ field, ours, apples string }
+	for _, c := range []struct {
+		name                             string
+		ledgerToken, appleToken, fileTok string
+		want                             []want
+	}{
+		{"the file's token differs, the ledger's follows Apple", ledgers, apples, imported,
+			[]want{{"imported_app_account_token", imported, apples}}},
+		{"the file's token is Apple's", ledgers, apples, ledgers, nil},
+		{"no import row token", ledgers, apples, "", nil},
+		{"Apple knows no token yet", "", "", imported, nil},
+		{"the ledger's and the file's both differ", ledgers, other, ledgers,
+			[]want{{"imported_app_account_token", ledgers, other}, {"app_account_token", ledgers, other}}},
+	} {
+		l, a := view(c.ledgerToken, c.appleToken)
+		got := diffSubscription(l, a, true, c.fileTok)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: %+v, want %+v", c.name, got, c.want)
+			continue
+		}
+		for i, w := range c.want {
+			if g := got[i]; g.Class != ledger.DriftCustomerConflict || g.Field != w.field || g.LedgerValue != w.ours || g.AppleValue != w.apples {
+				t.Errorf("%s: finding %d = %+v, want customer_conflict %+v", c.name, i, g, w)
+			}
+		}
+	}
 }

@@ -36,23 +36,29 @@ type BackfillWindow struct {
 	Restarts        int        `json:"restarts,omitempty"`
 	StartedAt       time.Time  `json:"startedAt"`
 	FinishedAt      *time.Time `json:"finishedAt,omitempty"`
-	Error           string     `json:"error,omitempty"`
+	// CompleteUntil is, once finished, how far the window is known
+	// complete: End, or for a partial window (read before End had passed on
+	// Apple's clock) the moment it was read. Nil while unfinished.
+	CompleteUntil *time.Time `json:"completeUntil,omitempty"`
+	Error         string     `json:"error,omitempty"`
 }
 
 const backfillWindowSelect = `SELECT id, environment, kind, start_date, end_date, only_failures, pagination_token,
-	pages, seen, new, restarts, started_at, finished_at, COALESCE(error, '') FROM backfill_windows`
+	pages, seen, new, restarts, started_at, finished_at, complete_until, COALESCE(error, '') FROM backfill_windows`
 
 func collectBackfillWindows(rows pgx.Rows) ([]BackfillWindow, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (BackfillWindow, error) {
 		var w BackfillWindow
 		var env string
 		err := row.Scan(&w.ID, &env, &w.Kind, &w.Start, &w.End, &w.OnlyFailures, &w.PaginationToken,
-			&w.Pages, &w.Seen, &w.New, &w.Restarts, &w.StartedAt, &w.FinishedAt, &w.Error)
+			&w.Pages, &w.Seen, &w.New, &w.Restarts, &w.StartedAt, &w.FinishedAt, &w.CompleteUntil, &w.Error)
 		w.Environment = appstore.Environment(env)
 		w.Start, w.End, w.StartedAt = w.Start.UTC(), w.End.UTC(), w.StartedAt.UTC()
-		if w.FinishedAt != nil {
-			t := w.FinishedAt.UTC()
-			w.FinishedAt = &t
+		for _, tp := range []**time.Time{&w.FinishedAt, &w.CompleteUntil} {
+			if *tp != nil {
+				t := (*tp).UTC()
+				*tp = &t
+			}
 		}
 		return w, err
 	})
@@ -77,9 +83,9 @@ func (l *Ledger) OpenBackfillWindow(ctx context.Context, w BackfillWindow) (*Bac
 			seen = CASE WHEN backfill_windows.finished_at IS NULL THEN backfill_windows.seen ELSE 0 END,
 			new = CASE WHEN backfill_windows.finished_at IS NULL THEN backfill_windows.new ELSE 0 END,
 			started_at = CASE WHEN backfill_windows.finished_at IS NULL THEN backfill_windows.started_at ELSE now() END,
-			finished_at = NULL, error = NULL
+			finished_at = NULL, complete_until = NULL, error = NULL
 		RETURNING id, environment, kind, start_date, end_date, only_failures, pagination_token,
-			pages, seen, new, restarts, started_at, finished_at, COALESCE(error, '')`,
+			pages, seen, new, restarts, started_at, finished_at, complete_until, COALESCE(error, '')`,
 		string(w.Environment), w.Kind, w.Start, w.End, w.OnlyFailures)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: opening backfill window: %w", err)
@@ -141,26 +147,40 @@ func (l *Ledger) FailBackfillWindow(ctx context.Context, id int64, reason string
 	return err
 }
 
-// FinishBackfillWindow marks a window finished and, for a full window (not
-// only-failures), advances its environment's watermark across every
-// contiguous finished full window. The first full window to finish in an
-// environment starts the watermark at its own start. It returns the
-// watermark after the update (zero when the environment has none).
+// FinishBackfillWindow marks a window finished, its last page read at
+// readAt on Apple's clock, and, for a full window (not only-failures),
+// advances its environment's watermark across every contiguous finished
+// full window. The first full window to finish in an environment starts
+// the watermark at its own start. It returns the watermark after the update
+// (zero when the environment has none).
+//
+// A window is complete up to its end only when that end had passed when it
+// was read: one read earlier (a sweep whose last window ends at "now" or
+// after it) is partial, complete until readAt (CompleteUntil), since Apple
+// cannot list what was not signed yet. The watermark stops at readAt and
+// the next sweep starts there (LastSweepEnd), so the rest of the window is
+// read once its time has passed and the watermark moves over it then,
+// once; a zero readAt means the end had passed.
 //
 // Its statements hold the watermark's row lock, which serialises concurrent
 // finishers, until they commit together: it must run in the caller's
 // transaction (call it on Ledger.WithTx of the one that saved the window's
 // last page). On a pool-backed ledger it returns an error wrapping
 // ErrNotInTransaction.
-func (l *Ledger) FinishBackfillWindow(ctx context.Context, id int64) (time.Time, error) {
+func (l *Ledger) FinishBackfillWindow(ctx context.Context, id int64, readAt time.Time) (time.Time, error) {
 	if err := l.requireTx("FinishBackfillWindow"); err != nil {
 		return time.Time{}, err
 	}
 	var env string
 	var start time.Time
 	var onlyFailures bool
-	err := l.db.QueryRow(ctx, `UPDATE backfill_windows SET finished_at = now(), pagination_token = '', error = NULL
-		WHERE id = $1 RETURNING environment, start_date, only_failures`, id).Scan(&env, &start, &onlyFailures)
+	var read *time.Time
+	if !readAt.IsZero() {
+		read = &readAt
+	}
+	err := l.db.QueryRow(ctx, `UPDATE backfill_windows SET finished_at = now(), pagination_token = '', error = NULL,
+			complete_until = GREATEST(start_date, LEAST(end_date, COALESCE($2, end_date)))
+		WHERE id = $1 RETURNING environment, start_date, only_failures`, id, read).Scan(&env, &start, &onlyFailures)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, fmt.Errorf("ledger: backfill window %d: %w", id, ErrNotFound)
 	}
@@ -184,8 +204,8 @@ func (l *Ledger) FinishBackfillWindow(ctx context.Context, id int64) (time.Time,
 	}
 	for {
 		var next *time.Time
-		if err := l.db.QueryRow(ctx, `SELECT max(end_date) FROM backfill_windows WHERE environment = $1
-			AND NOT only_failures AND finished_at IS NOT NULL AND start_date <= $2 AND end_date > $2`,
+		if err := l.db.QueryRow(ctx, `SELECT max(complete_until) FROM backfill_windows WHERE environment = $1
+			AND NOT only_failures AND finished_at IS NOT NULL AND start_date <= $2 AND complete_until > $2`,
 			env, wm).Scan(&next); err != nil {
 			return time.Time{}, err
 		}
@@ -236,11 +256,13 @@ func (l *Ledger) BackfillWatermarks(ctx context.Context) (map[appstore.Environme
 // LastSweepEnd returns the end of the latest scheduled-sweep window of env,
 // finished or not, and false when there is none: the next sweep starts
 // there (minus an overlap), so sweeps tile time even when one is still
-// running or failed.
+// running or failed. A finished partial window ends, for this, where it is
+// complete (CompleteUntil): the next sweep reads the rest of it, so no
+// stretch is skipped.
 func (l *Ledger) LastSweepEnd(ctx context.Context, env appstore.Environment) (time.Time, bool, error) {
 	var end *time.Time
-	err := l.db.QueryRow(ctx, `SELECT max(end_date) FROM backfill_windows WHERE environment = $1 AND kind = 'sweep'`,
-		string(env)).Scan(&end)
+	err := l.db.QueryRow(ctx, `SELECT max(COALESCE(complete_until, end_date)) FROM backfill_windows
+		WHERE environment = $1 AND kind = 'sweep'`, string(env)).Scan(&end)
 	if err != nil || end == nil {
 		return time.Time{}, false, err
 	}

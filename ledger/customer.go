@@ -59,14 +59,25 @@ func (l *Ledger) LinkCustomer(ctx context.Context, originalTransactionID, appAcc
 	if appAccountToken != "" && appleToken != "" && !strings.EqualFold(appAccountToken, appleToken) {
 		conflicts = append(conflicts, Conflict{originalTransactionID, "app_account_token", appAccountToken, appleToken, source})
 	}
+	if err := l.RecordConflicts(ctx, conflicts); err != nil {
+		return nil, err
+	}
+	return conflicts, nil
+}
+
+// RecordConflicts keeps conflicts for ops (Conflicts, status) and for
+// reconciliation, which re-checks subscriptions with a recent conflict. A
+// conflict already recorded (same subscription, field and both values) is
+// left as it was, so recording is idempotent.
+func (l *Ledger) RecordConflicts(ctx context.Context, conflicts []Conflict) error {
 	for _, c := range conflicts {
 		if _, err := l.db.Exec(ctx, `INSERT INTO conflicts (original_transaction_id, field, our_value, apple_value, source)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			c.OriginalTransactionID, c.Field, c.OurValue, c.AppleValue, c.Source); err != nil {
-			return nil, fmt.Errorf("ledger: recording conflict: %w", err)
+			return fmt.Errorf("ledger: recording conflict on %s of %s: %w", c.Field, c.OriginalTransactionID, err)
 		}
 	}
-	return conflicts, nil
+	return nil
 }
 
 // Conflicts returns the recorded conflicts of a subscription, oldest first.

@@ -127,6 +127,34 @@ func (l *Ledger) ImportRowOf(ctx context.Context, originalTransactionID string) 
 	return &r, nil
 }
 
+// ImportedTokens returns the appAccountToken each of the subscriptions'
+// import rows carried (lower-case UUID text), keyed by
+// originalTransactionId. Subscriptions never imported, and rows without a
+// token, are absent.
+func (l *Ledger) ImportedTokens(ctx context.Context, originalTransactionIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(originalTransactionIDs) == 0 {
+		return out, nil
+	}
+	rows, err := l.db.Query(ctx, `SELECT original_transaction_id, app_account_token::text FROM import_rows
+		WHERE original_transaction_id = ANY($1) AND app_account_token IS NOT NULL`, originalTransactionIDs)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: reading imported tokens: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, token string
+		if err := rows.Scan(&id, &token); err != nil {
+			return nil, fmt.Errorf("ledger: reading imported tokens: %w", err)
+		}
+		out[id] = token
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger: reading imported tokens: %w", err)
+	}
+	return out, nil
+}
+
 // MarkImportRowDone marks a pending import row done. A row already failed
 // or done stays as it is.
 func (l *Ledger) MarkImportRowDone(ctx context.Context, originalTransactionID string) error {

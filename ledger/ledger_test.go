@@ -31,7 +31,7 @@ func TestTransactionOnlyMethodsRefuseAPool(t *testing.T) {
 			return err
 		},
 		"FinishBackfillWindow": func() error {
-			_, err := l.FinishBackfillWindow(ctx, 1)
+			_, err := l.FinishBackfillWindow(ctx, 1, time.Time{})
 			return err
 		},
 		"FinishReconcileSweep": func() error {

@@ -46,8 +46,11 @@ type ReconcileRun struct {
 	// checks Apple could not answer (unknown id, unverifiable answer).
 	Checked map[string]int64 `json:"checked"`
 	Failed  int64            `json:"failed"`
-	// RollingQuota is the rolling slice's size for this run, out of
-	// TotalSubscriptions.
+	// RollingQuota is the least the rolling phase must check for every
+	// subscription to be checked once per full cycle (RollingSliceSize of
+	// TotalSubscriptions, the ledger's size at the start). It does not
+	// limit the run: a run checks all it can within its cap. A cap below it
+	// cannot keep the cycle (CapBelowCycle).
 	RollingQuota       int64 `json:"rollingQuota"`
 	TotalSubscriptions int64 `json:"totalSubscriptions"`
 	// Drifted counts drifted subscriptions by class; DriftedSubscriptions
@@ -69,6 +72,37 @@ func (r *ReconcileRun) CheckedTotal() int64 {
 	return n
 }
 
+// StoppedCallCap is ReconcileRun.StoppedReason of a run its call cap
+// stopped before it had checked every subscription.
+const StoppedCallCap = "call cap reached"
+
+// CapBound reports that the call cap stopped the run before it had checked
+// every subscription: the next run starts with the LeftForNextRun least
+// recently checked. A failed run is not cap bound.
+func (r *ReconcileRun) CapBound() bool {
+	return r.StoppedReason == StoppedCallCap && r.Error == ""
+}
+
+// LeftForNextRun is how many subscriptions the run did not check
+// (TotalSubscriptions less CheckedTotal, never negative): when the run is
+// CapBound, the next run checks them first, least recently checked first.
+// Subscriptions added during the run are not counted.
+func (r *ReconcileRun) LeftForNextRun() int64 {
+	return max(0, r.TotalSubscriptions-r.CheckedTotal())
+}
+
+// CapBelowCycle reports that the run's cap cannot keep the full cycle: the
+// cap is below RollingQuota, or the cap stopped the run before its rolling
+// phase had checked RollingQuota subscriptions (the targeted checks took
+// the rest). Some subscriptions then go unchecked longer than
+// STORESYNC_RECONCILE_FULL_CYCLE until the cap is raised.
+func (r *ReconcileRun) CapBelowCycle() bool {
+	if r.CallCap < r.RollingQuota {
+		return true
+	}
+	return r.CapBound() && r.Checked[string(ReasonRolling)] < r.RollingQuota
+}
+
 // NewReconcileRun describes a run to start.
 type NewReconcileRun struct {
 	// Key names the run; starting a key again returns the existing run.
@@ -76,7 +110,8 @@ type NewReconcileRun struct {
 	// AsOf is Apple's now (the simulator's clock in tests).
 	AsOf    time.Time
 	CallCap int64
-	// FullCycle sets the rolling quota (RollingSliceSize).
+	// FullCycle sets the rolling quota (RollingSliceSize), the least a
+	// night must check for the cycle to hold.
 	FullCycle time.Duration
 	// FirstSweep is how far back the sweep of the first run ever looks
 	// (later runs start at the previous run's AsOf). MaxSweep bounds any

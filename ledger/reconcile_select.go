@@ -12,8 +12,8 @@ type CheckReason string
 
 // Reasons, in the order reconciliation works them. The targeted ones are
 // subscriptions whose state is due to change or uncertain; ReasonRolling is
-// the slice of everything else that keeps every subscription checked once
-// per full cycle.
+// everything else, least recently checked first, as far as the call cap
+// allows (at least a 1/full-cycle slice when the cap can afford it).
 const (
 	// ReasonDue: the ledger says active but expiresDate has passed, with
 	// no renewal or expiry seen.
@@ -294,9 +294,9 @@ func reasonIndex(r CheckReason) int {
 	return -1
 }
 
-// RollingSliceSize is how many subscriptions one daily run must check from
-// the rolling slice so that each of total is checked at least once per
-// cycle: ceil(total / (cycle / 24h)), and all of them when the cycle is a
+// RollingSliceSize is the least one daily run must check from the rolling
+// walk so that each of total is checked at least once per cycle when the
+// call cap binds (a run checks more when the cap allows): ceil(total / (cycle / 24h)), and all of them when the cycle is a
 // day or shorter. cycle <= 0 means one day.
 func RollingSliceSize(total int64, cycle time.Duration) int64 {
 	if total <= 0 {

@@ -23,12 +23,14 @@ func reconcileCommand() *command {
 
 Enqueues a drift reconciliation now (at most one per minute: asking twice in
 the same minute runs it once), with the call cap of STORESYNC_RECONCILE_BUDGET
-and the rolling slice of STORESYNC_RECONCILE_FULL_CYCLE.
 A running "storesync serve" works it: a sweep of Apple's notification history
 since the previous run, then statuses checks of subscriptions due to change
 (expired but active, billing retry, grace period, recent refunds, conflicts),
-then the least recently checked others. Every difference from Apple is
-recorded as drift before it is repaired.
+then every other subscription, least recently checked first, until all are
+checked or the cap binds. The summary says when the cap bound and how many
+subscriptions the next run checks first; STORESYNC_RECONCILE_FULL_CYCLE is
+the longest a subscription may then go unchecked. Every difference from
+Apple is recorded as drift before it is repaired.
 
   --wait   wait for the run and print its summary, whose total line reads
            "drifted subscriptions: N", followed by counts by class`,
@@ -109,8 +111,9 @@ func writeReconcileSummary(w io.Writer, r *ledger.ReconcileRun) {
 	for _, reason := range ledger.CheckReasons {
 		reasons = append(reasons, fmt.Sprintf("%s %s", reason, withCommas(r.Checked[string(reason)])))
 	}
-	fmt.Fprintf(w, "  checked %s subscriptions (%s); rolling slice %s of %s; failed %s\n", withCommas(r.CheckedTotal()),
-		strings.Join(reasons, ", "), withCommas(r.RollingQuota), withCommas(r.TotalSubscriptions), withCommas(r.Failed))
+	fmt.Fprintf(w, "  checked %s subscriptions (%s); failed %s\n", withCommas(r.CheckedTotal()),
+		strings.Join(reasons, ", "), withCommas(r.Failed))
+	writeReconcileCoverage(w, r)
 	pct := 0.0
 	if r.CallCap > 0 {
 		pct = 100 * float64(r.CallsUsed) / float64(r.CallCap)
@@ -128,5 +131,28 @@ func writeReconcileSummary(w io.Writer, r *ledger.ReconcileRun) {
 		if n := r.Drifted[string(class)]; n > 0 {
 			fmt.Fprintf(w, "  %s: %d\n", class, n)
 		}
+	}
+}
+
+// writeReconcileCoverage says whether run r checked every subscription or
+// its cap bound first, and what the next run covers. A finished run's
+// "cap bound" line names the subscriptions left, which the next run checks
+// first; a running one shows only its progress.
+func writeReconcileCoverage(w io.Writer, r *ledger.ReconcileRun) {
+	checked, total := r.CheckedTotal(), r.TotalSubscriptions
+	switch {
+	case r.FinishedAt == nil || r.Error != "":
+		fmt.Fprintf(w, "  coverage: %s of %s subscriptions checked so far\n", withCommas(checked), withCommas(total))
+	case r.CapBound():
+		fmt.Fprintf(w, "  cap bound: %s of %s checked; next run covers the %s least recently checked first\n",
+			withCommas(checked), withCommas(total), withCommas(r.LeftForNextRun()))
+	default:
+		fmt.Fprintf(w, "  cap not reached: every subscription checked (%s of %s at the start)\n",
+			withCommas(checked), withCommas(total))
+	}
+	if r.CapBelowCycle() {
+		fmt.Fprintf(w, "  warning: the cap of %s calls does not cover a full-cycle slice of %s subscriptions a night: "+
+			"some go unchecked longer than STORESYNC_RECONCILE_FULL_CYCLE; raise STORESYNC_RECONCILE_BUDGET or lengthen the cycle\n",
+			withCommas(r.CallCap), withCommas(r.RollingQuota))
 	}
 }

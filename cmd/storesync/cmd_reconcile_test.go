@@ -94,7 +94,8 @@ func TestReconcileWaitPrintsSummaryAndStatusShowsIt(t *testing.T) {
 		t.Fatalf("reconcile --wait: code %d\n%s%s", code, stdout, stderr)
 	}
 	for _, want := range []string{`enqueued reconciliation "manual `, "call cap 1,080,000", "reconciliation run",
-		"\ndrifted subscriptions: 1\n  revoked_at_apple: 1\n", "repaired 1 subscriptions", "Apple calls "} {
+		"\ndrifted subscriptions: 1\n  revoked_at_apple: 1\n", "repaired 1 subscriptions", "Apple calls ",
+		"cap not reached: every subscription checked"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("reconcile output lacks %q:\n%s", want, stdout)
 		}
@@ -105,9 +106,50 @@ func TestReconcileWaitPrintsSummaryAndStatusShowsIt(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("status: code %d\n%s%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"== Reconciliation ==", "manual ", "nightly ", "finished", "\ndrifted subscriptions: 1\n"} {
+	for _, want := range []string{"== Reconciliation ==", "manual ", "nightly ", "finished", "\ndrifted subscriptions: 1\n",
+		"cap not reached: every subscription checked"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestReconcileSummarySaysWhenTheCapBinds(t *testing.T) {
+	finished := time.Date(2026, 12, 4, 4, 0, 0, 0, time.UTC)
+	run := func(callCap, quota int64, stopped string, checked map[string]int64) *ledger.ReconcileRun {
+		return &ledger.ReconcileRun{ID: 1, Key: "nightly", StartedAt: finished.Add(-time.Hour), FinishedAt: &finished,
+			Phase: ledger.PhaseDone, CallCap: callCap, CallsUsed: callCap, RollingQuota: quota,
+			TotalSubscriptions: 1_000_000, StoppedReason: stopped, Checked: checked}
+	}
+	cases := []struct {
+		name      string
+		run       *ledger.ReconcileRun
+		want, not []string
+	}{
+		{"bound", run(1_000_000, 142_858, ledger.StoppedCallCap, map[string]int64{"due": 12_000, "rolling": 800_000}),
+			[]string{"cap bound: 812,000 of 1,000,000 checked; next run covers the 188,000 least recently checked first"},
+			[]string{"warning", "cap not reached"}},
+		{"everything", run(2_000_000, 142_858, "", map[string]int64{"due": 12_000, "rolling": 988_000}),
+			[]string{"cap not reached: every subscription checked (1,000,000 of 1,000,000 at the start)"},
+			[]string{"warning", "cap bound"}},
+		{"below the cycle", run(100_000, 142_858, ledger.StoppedCallCap, map[string]int64{"rolling": 100_000}),
+			[]string{"cap bound: 100,000 of 1,000,000 checked; next run covers the 900,000 least recently checked first",
+				"warning: the cap of 100,000 calls does not cover a full-cycle slice of 142,858 subscriptions a night"}, nil},
+		{"targeted took the slice", run(150_000, 142_858, ledger.StoppedCallCap, map[string]int64{"due": 60_000, "rolling": 90_000}),
+			[]string{"cap bound: 150,000 of 1,000,000", "warning: the cap of 150,000 calls does not cover"}, nil},
+	}
+	for _, c := range cases {
+		var b strings.Builder
+		writeReconcileSummary(&b, c.run)
+		for _, w := range c.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%s: summary lacks %q:\n%s", c.name, w, b.String())
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(b.String(), n) {
+				t.Errorf("%s: summary has %q:\n%s", c.name, n, b.String())
+			}
 		}
 	}
 }
