@@ -30,6 +30,15 @@ subscription from Apple (run by storesync serve); a subscription already
 imported, by this file or an earlier one, is skipped, so running the same
 file again enqueues nothing new.
 
+Migrating from verifyReceipt: instead of original_transaction_id a row may
+give app_receipt (the base64 app receipt the app sent) or
+transaction_receipt (a StoreKit 1 transaction receipt), with customer_id and
+optionally app_account_token (JSON Lines: appReceipt, transactionReceipt).
+The receipt is read locally for a transaction id; a job then asks Apple
+(Get Transaction Info) which subscription that is and imports it. Several
+receipts of one customer cost one Apple call. A receipt with no in-app
+purchase, or that does not parse, is a rejected row.
+
 Rows that fail validation (originalTransactionId: a decimal of at most 20
 digits; appAccountToken: a UUID; customer id: at most 255 characters) are
 written, with their line number and the reason, to FILE.rejects, or to
