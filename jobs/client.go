@@ -51,6 +51,8 @@ const (
 func addWorkers(workers *river.Workers, d *Deps) {
 	river.AddWorker(workers, &backfillWorker{d: d})
 	river.AddWorker(workers, &ImportWorker{d: d})
+	river.AddWorker(workers, &resolveReceiptWorker{d: d})
+	river.AddWorker(workers, &setAppAccountTokenWorker{d: d})
 	river.AddWorker(workers, &processNotificationWorker{d: d})
 	river.AddWorker(workers, &reconcileWorker{d: d})
 	river.AddWorker(workers, &resyncWorker{d: d})

@@ -39,6 +39,7 @@ func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *i
 	for _, ep := range appstore.Endpoints {
 		limits[ep] = 2000 // the simulator's own limits, when on, are what matters
 	}
+	limits[appstore.EndpointAppAccountToken] = 2000
 	rateBudget, err := budget.NewPostgres(budget.PostgresOptions{Pool: pool, App: simulator.BundleID(),
 		Limits: map[appstore.Environment]map[appstore.Endpoint]float64{appstore.Production: limits, appstore.Sandbox: limits}})
 	if err != nil {

@@ -80,7 +80,10 @@ func (o *ImporterOptions) validate() error {
 // original_transaction_id,app_account_token,customer_id; only the first
 // column is required; without a header the columns are taken in that order)
 // or JSON Lines with the same keys (camelCase accepted too); the format is
-// detected from the first character. It is streamed: memory stays constant
+// detected from the first character. A row may give, instead of the id, an
+// app receipt (app_receipt) or a legacy transaction receipt
+// (transaction_receipt) as kept by companies that used verifyReceipt: it is
+// parsed here, and a job resolves it at Apple (see ResolveReceiptArgs). It is streamed: memory stays constant
 // whatever the file's size.
 //
 // Each batch of valid rows is stored as import rows (ON CONFLICT DO NOTHING)
@@ -110,6 +113,7 @@ func NewImporter(opts ImporterOptions) (*Importer, error) {
 type rawRow struct {
 	line                  int64
 	otid, token, customer string
+	receipt, txReceipt    string   // app receipt, legacy transaction receipt (import_receipt.go)
 	fields                []string // for the rejects file
 	problem               string   // why the row could not even be read; "" when it could
 }
@@ -160,9 +164,35 @@ func (im *Importer) Import(ctx context.Context, runID int64, r io.Reader) (ledge
 	}
 	var read, rejected int64
 	batch := make([]ledger.ImportRow, 0, im.opts.BatchSize)
+	var receipts []receiptRow
+	storeReceipts := func() error {
+		fresh, err := im.storeReceipts(ctx, runID, receipts)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		counts.Enqueued += int64(fresh)
+		counts.Duplicates += int64(len(receipts) - fresh)
+		mu.Unlock()
+		receipts = receipts[:0]
+		return nil
+	}
 	readErr := readImportRows(r, func(row rawRow) error {
 		read++
-		valid, reason := validateImportRow(row)
+		var valid ledger.ImportRow
+		var reason string
+		if isReceiptRow(row) {
+			var rr receiptRow
+			if rr, reason = validateReceiptRow(row); reason == "" {
+				receipts = append(receipts, rr)
+				if len(receipts) == im.opts.BatchSize {
+					return storeReceipts()
+				}
+				return nil
+			}
+		} else {
+			valid, reason = validateImportRow(row)
+		}
 		if reason != "" {
 			rejected++
 			if rejects != nil {
@@ -183,6 +213,9 @@ func (im *Importer) Import(ctx context.Context, runID int64, r io.Reader) (ledge
 		}
 		return nil
 	})
+	if readErr == nil && len(receipts) > 0 {
+		readErr = storeReceipts()
+	}
 	if readErr == nil && len(batch) > 0 {
 		select {
 		case batches <- batch:
@@ -335,6 +368,8 @@ var importColumns = map[string]int{
 	"originaltransactionid": 0,
 	"appaccounttoken":       1,
 	"customerid":            2,
+	"appreceipt":            3,
+	"transactionreceipt":    4,
 }
 
 func readCSV(r io.Reader, lineOffset int64, row func(rawRow) error) error {
@@ -342,7 +377,7 @@ func readCSV(r io.Reader, lineOffset int64, row func(rawRow) error) error {
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = true
 	cr.ReuseRecord = true
-	cols := [3]int{0, 1, 2} // field index of otid, token, customer; -1 absent
+	cols := [5]int{0, 1, 2, -1, -1} // field index of otid, token, customer, receipts; -1 absent
 	first := true
 	for {
 		rec, err := cr.Read()
@@ -363,15 +398,15 @@ func readCSV(r io.Reader, lineOffset int64, row func(rawRow) error) error {
 		if first {
 			first = false
 			if len(rec) > 0 && !isDecimal(strings.TrimSpace(rec[0])) {
-				cols = [3]int{-1, -1, -1}
+				cols = [5]int{-1, -1, -1, -1, -1}
 				for i, name := range rec {
 					key := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(name)), "_", "")
 					if c, ok := importColumns[key]; ok && cols[c] < 0 {
 						cols[c] = i
 					}
 				}
-				if cols[0] < 0 {
-					return fmt.Errorf("line %d: the CSV header %q has no original_transaction_id column: start the file with original_transaction_id,app_account_token,customer_id", line+int(lineOffset), strings.Join(rec, ","))
+				if cols[0] < 0 && cols[3] < 0 && cols[4] < 0 {
+					return fmt.Errorf("line %d: the CSV header %q has no original_transaction_id column (nor app_receipt or transaction_receipt): start the file with original_transaction_id,app_account_token,customer_id (or app_receipt,customer_id,app_account_token)", line+int(lineOffset), strings.Join(rec, ","))
 				}
 				continue
 			}
@@ -385,7 +420,7 @@ func readCSV(r io.Reader, lineOffset int64, row func(rawRow) error) error {
 			}
 			return ""
 		}
-		rr := rawRow{line: int64(line) + lineOffset, otid: field(0), token: field(1), customer: field(2)}
+		rr := rawRow{line: int64(line) + lineOffset, otid: field(0), token: field(1), customer: field(2), receipt: field(3), txReceipt: field(4)}
 		rr.fields = append([]string(nil), rec...)
 		if err := row(rr); err != nil {
 			return err
@@ -402,6 +437,11 @@ type jsonImportRow struct {
 	TokenCamel    json.RawMessage `json:"appAccountToken"`
 	Customer      json.RawMessage `json:"customer_id"`
 	CustomerCamel json.RawMessage `json:"customerId"`
+	// Receipts (import_receipt.go), used when there is no original id.
+	Receipt        json.RawMessage `json:"app_receipt"`
+	ReceiptCamel   json.RawMessage `json:"appReceipt"`
+	TxReceipt      json.RawMessage `json:"transaction_receipt"`
+	TxReceiptCamel json.RawMessage `json:"transactionReceipt"`
 }
 
 func readJSONLines(r io.Reader, lineOffset int64, row func(rawRow) error) error {
@@ -425,6 +465,12 @@ func readJSONLines(r io.Reader, lineOffset int64, row func(rawRow) error) error 
 			}
 			if rr.problem == "" {
 				rr.customer, rr.problem = jsonScalar("customer_id", first(j.Customer, j.CustomerCamel), true)
+			}
+			if rr.problem == "" {
+				rr.receipt, rr.problem = jsonScalar("app_receipt", first(j.Receipt, j.ReceiptCamel), false)
+			}
+			if rr.problem == "" {
+				rr.txReceipt, rr.problem = jsonScalar("transaction_receipt", first(j.TxReceipt, j.TxReceiptCamel), false)
 			}
 		}
 		if err := row(rr); err != nil {

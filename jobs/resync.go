@@ -20,27 +20,32 @@ import (
 // ResyncTarget names what an ops re-sync repairs: exactly one of an
 // originalTransactionId (Apple's id, known to the ledger or not), an
 // appAccountToken or the company's customer id (both resolved through the
-// ledger).
+// ledger), or an order id from the customer's emailed receipt (resolved by
+// Apple's Look Up Order ID, see resync_order.go).
 type ResyncTarget struct {
 	OriginalTransactionID string `json:"originalTransactionId,omitempty"`
 	AppAccountToken       string `json:"appAccountToken,omitempty"`
 	CustomerID            string `json:"customerId,omitempty"`
+	OrderID               string `json:"orderId,omitempty"`
 }
 
-// Validate requires exactly one non-empty key, and a UUID for
-// appAccountToken.
+// Validate requires exactly one non-empty key, a UUID for
+// appAccountToken and a well-formed orderId (ValidateOrderID).
 func (t ResyncTarget) Validate() error {
 	n := 0
-	for _, v := range []string{t.OriginalTransactionID, t.AppAccountToken, t.CustomerID} {
+	for _, v := range []string{t.OriginalTransactionID, t.AppAccountToken, t.CustomerID, t.OrderID} {
 		if v != "" {
 			n++
 		}
 	}
 	if n != 1 {
-		return errors.New("give exactly one of originalTransactionId, appAccountToken or customerId")
+		return errors.New("give exactly one of originalTransactionId, appAccountToken, customerId or orderId")
 	}
 	if t.AppAccountToken != "" && !ledger.IsUUID(t.AppAccountToken) {
 		return fmt.Errorf("appAccountToken %q is not a UUID", t.AppAccountToken)
+	}
+	if t.OrderID != "" {
+		return ValidateOrderID(t.OrderID)
 	}
 	return nil
 }
@@ -52,6 +57,8 @@ func (t ResyncTarget) String() string {
 		return "originalTransactionId " + t.OriginalTransactionID
 	case t.AppAccountToken != "":
 		return "appAccountToken " + t.AppAccountToken
+	case t.OrderID != "":
+		return "orderId " + t.OrderID
 	default:
 		return "customerId " + t.CustomerID
 	}
@@ -199,6 +206,9 @@ func (d *Deps) resync(ctx context.Context, target ResyncTarget) (*ResyncResult, 
 
 // resolveTarget returns the originalTransactionIds of a target.
 func (d *Deps) resolveTarget(ctx context.Context, t ResyncTarget) ([]string, error) {
+	if t.OrderID != "" {
+		return d.orderSubscriptions(ctx, t.OrderID)
+	}
 	ids, err := ResyncTargetIDs(ctx, d.Ledger, t)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, river.JobCancel(fmt.Errorf("no subscription in the ledger has %s: re-sync by originalTransactionId instead", t))
@@ -209,10 +219,15 @@ func (d *Deps) resolveTarget(ctx context.Context, t ResyncTarget) ([]string, err
 // ResyncTargetIDs returns the subscriptions a re-sync target names: the
 // originalTransactionId itself (known to the ledger or not: Apple is asked
 // anyway), or every subscription the ledger links to the appAccountToken or
-// customer id — ledger.ErrNotFound when there is none.
+// customer id — ledger.ErrNotFound when there is none. An order id names
+// subscriptions only Apple knows: it returns none and no error (the job asks
+// Apple).
 func ResyncTargetIDs(ctx context.Context, l *ledger.Ledger, t ResyncTarget) ([]string, error) {
 	if t.OriginalTransactionID != "" {
 		return []string{t.OriginalTransactionID}, nil
+	}
+	if t.OrderID != "" {
+		return nil, nil
 	}
 	var subs []*ledger.Subscription
 	var err error

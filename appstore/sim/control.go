@@ -85,6 +85,28 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 		}
 		cw.Flush()
 	})
+	mux.HandleFunc("GET /sim/receipts", func(w http.ResponseWriter, r *http.Request) {
+		envs, ok := envsParam(w, r)
+		if !ok {
+			return
+		}
+		var rows []Receipt
+		for _, env := range envs {
+			rs, err := s.Receipts(env)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			rows = append(rows, rs...)
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		cw := csv.NewWriter(w)
+		_ = cw.Write(receiptCSVHeader)
+		for _, row := range rows {
+			_ = cw.Write([]string{row.AppReceipt, row.CustomerID, row.AppAccountToken})
+		}
+		cw.Flush()
+	})
 	mux.HandleFunc("POST /sim/mutate", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		mutate := s.Mutate

@@ -74,6 +74,9 @@
 //	GET  /sim/ids?env=production     CSV import file: original_transaction_id,app_account_token
 //	                                 (the company's tokens; env=all: production then sandbox)
 //	GET  /sim/orders?env=production  CSV: order_id,original_transaction_id (env=all as above)
+//	GET  /sim/receipts?env=production  CSV import file: app_receipt,customer_id,app_account_token,
+//	                                 one app receipt (base64 PKCS#7, signed by the CA's leaf) per
+//	                                 customer, holding every transaction of the customer so far
 //	POST /sim/mutate?otid=…&kind=…   silent change (a MutationKind, e.g. refund, expire,
 //	                                 refund-reversed, price-increase); &notify=true also
 //	                                 sends the notification about it

@@ -30,6 +30,15 @@ subscription from Apple (run by storesync serve); a subscription already
 imported, by this file or an earlier one, is skipped, so running the same
 file again enqueues nothing new.
 
+Migrating from verifyReceipt: instead of original_transaction_id a row may
+give app_receipt (the base64 app receipt the app sent) or
+transaction_receipt (a StoreKit 1 transaction receipt), with customer_id and
+optionally app_account_token (JSON Lines: appReceipt, transactionReceipt).
+The receipt is read locally for a transaction id; a job then asks Apple
+(Get Transaction Info) which subscription that is and imports it. Several
+receipts of one customer cost one Apple call. A receipt with no in-app
+purchase, or that does not parse, is a rejected row.
+
 Rows that fail validation (originalTransactionId: a decimal of at most 20
 digits; appAccountToken: a UUID; customer id: at most 255 characters) are
 written, with their line number and the reason, to FILE.rejects, or to
@@ -40,7 +49,26 @@ rows are imported all the same.
                  live line with done/total, rate, ETA, 429s and failures,
                  then a summary. Ctrl-C stops following, not the import.
   --rejects PATH where to write rejected rows
-  --batch N      rows stored per transaction (default 2000)`,
+  --batch N      rows stored per transaction (default 2000)
+
+Linking customers at Apple:
+  --set-app-account-token
+                 after the import (waited for, as --wait), set Apple's
+                 appAccountToken of each subscription whose Apple token is
+                 empty to the row's app_account_token; a row with only a
+                 customer_id gets the UUIDv5 of the customer id in namespace
+                 jobs.CustomerTokenNamespace (the app can compute it too).
+                 Family-shared and sandbox subscriptions are skipped. Each
+                 change is a job (storesync serve works it) that checks
+                 Apple's current token, records who/when/old/new in the
+                 ledger, calls Set App Account Token from the shared budget
+                 and re-reads the subscription. Running it again changes
+                 nothing.
+  --overwrite-app-account-token
+                 also replace a different token Apple has (never by default)
+  --dry-run      with --set-app-account-token: print what would change,
+                 from the ledger, and change nothing (no import, no call)
+  --actor NAME   who is recorded with each change (default $USER@host)`,
 		run: runImport,
 	}
 }
@@ -50,6 +78,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	wait := fset.Bool("wait", false, "")
 	rejectsPath := fset.String("rejects", "", "")
 	batch := fset.Int("batch", 2000, "")
+	tok := tokenFlags(fset)
 	rest, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -61,6 +90,9 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		return usagef("--batch %d: use 1..50000 rows per transaction", *batch)
 	}
 	source := rest[0]
+	if err := tok.validate(source); err != nil {
+		return err
+	}
 	// The file first: a wrong path fails without a database.
 	var in io.Reader = c.stdin
 	if source != "-" {
@@ -76,6 +108,9 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer s.Close()
+	if *tok.dryRun {
+		return setAppAccountTokens(ctx, c, s, source, tok) // reads the ledger only: no import, no Apple call
+	}
 
 	defaultRejects := *rejectsPath == ""
 	if defaultRejects && source != "-" {
@@ -128,6 +163,13 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 		if err := os.Remove(*rejectsPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(c.stderr, "storesync import: removing the stale %s: %v\n", *rejectsPath, err)
 		}
+	}
+	if *tok.set {
+		// The tokens are set on subscriptions the ledger knows: wait for them.
+		if err := followImport(ctx, c, s.ledger, run, started); err != nil || ctx.Err() != nil {
+			return err
+		}
+		return setAppAccountTokens(ctx, c, s, source, tok)
 	}
 	if !*wait {
 		if counts.Enqueued > 0 {

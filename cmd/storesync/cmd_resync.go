@@ -18,12 +18,15 @@ func resyncCommand() *command {
 	return &command{
 		name:    "resync",
 		summary: "re-fetch and repair one customer's subscriptions now, at high priority",
-		usage: `storesync resync --original-transaction-id ID | --app-account-token UUID | --customer-id ID [--wait] [--timeout D]
+		usage: `storesync resync --original-transaction-id ID | --app-account-token UUID | --customer-id ID | --order-id ID [--wait] [--timeout D]
 
 Enqueues a high-priority re-sync of one target: Apple's statuses of the
 customer's account, the transaction history since the stored revision, and
 the customer's notification history (missing notifications are stored and
-processed). An appAccountToken or customer id is resolved through the ledger.
+processed). An appAccountToken or customer id is resolved through the ledger;
+an order id (the Order ID on the customer's receipt email, e.g. MKJ9XFLQ5L)
+through Apple's Look Up Order ID: an order Apple does not know fails the
+re-sync with that reason.
 One re-sync per target runs at a time: asking again while one is pending
 waits for that one. A running "storesync serve" works the job.
 
@@ -39,6 +42,7 @@ func runResync(ctx context.Context, c *cli, args []string) error {
 	fs.StringVar(&target.OriginalTransactionID, "original-transaction-id", "", "")
 	fs.StringVar(&target.AppAccountToken, "app-account-token", "", "")
 	fs.StringVar(&target.CustomerID, "customer-id", "", "")
+	fs.StringVar(&target.OrderID, "order-id", "", "")
 	wait := fs.Bool("wait", false, "")
 	timeout := fs.Duration("timeout", 2*time.Minute, "")
 	rest, err := parseFlags(fs, args)
@@ -50,7 +54,7 @@ func runResync(ctx context.Context, c *cli, args []string) error {
 	}
 	if err := target.Validate(); err != nil {
 		return usagef("%s", strings.NewReplacer("originalTransactionId", "--original-transaction-id",
-			"appAccountToken", "--app-account-token", "customerId", "--customer-id").Replace(err.Error()))
+			"appAccountToken", "--app-account-token", "customerId", "--customer-id", "orderId", "--order-id").Replace(err.Error()))
 	}
 	if *timeout <= 0 {
 		return usagef("--timeout %s: use a positive duration such as 2m", *timeout)

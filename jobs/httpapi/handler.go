@@ -50,6 +50,7 @@ type Options struct {
 //	GET  /healthz                                    200 when the database answers, else 503
 //	GET  /metrics                                    Prometheus metrics of deps.Metrics (404 when nil)
 //	POST /admin/resync                               enqueue a re-sync (202; ?wait=30s waits for its result)
+//	                                                 body: one of originalTransactionId, appAccountToken, customerId, orderId
 //	GET  /admin/resync/{jobId}                       a re-sync's state and result
 //	GET  /admin/subscriptions/{originalTransactionId} the `storesync show` JSON
 //
@@ -108,7 +109,7 @@ type admin struct {
 }
 
 // resync enqueues a re-sync of one target: a JSON body with exactly one of
-// originalTransactionId, appAccountToken or customerId. It answers 202
+// originalTransactionId, appAccountToken, customerId or orderId. It answers 202
 // {"jobId":…,"state":…}; with ?wait=DURATION (or ?wait=true, meaning the
 // maximum) it waits for the job and answers 200 with its result, or 202
 // when it is still running.

@@ -1,0 +1,119 @@
+package jobs
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/appstore/applevectors"
+	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/jobs/jobstest"
+	"github.com/storesync/storesync/ledger"
+)
+
+// Importing the simulator's receipts file gives the same ledger as its ids
+// file: every subscription of every customer, equal to Apple's truth. Bad
+// receipts are rejected rows; several receipts of one customer cost Apple
+// one Get Transaction Info call.
+func TestImportFromReceiptsEqualsTruth(t *testing.T) {
+	t.Parallel()
+	h := startImportHarness(t, sim.Options{Seed: 3, Subscribers: 100, DisableRateLimits: true}, Settings{})
+	truths := h.simulator.Truth()
+	var rows []sim.Receipt
+	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
+		rs, err := h.simulator.Receipts(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, rs...)
+	}
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	_ = w.Write([]string{"app_receipt", "customer_id", "app_account_token"})
+	for _, r := range rows {
+		_ = w.Write([]string{r.AppReceipt, r.CustomerID, r.AppAccountToken})
+	}
+	// The same customer again: the same receipt, and a legacy receipt of
+	// another of its transactions (in JSON Lines below).
+	_ = w.Write([]string{rows[0].AppReceipt, rows[0].CustomerID, rows[0].AppAccountToken})
+	empty := strings.TrimSpace(applevectors.Text(t, "tests/resources/xcode/xcode-app-receipt-empty"))
+	_ = w.Write([]string{empty, "no-purchases", ""})
+	_ = w.Write([]string{"bm90IGEgcmVjZWlwdA==", "garbage", ""})
+	w.Flush()
+	file := b.String()
+	lines := len(rows) + 1
+
+	run, counts, rejects := h.importCSV(t, file)
+	want := ledger.ImportCounts{Rows: int64(len(rows) + 3), Rejected: 2, Duplicates: 1, Enqueued: int64(len(rows))}
+	if counts != want {
+		t.Fatalf("counts %+v, want %+v\nrejects:\n%s", counts, want, rejects)
+	}
+	recs, err := csv.NewReader(strings.NewReader(rejects)).ReadAll()
+	if err != nil || len(recs) != 2 {
+		t.Fatalf("rejects (%v):\n%s", err, rejects)
+	}
+	if recs[0][0] != fmt.Sprint(lines+2) || !strings.Contains(recs[0][1], "no in-app purchase") ||
+		recs[1][0] != fmt.Sprint(lines+3) || !strings.Contains(recs[1][1], "unreadable receipt") {
+		t.Fatalf("rejects:\n%s", rejects)
+	}
+	waitImportJobs(t, h, time.Minute)
+
+	// A legacy transaction receipt of the first customer's latest
+	// transaction, in JSON Lines: the account is imported, Apple not asked.
+	before := transactionInfoCalls(h.simulator)
+	var latest string
+	for _, tr := range truths {
+		if tr.AccountID == rows[0].CustomerID {
+			latest = tr.LatestTransactionID
+		}
+	}
+	legacy := h.simulator.TransactionReceipt(latest)
+	_, counts, rejects = h.importCSV(t, fmt.Sprintf(`{"transactionReceipt":%q,"customerId":%q}`+"\n", legacy, rows[0].CustomerID))
+	if counts.Enqueued != 1 || counts.Rejected != 0 {
+		t.Fatalf("legacy receipt: %+v %s", counts, rejects)
+	}
+	waitImportJobs(t, h, time.Minute)
+	if after := transactionInfoCalls(h.simulator); after != before {
+		t.Fatalf("a receipt of an imported customer cost %d Get Transaction Info calls", after-before)
+	}
+	if got := transactionInfoCalls(h.simulator); got != int64(len(rows)) {
+		t.Errorf("%d Get Transaction Info calls in production for %d customers", got, len(rows))
+	}
+	if p, err := h.deps.Ledger.ImportProgressOf(context.Background(), run); err != nil || !p.Finished() {
+		t.Fatalf("run %d: %+v, %v", run, p, err)
+	}
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, truths)
+}
+
+func transactionInfoCalls(s *sim.Simulator) int64 {
+	for _, e := range s.Stats().Endpoints {
+		if e.Environment == appstore.Production && e.Endpoint == appstore.EndpointTransaction {
+			return e.Requests
+		}
+	}
+	return 0
+}
+
+// waitImportJobs waits until no receipt or import job is left to work.
+func waitImportJobs(t *testing.T, h *importHarness, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var pending int64
+		if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind IN ('import', 'import_receipt')
+			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d import jobs still pending", pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
