@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 )
@@ -97,6 +98,7 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 		// Jobs are short and checkpointed; a fetch every 100 ms keeps the
 		// bulk queue fed without hammering Postgres.
 		FetchCooldown: 50 * time.Millisecond,
+		Middleware:    []rivertype.Middleware{&causeMiddleware{}}, // change-feed events name their job
 	}
 	if cfg.RescueStuckJobsAfter <= cfg.JobTimeout {
 		return nil, fmt.Errorf("jobs: RescueStuckJobsAfter (%s) must exceed JobTimeout (%s)", cfg.RescueStuckJobsAfter, cfg.JobTimeout)
