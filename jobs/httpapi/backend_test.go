@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +107,58 @@ func TestBackendEntitlementsAndTokenScopes(t *testing.T) {
 	}
 	if code, _ := get(t, srv.URL+"/admin/subscriptions/10", testAdminToken); code != 200 {
 		t.Fatalf("admin token on /admin: %d, want 200", code)
+	}
+}
+
+func TestEventsFeedPagesWithAStableCursor(t *testing.T) {
+	t.Parallel()
+	srv, l := newBackendServer(t)
+	ctx := context.Background()
+	exp := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		otid := string(rune('1'+i)) + "0"
+		tx := &appstore.TransactionPayload{
+			TransactionID: otid + "1", OriginalTransactionID: otid, ProductID: "com.example.monthly",
+			PurchaseDate: appstore.MillisOf(exp.AddDate(0, -1, 0)), ExpiresDate: appstore.MillisOf(exp),
+			Environment: appstore.Production, SignedDate: appstore.MillisOf(exp.AddDate(0, -1, 0)),
+		}
+		if _, err := l.Apply(ctx, ledger.Facts{Transactions: []ledger.SignedTransaction{{Payload: tx, JWS: "jws"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []ledger.Event
+	after := int64(0)
+	// A transaction open elsewhere on the server delays sequencing (never
+	// reorders it): poll as a backend would.
+	for deadline := time.Now().Add(60 * time.Second); len(all) < 10 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		code, body := get(t, srv.URL+"/v1/events?limit=3&after="+strconv.FormatInt(after, 10), testReadToken)
+		var page eventsPage
+		if code != 200 || json.Unmarshal([]byte(body), &page) != nil {
+			t.Fatalf("%d %s", code, body)
+		}
+		if len(page.Events) == 0 {
+			if page.Next != after {
+				t.Fatalf("empty page moved the cursor to %d", page.Next)
+			}
+			continue
+		}
+		all = append(all, page.Events...)
+		after = page.Next
+	}
+	if len(all) != 10 {
+		t.Fatalf("%d events, want 10 (created + granted for 5 subscriptions)", len(all))
+	}
+	for i, e := range all {
+		if e.ID != int64(i+1) {
+			t.Fatalf("event %d has id %d", i, e.ID)
+		}
+	}
+	for _, q := range []string{"after=-1", "after=x", "limit=0", "limit=1001"} {
+		if code, _ := get(t, srv.URL+"/v1/events?"+q, testReadToken); code != 400 {
+			t.Errorf("%s: %d, want 400", q, code)
+		}
+	}
+	if code, _ := get(t, srv.URL+"/v1/events", ""); code != 401 {
+		t.Fatalf("feed without a token: %d", code)
 	}
 }
