@@ -28,6 +28,9 @@ type ClientOptions struct {
 	// jobs; empty disables that schedule.
 	ReconcileCron string
 	BackfillCron  string
+	// EventFanOutEvery is how often new change-feed events are fanned out
+	// to the webhook endpoints (`serve`: 1s); zero: never.
+	EventFanOutEvery time.Duration
 	// JobTimeout bounds one job run; RescueStuckJobsAfter is when a job
 	// whose process died is worked again. Defaults 45s and 55s: River's
 	// rescuer runs every 30s, so orphans of a killed process run again
@@ -51,6 +54,8 @@ const (
 // periodicJobs.
 func addWorkers(workers *river.Workers, d *Deps) {
 	river.AddWorker(workers, &backfillWorker{d: d})
+	river.AddWorker(workers, &eventDeliverWorker{d: d})
+	river.AddWorker(workers, &eventFanOutWorker{d: d})
 	river.AddWorker(workers, &ImportWorker{d: d})
 	river.AddWorker(workers, &processNotificationWorker{d: d})
 	river.AddWorker(workers, &reconcileWorker{d: d})
@@ -80,6 +85,7 @@ func periodicJobs(d *Deps, opts *ClientOptions) ([]*river.PeriodicJob, error) {
 		return nil, err
 	}
 	keep(pj)
+	keep(EventFanOutPeriodic(opts.EventFanOutEvery))
 	return out, nil
 }
 

@@ -25,3 +25,31 @@ CREATE TABLE subscription_events (
 );
 CREATE INDEX subscription_events_unsequenced ON subscription_events (id) WHERE position IS NULL;
 CREATE INDEX subscription_events_subscription ON subscription_events (original_transaction_id, id);
+
+-- Delivery of the feed to the backend's HTTPS endpoints (Standard Webhooks).
+CREATE TABLE event_endpoints (
+    id         bigserial PRIMARY KEY,
+    url        text NOT NULL UNIQUE,
+    secret     text NOT NULL, -- whsec_…, printed once by `endpoints add`
+    -- Every event up to this feed position has a delivery row for this
+    -- endpoint; a new endpoint starts at the head (no replay of history).
+    fanned_out bigint NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE event_deliveries (
+    endpoint_id             bigint NOT NULL REFERENCES event_endpoints (id) ON DELETE CASCADE,
+    position                bigint NOT NULL,
+    original_transaction_id text NOT NULL,
+    state                   text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts                integer NOT NULL DEFAULT 0,
+    last_error              text NOT NULL DEFAULT '',
+    -- When the dead-letter clock started: the fan-out, or a redelivery.
+    since                   timestamptz NOT NULL DEFAULT now(),
+    delivered_at            timestamptz,
+    PRIMARY KEY (endpoint_id, position)
+);
+-- A subscription's next delivery, by the delivery worker.
+CREATE INDEX event_deliveries_pending ON event_deliveries (endpoint_id, original_transaction_id, position)
+    WHERE state = 'pending';
+CREATE INDEX event_deliveries_dead ON event_deliveries (endpoint_id, position) WHERE state = 'dead';
