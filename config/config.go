@@ -4,6 +4,7 @@ package config
 
 import (
 	"crypto/ecdsa"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -48,6 +49,13 @@ type Config struct {
 
 	Listen     string
 	AdminToken string // secret: never printed
+	// APITokens are the read-only bearer tokens of the backend API (/v1/*),
+	// from STORESYNC_API_TOKENS. Secrets: never printed.
+	APITokens []string
+	// EntitlementsFile and Entitlements are STORESYNC_ENTITLEMENTS_FILE and
+	// its validated mapping (nil when unset: nothing grants anything).
+	EntitlementsFile string
+	Entitlements     *Entitlements
 
 	ReconcileCron      string
 	BackfillCron       string
@@ -214,6 +222,34 @@ func Load(getenv func(string) string) (*Config, error) {
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		add("STORESYNC_ADMIN_TOKEN is shorter than 16 characters: use a long random token, e.g. openssl rand -hex 32")
 	}
+	if v := get("STORESYNC_API_TOKENS"); v != "" {
+		for i, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			switch {
+			case t == "":
+				add("STORESYNC_API_TOKENS has an empty token at position %d: remove the extra comma", i+1)
+			case len(t) < 16:
+				// The token itself is a secret: name its position only.
+				add("STORESYNC_API_TOKENS token %d is shorter than 16 characters: use long random tokens, e.g. openssl rand -hex 32", i+1)
+			case t == c.AdminToken:
+				add("STORESYNC_API_TOKENS token %d equals STORESYNC_ADMIN_TOKEN: give the backend its own read-only token", i+1)
+			default:
+				c.APITokens = append(c.APITokens, t)
+			}
+		}
+	}
+	if v := get("STORESYNC_ENTITLEMENTS_FILE"); v != "" {
+		c.EntitlementsFile = v
+		e, err := LoadEntitlementsFile(v)
+		var ps Problems
+		switch {
+		case errors.As(err, &ps):
+			problems = append(problems, ps...)
+		case err != nil:
+			add("STORESYNC_ENTITLEMENTS_FILE: %v", err)
+		}
+		c.Entitlements = e
+	}
 	if c.ReconcileCron == "" {
 		c.ReconcileCron = DefaultReconcileCron
 	}
@@ -315,9 +351,9 @@ func (c *Config) String() string {
 	if c.AdminToken != "" {
 		admin = "on (token redacted)"
 	}
-	return fmt.Sprintf("database=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s reconcile_cron=%q backfill_cron=%q",
+	return fmt.Sprintf("database=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s api_tokens=%d(redacted) entitlements_file=%q reconcile_cron=%q backfill_cron=%q",
 		RedactURL(c.DatabaseURL), c.Environment, c.SandboxFallback, c.BaseURL, c.KeyID, c.IssuerID, key,
-		c.BundleID, c.AppAppleID, c.RateShare, c.Listen, admin, c.ReconcileCron, c.BackfillCron)
+		c.BundleID, c.AppAppleID, c.RateShare, c.Listen, admin, len(c.APITokens), c.EntitlementsFile, c.ReconcileCron, c.BackfillCron)
 }
 
 // RedactURL hides the password of a database URL.

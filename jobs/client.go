@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 )
@@ -27,6 +28,9 @@ type ClientOptions struct {
 	// jobs; empty disables that schedule.
 	ReconcileCron string
 	BackfillCron  string
+	// EventFanOutEvery is how often new change-feed events are fanned out
+	// to the webhook endpoints (`serve`: 1s); zero: never.
+	EventFanOutEvery time.Duration
 	// JobTimeout bounds one job run; RescueStuckJobsAfter is when a job
 	// whose process died is worked again. Defaults 45s and 55s: River's
 	// rescuer runs every 30s, so orphans of a killed process run again
@@ -50,6 +54,8 @@ const (
 // periodicJobs.
 func addWorkers(workers *river.Workers, d *Deps) {
 	river.AddWorker(workers, &backfillWorker{d: d})
+	river.AddWorker(workers, &eventDeliverWorker{d: d})
+	river.AddWorker(workers, &eventFanOutWorker{d: d})
 	river.AddWorker(workers, &ImportWorker{d: d})
 	river.AddWorker(workers, &resolveReceiptWorker{d: d})
 	river.AddWorker(workers, &setAppAccountTokenWorker{d: d})
@@ -81,6 +87,7 @@ func periodicJobs(d *Deps, opts *ClientOptions) ([]*river.PeriodicJob, error) {
 		return nil, err
 	}
 	keep(pj)
+	keep(EventFanOutPeriodic(opts.EventFanOutEvery))
 	return out, nil
 }
 
@@ -99,6 +106,7 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 		// Jobs are short and checkpointed; a fetch every 100 ms keeps the
 		// bulk queue fed without hammering Postgres.
 		FetchCooldown: 50 * time.Millisecond,
+		Middleware:    []rivertype.Middleware{&causeMiddleware{}}, // change-feed events name their job
 	}
 	if cfg.RescueStuckJobsAfter <= cfg.JobTimeout {
 		return nil, fmt.Errorf("jobs: RescueStuckJobsAfter (%s) must exceed JobTimeout (%s)", cfg.RescueStuckJobsAfter, cfg.JobTimeout)

@@ -40,6 +40,8 @@ type Settings struct {
 	// Reconcile tunes drift reconciliation (call cap, full cycle, slices);
 	// see ReconcileSettings.
 	Reconcile ReconcileSettings
+	// Delivery tunes the change feed's webhooks; see DeliverySettings.
+	Delivery DeliverySettings
 }
 
 func (d *Deps) validate() error {

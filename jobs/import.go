@@ -105,6 +105,7 @@ type ImportWorker struct {
 
 // Work runs the steps of one import row.
 func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) error {
+	ctx = ledger.WithCause(ctx, ledger.Cause{ImportRun: job.Args.RunID}) // the change feed names the run (events hold/release)
 	var outcome error
 	// One metric and one log line per run, like every other job (the
 	// steps' result is what River records).

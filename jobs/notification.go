@@ -83,6 +83,7 @@ const autoRenewable = "Auto-Renewable Subscription"
 // then refreshes the subscription's statuses at interactive priority. TEST
 // and unknown types never fail.
 func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
+	ctx = ledger.WithCause(ctx, ledger.Cause{NotificationUUID: uuid}) // the change feed names the notification
 	stored, err := d.Ledger.NotificationByUUID(ctx, uuid)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, river.JobCancel(fmt.Errorf("notification %s is not stored", uuid))

@@ -49,8 +49,7 @@ func (l *Ledger) LinkCustomer(ctx context.Context, originalTransactionID, appAcc
 	switch {
 	case customerID == "":
 	case linked == "":
-		if _, err := l.db.Exec(ctx, `UPDATE subscriptions SET customer_id = $2, updated_at = now()
-			WHERE original_transaction_id = $1`, originalTransactionID, customerID); err != nil {
+		if err := l.linkWithEvent(ctx, originalTransactionID, customerID); err != nil {
 			return nil, err
 		}
 	case linked != customerID:

@@ -144,6 +144,9 @@ func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 	for _, a := range after {
 		changes = append(changes, Change{Before: byID[a.OriginalTransactionID], After: a})
 	}
+	if err := l.recordChanges(ctx, changes); err != nil { // the change feed, same transaction
+		return nil, err
+	}
 	return changes, nil
 }
 

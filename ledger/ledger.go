@@ -50,6 +50,10 @@ type Ledger struct {
 	// pool is what Pool returns; a WithTx ledger keeps its origin's, so
 	// code handed either kind can still start River clients and transactions.
 	pool *pgxpool.Pool
+	// rules maps products to entitlements (nil: nothing is granted); kept
+	// by WithTx so that events written inside a caller's transaction see
+	// the same entitlements as lookups.
+	rules EntitlementRules
 }
 
 // New returns a Ledger over pool. The schema must be migrated
@@ -68,7 +72,7 @@ func (l *Ledger) WithTx(tx pgx.Tx) *Ledger {
 	if tx == nil {
 		panic("ledger: WithTx(nil)")
 	}
-	return &Ledger{db: tx, pool: l.pool}
+	return &Ledger{db: tx, pool: l.pool, rules: l.rules}
 }
 
 // Pool returns the pool the ledger came from, also on a WithTx ledger. Use it

@@ -117,7 +117,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("listening on STORESYNC_LISTEN=%s: %w (pick another address)", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken}),
+		Handler:           httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, APITokens: cfg.APITokens}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)

@@ -14,10 +14,13 @@ func showCommand() *command {
 	return &command{
 		name:    "show",
 		summary: "print the ledger's view of a subscription or a customer as JSON",
-		usage: `storesync show --original-transaction-id ID | --app-account-token UUID
+		usage: `storesync show --original-transaction-id ID | --app-account-token UUID | --customer-id ID [--entitlements]
 
 Prints the ledger's view of one subscription, or of every subscription of one
-appAccountToken, as JSON. Exits 1 with "not found" for an unknown id.`,
+appAccountToken or customer, as JSON. Exits 1 with "not found" for an unknown id.
+With --entitlements it prints instead what GET /v1/.../entitlements answers:
+the entitlements held now under STORESYNC_ENTITLEMENTS_FILE (an unknown id
+holds none).`,
 		run: runShow,
 	}
 }
@@ -26,6 +29,8 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 	fs := flag.NewFlagSet("show", flag.ContinueOnError)
 	otid := fs.String("original-transaction-id", "", "the subscription's originalTransactionId")
 	token := fs.String("app-account-token", "", "the customer's appAccountToken (UUID)")
+	customer := fs.String("customer-id", "", "the company's customer id")
+	ents := fs.Bool("entitlements", false, "print the entitlements held instead of the subscriptions")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -33,8 +38,14 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 	if len(rest) > 0 {
 		return usagef("unexpected argument %q", rest[0])
 	}
-	if (*otid == "") == (*token == "") {
-		return usagef("give exactly one of --original-transaction-id and --app-account-token")
+	given := 0
+	for _, v := range []string{*otid, *token, *customer} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return usagef("give exactly one of --original-transaction-id, --app-account-token and --customer-id")
 	}
 	if *token != "" && !ledger.IsUUID(*token) {
 		return usagef("--app-account-token %q is not a UUID", *token)
@@ -47,9 +58,23 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 	l := s.ledger
 
 	var out any
-	if *otid != "" {
+	switch {
+	case *ents && *otid != "":
+		out, err = l.EntitlementsByOriginalTransactionID(ctx, *otid)
+	case *ents && *token != "":
+		out, err = l.EntitlementsByAppAccountToken(ctx, *token)
+	case *ents:
+		out, err = l.EntitlementsByCustomerID(ctx, *customer)
+	case *customer != "":
+		var subs []*ledger.Subscription
+		subs, err = l.SubscriptionsByCustomerID(ctx, *customer)
+		out = struct {
+			CustomerID    string                 `json:"customerId"`
+			Subscriptions []*ledger.Subscription `json:"subscriptions"`
+		}{*customer, subs}
+	case *otid != "":
 		out, err = l.Subscription(ctx, *otid)
-	} else {
+	default:
 		var subs []*ledger.Subscription
 		subs, err = l.SubscriptionsByAppAccountToken(ctx, *token)
 		out = struct {

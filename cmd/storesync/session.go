@@ -36,7 +36,7 @@ func openSession(ctx context.Context, c *cli) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := ledger.New(pool)
+	l := ledger.New(pool).WithEntitlements(cfg.Entitlements)
 	client, err := jobs.NewRiverClient(&jobs.Deps{Ledger: l}, jobs.ClientOptions{})
 	if err != nil {
 		pool.Close()

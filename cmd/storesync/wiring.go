@@ -116,7 +116,7 @@ func buildDeps(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*jo
 		return nil, err
 	}
 	return &jobs.Deps{
-		Ledger: ledger.New(pool), Apple: apple, Verifier: verifier,
+		Ledger: ledger.New(pool).WithEntitlements(cfg.Entitlements), Apple: apple, Verifier: verifier,
 		Logger: slog.Default(), Metrics: metrics,
 	}, nil
 }

@@ -28,6 +28,9 @@ type Options struct {
 	// "Authorization: Bearer <AdminToken>" (401 otherwise). Empty: the
 	// admin routes do not exist (404).
 	AdminToken string
+	// APITokens are the read-only tokens of the backend API (/v1/*; see
+	// registerBackend). Empty: /v1/* answers 401 to everyone but the admin.
+	APITokens []string
 	// IngestConcurrency is how many webhook transactions may commit at
 	// once (each holds a database connection); default 2: one gathers
 	// notifications while the other commits. More only make each batch
@@ -70,6 +73,7 @@ func NewHandler(deps *jobs.Deps, client *river.Client[pgx.Tx], opts Options) htt
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	registerBackend(mux, deps, opts)
 	if deps.Metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(deps.Metrics.Registry, promhttp.HandlerOpts{}))
 	}

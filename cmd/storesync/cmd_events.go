@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"time"
+
+	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/ledger"
+)
+
+// eventsCommand is `storesync events`; main.go lists it in commands.
+func eventsCommand() *command {
+	return &command{
+		name:    "events",
+		summary: "the change feed: tail it",
+		usage: `storesync events tail [--after CURSOR] [--follow]
+
+Prints the change feed's events after CURSOR (default 0: from the beginning)
+as JSON Lines, in feed order, the same events GET /v1/events answers. Each
+event's "id" is a stable cursor: pass the last one printed as --after to go on.
+
+  --after CURSOR   start after this event id
+  --follow         keep polling (every second) for new events until interrupted`,
+		run: runEvents,
+	}
+}
+
+func runEvents(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 {
+		return usagef("events: give a subcommand: tail")
+	}
+	switch args[0] {
+	case "tail":
+		return runEventsTail(ctx, c, args[1:])
+	}
+	return usagef("events: unknown subcommand %q: use tail", args[0])
+}
+
+func runEventsTail(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("events tail", flag.ContinueOnError)
+	after := fs.Int64("after", 0, "start after this event id")
+	follow := fs.Bool("follow", false, "keep polling for new events")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *after < 0 {
+		return usagef("--after must be 0 or an event id")
+	}
+	s, err := openSession(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	enc := json.NewEncoder(c.stdout)
+	_, err = jobs.TailEvents(ctx, s.ledger, *after, *follow, time.Second, func(e ledger.Event) error { return enc.Encode(e) })
+	if *follow && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

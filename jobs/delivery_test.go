@@ -1,0 +1,195 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/storesync/storesync/appstore"
+	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/ledger"
+	"github.com/storesync/storesync/migrations/migrationstest"
+)
+
+type proRules struct{}
+
+func (proRules) Grants(product, env string) []string { return []string{"pro"} }
+
+// receiver is the backend's webhook endpoint: it verifies every request with
+// the Standard Webhooks library and keeps the distinct events per
+// subscription in arrival order.
+type receiver struct {
+	t      *testing.T
+	wh     *standardwebhooks.Webhook
+	mu     sync.Mutex
+	seen   map[string]bool
+	bySub  map[string][]int64
+	total  int
+	failed int
+}
+
+func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if err := rc.wh.Verify(body, r.Header); err != nil {
+		rc.mu.Lock()
+		rc.failed++
+		rc.mu.Unlock()
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	var e ledger.Event
+	if err := json.Unmarshal(body, &e); err != nil {
+		http.Error(w, "bad body", http.StatusBadRequest)
+		return
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	id := r.Header.Get("webhook-id")
+	if !rc.seen[id] { // at least once: drop redeliveries by webhook-id
+		rc.seen[id] = true
+		rc.bySub[e.OriginalTransactionID] = append(rc.bySub[e.OriginalTransactionID], e.ID)
+		rc.total++
+	}
+}
+
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.total
+}
+
+// TestDeliveryOutlivesAReceiverOutage closes the receiver mid-stream and
+// opens it again on the same address: every event arrives, each
+// subscription's in feed order, every signature verifies.
+func TestDeliveryOutlivesAReceiverOutage(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool).WithEntitlements(proRules{})
+	deps := &jobs.Deps{
+		Ledger: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings: jobs.Settings{Delivery: jobs.DeliverySettings{MaxBackoff: 300 * time.Millisecond, Client: &http.Client{Timeout: 2 * time.Second}}},
+	}
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{Work: true, EventFanOutEvery: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &receiver{t: t, wh: wh, seen: map[string]bool{}, bySub: map[string][]int64{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	srv := httptest.NewUnstartedServer(rc)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	if _, err := l.AddEndpoint(ctx, "http://"+addr+"/hook", secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stopCtx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = client.Stop(stopCtx)
+	}()
+
+	const subs, steps = 8, 6
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	apply := func(step int) {
+		for s := range subs {
+			otid := "70" + strconv.Itoa(s)
+			f := ledger.Facts{Statuses: []ledger.StatusObservation{{OriginalTransactionID: otid, Status: 1 + step%2, SignedDate: appstore.MillisOf(base.Add(time.Duration(step+1) * time.Hour))}}}
+			if step == 0 {
+				tx := &appstore.TransactionPayload{TransactionID: otid + "1", OriginalTransactionID: otid, ProductID: "p",
+					PurchaseDate: appstore.MillisOf(base), ExpiresDate: appstore.MillisOf(base.AddDate(1, 0, 0)),
+					Environment: appstore.Production, SignedDate: appstore.MillisOf(base)}
+				f.Transactions = []ledger.SignedTransaction{{Payload: tx, JWS: "jws-" + otid}}
+			}
+			if _, err := l.Apply(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for step := range steps / 2 {
+		apply(step)
+	}
+	waitFor(t, 20*time.Second, func() bool { return rc.count() > 0 })
+	srv.Close() // the backend goes down mid-stream
+	for step := steps / 2; step < steps; step++ {
+		apply(step)
+	}
+	time.Sleep(time.Second) // attempts fail meanwhile
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv2 := httptest.NewUnstartedServer(rc)
+	srv2.Listener.Close()
+	srv2.Listener = ln2
+	srv2.Start()
+	defer srv2.Close()
+
+	var want int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM subscription_events`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 120*time.Second, func() bool { return rc.count() == want })
+	var retried int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM event_deliveries WHERE attempts > 1`).Scan(&retried); err != nil {
+		t.Fatal(err)
+	}
+	if retried == 0 {
+		t.Fatal("no delivery failed while the receiver was down: the outage was not exercised")
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.failed > 0 {
+		t.Fatalf("%d requests failed signature verification", rc.failed)
+	}
+	for s := range subs {
+		otid := "70" + strconv.Itoa(s)
+		evs, err := l.SubscriptionEvents(ctx, otid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rc.bySub[otid]
+		if len(got) != len(evs) {
+			t.Fatalf("%s: received %d events, ledger has %d", otid, len(got), len(evs))
+		}
+		for i, e := range evs {
+			if got[i] != e.ID {
+				t.Fatalf("%s: received %v, want feed order of %d events", otid, got, len(evs))
+			}
+		}
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not done after %s", d)
+		}
+	}
+}

@@ -1,0 +1,226 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Endpoint is a configured receiver of the change feed.
+type Endpoint struct {
+	ID        int64     `json:"id"`
+	URL       string    `json:"url"`
+	CreatedAt time.Time `json:"createdAt"`
+	// Secret is the endpoint's whsec_… signing secret: set only by
+	// AddEndpoint's answer, never by Endpoints, so listings cannot leak it.
+	Secret string `json:"-"`
+}
+
+// AddEndpoint stores a receiver and its signing secret. Its deliveries start
+// with the next event sequenced: history is not replayed (GET /v1/events
+// is for that). A URL already added is an error.
+func (l *Ledger) AddEndpoint(ctx context.Context, url, secret string) (*Endpoint, error) {
+	e := &Endpoint{URL: url, Secret: secret}
+	err := l.db.QueryRow(ctx, `INSERT INTO event_endpoints (url, secret, fanned_out)
+		VALUES ($1, $2, (SELECT COALESCE(max(position), 0) FROM subscription_events))
+		ON CONFLICT (url) DO NOTHING RETURNING id, created_at`, url, secret).Scan(&e.ID, &e.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("endpoint %s is already added: remove it first to change its secret", url)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: adding endpoint: %w", err)
+	}
+	return e, nil
+}
+
+// Endpoints lists the receivers, oldest first, without their secrets.
+func (l *Ledger) Endpoints(ctx context.Context) ([]Endpoint, error) {
+	rows, err := l.db.Query(ctx, `SELECT id, url, created_at FROM event_endpoints ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Endpoint, error) {
+		var e Endpoint
+		err := r.Scan(&e.ID, &e.URL, &e.CreatedAt)
+		return e, err
+	})
+}
+
+// RemoveEndpoint deletes a receiver and its undelivered events; ErrNotFound
+// when there is no such id.
+func (l *Ledger) RemoveEndpoint(ctx context.Context, id int64) error {
+	tag, err := l.db.Exec(ctx, `DELETE FROM event_endpoints WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeliveryKey names one subscription's queue of deliveries to one endpoint:
+// the unit that is delivered in order.
+type DeliveryKey struct {
+	EndpointID            int64
+	OriginalTransactionID string
+}
+
+// FanOutEvents creates a pending delivery, for every endpoint, of each
+// sequenced event it has none of yet (at most limit events per endpoint),
+// and returns the subscription queues that got one. It must run in the
+// caller's transaction (WithTx), so that the delivery jobs for the returned
+// keys are inserted atomically with the rows; endpoints are locked, so
+// concurrent fan-outs do not double the work.
+func (l *Ledger) FanOutEvents(ctx context.Context, limit int) ([]DeliveryKey, error) {
+	if err := l.requireTx("FanOutEvents"); err != nil {
+		return nil, err
+	}
+	rows, err := l.db.Query(ctx, `
+		WITH ep AS (SELECT id, fanned_out FROM event_endpoints ORDER BY id FOR UPDATE SKIP LOCKED),
+		ins AS (
+			INSERT INTO event_deliveries (endpoint_id, position, original_transaction_id)
+			SELECT ep.id, e.position, e.original_transaction_id FROM ep
+			CROSS JOIN LATERAL (
+				SELECT position, original_transaction_id FROM subscription_events
+				WHERE position > ep.fanned_out ORDER BY position LIMIT $1
+			) e
+			ON CONFLICT DO NOTHING
+			RETURNING endpoint_id, position, original_transaction_id
+		),
+		adv AS (
+			UPDATE event_endpoints x SET fanned_out = m.p
+			FROM (SELECT endpoint_id, max(position) AS p FROM ins GROUP BY endpoint_id) m
+			WHERE x.id = m.endpoint_id
+		)
+		SELECT DISTINCT endpoint_id, original_transaction_id FROM ins ORDER BY 1, 2`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: fanning out events: %w", err)
+	}
+	return collectKeys(rows)
+}
+
+// StalledDeliveries returns the subscription queues with a pending delivery
+// older than age (whose job was lost, discarded or raced): the fan-out
+// enqueues them again.
+func (l *Ledger) StalledDeliveries(ctx context.Context, age time.Duration, limit int) ([]DeliveryKey, error) {
+	rows, err := l.db.Query(ctx, `SELECT DISTINCT endpoint_id, original_transaction_id FROM event_deliveries
+		WHERE state = 'pending' AND since < now() - make_interval(secs => $1) ORDER BY 1, 2 LIMIT $2`,
+		age.Seconds(), limit)
+	if err != nil {
+		return nil, err
+	}
+	return collectKeys(rows)
+}
+
+func collectKeys(rows pgx.Rows) ([]DeliveryKey, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryKey, error) {
+		var k DeliveryKey
+		err := r.Scan(&k.EndpointID, &k.OriginalTransactionID)
+		return k, err
+	})
+}
+
+// PendingDelivery is the next event a subscription queue owes an endpoint.
+type PendingDelivery struct {
+	Event    Event
+	URL      string
+	Secret   string
+	Attempts int
+	Since    time.Time
+}
+
+// NextDelivery returns the oldest pending delivery of key, or nil when the
+// queue is empty (or the endpoint removed).
+func (l *Ledger) NextDelivery(ctx context.Context, key DeliveryKey) (*PendingDelivery, error) {
+	var d PendingDelivery
+	var pos int64
+	err := l.db.QueryRow(ctx, `SELECT d.position, d.attempts, d.since, p.url, p.secret
+		FROM event_deliveries d JOIN event_endpoints p ON p.id = d.endpoint_id
+		WHERE d.endpoint_id = $1 AND d.original_transaction_id = $2 AND d.state = 'pending'
+		ORDER BY d.position LIMIT 1`, key.EndpointID, key.OriginalTransactionID).Scan(&pos, &d.Attempts, &d.Since, &d.URL, &d.Secret)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, err := l.db.Query(ctx, eventSelect+` WHERE position = $1`, pos)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := collectEvents(rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) != 1 {
+		return nil, fmt.Errorf("ledger: event %d of a delivery is missing", pos)
+	}
+	d.Event = evs[0]
+	return &d, nil
+}
+
+// MarkDelivery records the outcome of one delivery attempt: delivered, or
+// failed with reason (attempts counted), or dead (given up: kept for
+// `events redeliver`, and no longer holding back the subscription's later
+// events).
+func (l *Ledger) MarkDelivery(ctx context.Context, endpointID, position int64, state, reason string) error {
+	if state != "delivered" && state != "pending" && state != "dead" {
+		return fmt.Errorf("ledger: delivery state %q: want delivered, pending or dead", state)
+	}
+	_, err := l.db.Exec(ctx, `UPDATE event_deliveries SET state = $3, last_error = $4,
+			attempts = attempts + 1, delivered_at = CASE WHEN $3 = 'delivered' THEN now() END
+		WHERE endpoint_id = $1 AND position = $2 AND state = 'pending'`, endpointID, position, state, reason)
+	return err
+}
+
+// RedeliverDead makes every dead delivery (of one endpoint, or all when
+// endpointID is 0) pending again with a fresh dead-letter clock, and returns
+// the queues to enqueue.
+func (l *Ledger) RedeliverDead(ctx context.Context, endpointID int64) ([]DeliveryKey, error) {
+	rows, err := l.db.Query(ctx, `WITH r AS (
+			UPDATE event_deliveries SET state = 'pending', since = now(), last_error = ''
+			WHERE state = 'dead' AND ($1 = 0 OR endpoint_id = $1)
+			RETURNING endpoint_id, original_transaction_id)
+		SELECT DISTINCT endpoint_id, original_transaction_id FROM r ORDER BY 1, 2`, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	return collectKeys(rows)
+}
+
+// DeliveryStats is one endpoint's delivery backlog, for `status`.
+type DeliveryStats struct {
+	Endpoint    Endpoint
+	Pending     int64
+	Dead        int64
+	Delivered   int64
+	OldestSince *time.Time // of the pending deliveries
+	LastError   string     // of the newest dead or failing delivery
+	Behind      int64      // sequenced events not yet fanned out
+}
+
+// DeliveryStatus returns the backlog of every endpoint.
+func (l *Ledger) DeliveryStatus(ctx context.Context) ([]DeliveryStats, error) {
+	rows, err := l.db.Query(ctx, `SELECT p.id, p.url, p.created_at,
+			count(*) FILTER (WHERE d.state = 'pending'), count(*) FILTER (WHERE d.state = 'dead'),
+			count(*) FILTER (WHERE d.state = 'delivered'),
+			min(d.since) FILTER (WHERE d.state = 'pending'),
+			COALESCE((SELECT last_error FROM event_deliveries x WHERE x.endpoint_id = p.id AND x.last_error <> ''
+				ORDER BY position DESC LIMIT 1), ''),
+			GREATEST((SELECT COALESCE(max(position), 0) FROM subscription_events) - p.fanned_out, 0)
+		FROM event_endpoints p LEFT JOIN event_deliveries d ON d.endpoint_id = p.id
+		GROUP BY p.id ORDER BY p.id`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryStats, error) {
+		var s DeliveryStats
+		err := r.Scan(&s.Endpoint.ID, &s.Endpoint.URL, &s.Endpoint.CreatedAt, &s.Pending, &s.Dead, &s.Delivered,
+			&s.OldestSince, &s.LastError, &s.Behind)
+		return s, err
+	})
+}
