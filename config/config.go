@@ -57,9 +57,15 @@ type Config struct {
 	EntitlementsFile string
 	Entitlements     *Entitlements
 
-	ReconcileCron      string
-	BackfillCron       string
-	ReconcileBudget    Budget
+	ReconcileCron string
+	BackfillCron  string
+	// ReconcileBudget is STORESYNC_RECONCILE_BUDGET: the call cap of a
+	// reconciliation run, which checks every subscription it can within it
+	// (targeted first, then the least recently checked).
+	ReconcileBudget Budget
+	// ReconcileFullCycle is STORESYNC_RECONCILE_FULL_CYCLE: the longest a
+	// subscription may go unchecked when the cap binds (not how often runs
+	// check it: a run that can afford everything checks everything).
 	ReconcileFullCycle time.Duration
 }
 
