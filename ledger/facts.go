@@ -264,6 +264,15 @@ func queueRenewalInfo(b *pgx.Batch, r SignedRenewalInfo) {
 // the longer, then greater, transaction id — ids are decimal strings);
 // status is Apple's latest statement, or, when Apple never stated one,
 // derived from the latest transaction as of the newest signed fact.
+//
+// The appAccountToken is that of the fact Apple signed last among the
+// stored transactions and renewal info that carry one (ties: the greater
+// token, so any order ends the same). Why by signedDate and not the latest
+// purchase: Set App Account Token changes the token of a subscription
+// without a purchase, and only what Apple signs afterwards (renewal info,
+// re-signed transactions) shows it. Apple never clears a token, so a fact
+// without one (family sharing, renewal info of older API versions) is no
+// statement about it.
 const projectSQL = `
 UPDATE subscriptions s SET
 	environment = COALESCE(lt.environment, ri.environment, s.environment),
@@ -274,7 +283,7 @@ UPDATE subscriptions s SET
 	revocation_date = lt.revocation_date,
 	latest_transaction_id = COALESCE(lt.transaction_id, ''),
 	transaction_count = agg.n,
-	app_account_token = COALESCE(tok.app_account_token, ri.app_account_token),
+	app_account_token = tok.app_account_token,
 	auto_renew_status = ri.auto_renew_status,
 	auto_renew_product_id = COALESCE(ri.auto_renew_product_id, ''),
 	is_in_billing_retry = COALESCE(ri.is_in_billing_retry_period, false),
@@ -298,13 +307,17 @@ LEFT JOIN LATERAL (
 	FROM transactions t WHERE t.original_transaction_id = s0.original_transaction_id
 		AND t.type IN ('Auto-Renewable Subscription', '')
 ) agg ON true
-LEFT JOIN LATERAL (
-	SELECT t.app_account_token FROM transactions t
-	WHERE t.original_transaction_id = s0.original_transaction_id AND t.app_account_token IS NOT NULL
-		AND t.type IN ('Auto-Renewable Subscription', '')
-	ORDER BY t.purchase_date DESC NULLS LAST, length(t.transaction_id) DESC, t.transaction_id DESC LIMIT 1
-) tok ON true
 LEFT JOIN renewal_infos ri ON ri.original_transaction_id = s0.original_transaction_id
+LEFT JOIN LATERAL (
+	SELECT f.app_account_token FROM (
+		SELECT t.app_account_token, t.signed_date FROM transactions t
+		WHERE t.original_transaction_id = s0.original_transaction_id AND t.app_account_token IS NOT NULL
+			AND t.type IN ('Auto-Renewable Subscription', '')
+		UNION ALL
+		SELECT ri.app_account_token, ri.signed_date WHERE ri.app_account_token IS NOT NULL
+	) f
+	ORDER BY f.signed_date DESC, f.app_account_token DESC LIMIT 1
+) tok ON true
 CROSS JOIN LATERAL (
 	SELECT GREATEST(s0.status_signed_date, agg.max_signed, COALESCE(ri.signed_date, 0)) AS last
 ) sig
