@@ -71,8 +71,17 @@ type PayloadClaims struct {
 // DetectPayload decodes the payload of jws WITHOUT verifying it and tells
 // its kind and claims: notificationType means a notification (its identity
 // read from data, else summary, else externalPurchaseToken, else appData,
-// as verification reads it); autoRenewStatus or autoRenewProductId without
-// transactionId means renewal info; anything else is a transaction.
+// as verification reads it); transactionId or bundleId means a
+// transaction; anything else is renewal info.
+//
+// Why bundleId decides: every transaction Apple signs carries its app's
+// bundleId and renewal info never does (JWSRenewalInfoDecodedPayload has no
+// such field), while Apple's own minimal vectors carry neither transactionId
+// nor any renewal field (mock_signed_data/renewalInfo is only environment
+// and signedDate; mock_signed_data/transactionInfo adds bundleId). Reading
+// such renewal info as a transaction would then fail on its missing bundleId
+// (INVALID_APP_IDENTIFIER) instead of the check Apple's verifier makes for
+// renewal info, its environment (INVALID_ENVIRONMENT).
 //
 // It never fails: a JWS whose payload does not decode (not three parts, not
 // base64url, not a JSON object) is reported as a notification with no
@@ -98,8 +107,7 @@ func DetectPayload(jws string) (PayloadKind, PayloadClaims) {
 		Environment Environment `json:"environment"`
 	}
 	var id identity
-	kind := PayloadTransaction
-	_, hasTx := m["transactionId"]
+	kind := PayloadRenewalInfo
 	switch _, n := m["notificationType"]; {
 	case n:
 		kind = PayloadNotification
@@ -110,8 +118,8 @@ func DetectPayload(jws string) (PayloadKind, PayloadClaims) {
 			}
 		}
 		id.Environment, _ = PeekNotificationEnvironment(jws)
-	case (hasKey(m, "autoRenewStatus") || hasKey(m, "autoRenewProductId")) && !hasTx:
-		kind = PayloadRenewalInfo
+	case hasKey(m, "transactionId") || hasKey(m, "bundleId"):
+		kind = PayloadTransaction
 		_ = json.Unmarshal(b, &id)
 	default:
 		_ = json.Unmarshal(b, &id)

@@ -24,8 +24,10 @@ func TestDetectPayload(t *testing.T) {
 		{"notification without environment", vector("mock_signed_data/wrongBundleId"), PayloadNotification, PayloadClaims{BundleID: "com.example.wrong"}},
 		{"transaction", vector("mock_signed_data/transactionInfo"), PayloadTransaction, PayloadClaims{BundleID: "com.example", Environment: Sandbox}},
 		// Apple's mock renewal info holds only environment and
-		// signedDate: nothing tells it from a transaction.
-		{"bare renewal info reads as a transaction", vector("mock_signed_data/renewalInfo"), PayloadTransaction, PayloadClaims{Environment: Sandbox}},
+		// signedDate: no transactionId, no bundleId, so renewal info, as
+		// Apple's SignedDataVerifier verifies it.
+		{"bare renewal info", vector("mock_signed_data/renewalInfo"), PayloadRenewalInfo, PayloadClaims{Environment: Sandbox}},
+		{"transaction without transactionId", vector("mock_signed_data/transactionInfo"), PayloadTransaction, PayloadClaims{BundleID: "com.example", Environment: Sandbox}},
 		{"Xcode transaction", vector("xcode/xcode-signed-transaction"), PayloadTransaction, PayloadClaims{BundleID: "com.example.naturelab.backyardbirds.example", Environment: Xcode}},
 		{"Xcode renewal info", vector("xcode/xcode-signed-renewal-info"), PayloadRenewalInfo, PayloadClaims{Environment: Xcode}},
 		// The kind and data's identity still read; the environment is

@@ -59,7 +59,18 @@ func TestVerifySignedDataVectors(t *testing.T) {
 			opts: SignedDataOptions{Verifier: sandbox}},
 		{name: "no bundle claimed", jws: vector("mock_signed_data/renewalInfo"), kind: PayloadTransaction, missing: "bundleId",
 			claimed: []Claim{{"environment", "Sandbox"}},
-			opts:    SignedDataOptions{Verifier: VerifierOptions{RootCertificates: [][]byte{testCA}}}},
+			opts:    SignedDataOptions{Kind: PayloadTransaction, Verifier: VerifierOptions{RootCertificates: [][]byte{testCA}}}},
+		// Apple's minimal renewal info (environment and signedDate only)
+		// is detected as renewal info: its bundle is not checked, its
+		// environment is, as Apple's SignedDataVerifier does.
+		{name: "bare renewal info detected", jws: vector("mock_signed_data/renewalInfo"), kind: PayloadRenewalInfo,
+			opts: SignedDataOptions{Verifier: sandbox}, field: "signedDate", want: json.Number("1672956154000")},
+		{name: "bare renewal info detected, claims as defaults", jws: vector("mock_signed_data/renewalInfo"), kind: PayloadRenewalInfo,
+			claimed: []Claim{{"environment", "Sandbox"}},
+			opts:    SignedDataOptions{Verifier: VerifierOptions{RootCertificates: [][]byte{testCA}}}, field: "environment", want: "Sandbox"},
+		{name: "bare renewal info, Production verifier", jws: vector("mock_signed_data/renewalInfo"), kind: PayloadRenewalInfo,
+			status: InvalidEnvironment, errorHas: `INVALID_ENVIRONMENT: renewal info environment "Sandbox"`,
+			opts: SignedDataOptions{Verifier: with(func(o *VerifierOptions) { o.Environment = Production })}},
 		{name: "missing x5c", jws: vector("mock_signed_data/missingX5CHeaderClaim"), kind: PayloadNotification, status: VerificationFailure, errorHas: "x5c",
 			opts: SignedDataOptions{Verifier: sandbox}},
 		{name: "transaction", jws: vector("mock_signed_data/transactionInfo"), kind: PayloadTransaction, opts: SignedDataOptions{Verifier: sandbox},

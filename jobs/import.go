@@ -33,6 +33,10 @@ type ImportArgs struct {
 	CustomerID      string `json:"customer_id,omitempty"`
 	// RunID is the import run that enqueued the job.
 	RunID int64 `json:"run_id"`
+	// StatusesKnown says the job was enqueued by the statuses answer of a
+	// sibling subscription (importSiblings): that answer, already applied,
+	// listed this subscription too, so the job skips its own statuses call.
+	StatusesKnown bool `json:"statuses_known,omitempty"`
 }
 
 // Kind is the River job kind.
@@ -78,11 +82,14 @@ const (
 // ImportWorker migrates one import row:
 //
 //  1. statuses: one Get All Subscription Statuses call per Apple account.
-//     When another row of the same account (same customer id, else same
-//     appAccountToken) already fetched them after this row was imported,
-//     the call is skipped; while one is fetching, the others wait (snooze)
-//     for its answer. Rows with neither column cannot be grouped before
-//     Apple answers and may each make the call.
+//     Apple's answer lists every subscription of the account, so every row
+//     of this import whose originalTransactionId it covered is marked
+//     (ledger.MarkStatusesFetched) and skips its own call. Rows that may be
+//     of one account (same customer id, or same appAccountToken: either is
+//     enough, since a company's customer ids need not match Apple accounts)
+//     take turns: while one is fetching, the others wait (snooze) for its
+//     answer and then look again. Rows with neither column cannot be
+//     grouped before Apple answers and may each make the call.
 //  2. history: the whole transaction history of the subscription's group in
 //     its environment (sandbox after fallback), page by page, each page
 //     stored in the same transaction as the job's cursor
@@ -168,27 +175,24 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs], row *ledger.ImportRowState) error {
 	d := w.d
 	otid := job.Args.OriginalTransactionID
-	key := ""
+	if job.Args.StatusesKnown {
+		return nil
+	}
+	var keys []string
 	if row != nil {
 		if row.StatusesFetchedAt != nil {
 			return nil
 		}
-		key = importAccountKey(row.AppAccountToken, row.CustomerID)
+		keys = importAccountKeys(row.AppAccountToken, row.CustomerID)
 	}
-	if key != "" {
-		holder := strconv.FormatInt(job.ID, 10)
-		ok, err := d.Ledger.AcquireImportAccountLease(ctx, key, holder, accountLeaseTTL)
+	if len(keys) > 0 {
+		// Another row that may be of this account may be asking Apple
+		// right now; its answer may cover this row too.
+		release, err := d.acquireAccountLeases(ctx, keys, strconv.FormatInt(job.ID, 10))
 		if err != nil {
 			return err
 		}
-		if !ok {
-			// Another row of this account is asking Apple right now; its
-			// answer covers this row too.
-			return river.JobSnooze(time.Second + time.Duration(rand.Int64N(int64(time.Second))))
-		}
-		defer func() {
-			_ = d.Ledger.ReleaseImportAccountLease(context.WithoutCancel(ctx), key, holder)
-		}()
+		defer release()
 		fresh, err := d.Ledger.ImportRowOf(ctx, otid)
 		if err != nil {
 			return err
@@ -235,7 +239,7 @@ func (w *ImportWorker) importSiblings(ctx context.Context, job *river.Job[Import
 		} else if !errors.Is(err, ledger.ErrNotFound) {
 			return err
 		}
-		params = append(params, river.InsertManyParams{Args: ImportArgs{OriginalTransactionID: sib, RunID: job.Args.RunID}})
+		params = append(params, river.InsertManyParams{Args: ImportArgs{OriginalTransactionID: sib, RunID: job.Args.RunID, StatusesKnown: true}})
 	}
 	if len(params) == 0 {
 		return nil
@@ -244,16 +248,50 @@ func (w *ImportWorker) importSiblings(ctx context.Context, job *river.Job[Import
 	return err
 }
 
-// importAccountKey groups the rows of one Apple account before Apple says
-// which they are: the company's customer id, else the appAccountToken.
-func importAccountKey(token, customer string) string {
-	switch {
-	case customer != "":
-		return "customer:" + customer
-	case token != "":
-		return "token:" + strings.ToLower(token)
+// importAccountKeys are the keys that group the rows of one Apple account
+// before Apple says which they are: the company's customer id and the
+// appAccountToken, each when set, in this fixed order (so two jobs take
+// their leases in the same order). Both count: a company may give each
+// subscription its own customer id while Apple's token is the account's, or
+// one customer two Apple accounts. Grouping only makes rows take turns;
+// whether a row's call is saved is decided by StatusesFetchedAt, so an
+// over-wide group costs time, never correctness.
+func importAccountKeys(token, customer string) []string {
+	var keys []string
+	if customer != "" {
+		keys = append(keys, "customer:"+customer)
 	}
-	return ""
+	if token != "" {
+		keys = append(keys, "token:"+strings.ToLower(token))
+	}
+	return keys
+}
+
+// acquireAccountLeases takes the import leases of every key, in order, for
+// holder. When another job holds one it releases what it took and returns
+// a River snooze error (holding nothing while waiting, so two rows sharing
+// one key each cannot block each other); on success the caller must call
+// release.
+func (d *Deps) acquireAccountLeases(ctx context.Context, keys []string, holder string) (release func(), err error) {
+	var held []string
+	release = func() {
+		for _, k := range held {
+			_ = d.Ledger.ReleaseImportAccountLease(context.WithoutCancel(ctx), k, holder)
+		}
+	}
+	for _, key := range keys {
+		ok, err := d.Ledger.AcquireImportAccountLease(ctx, key, holder, accountLeaseTTL)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		if !ok {
+			release()
+			return nil, river.JobSnooze(time.Second + time.Duration(rand.Int64N(int64(time.Second))))
+		}
+		held = append(held, key)
+	}
+	return release, nil
 }
 
 // history pages the subscription's transaction history from cur (or the

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -90,18 +89,12 @@ func (w *resolveReceiptWorker) Work(ctx context.Context, job *river.Job[ResolveR
 func (w *resolveReceiptWorker) resolve(ctx context.Context, job *river.Job[ResolveReceiptArgs]) error {
 	d := w.d
 	a := job.Args
-	if key := importAccountKey(a.AppAccountToken, a.CustomerID); key != "" {
-		holder := "receipt:" + strconv.FormatInt(job.ID, 10)
-		ok, err := d.Ledger.AcquireImportAccountLease(ctx, key, holder, accountLeaseTTL)
+	if keys := importAccountKeys(a.AppAccountToken, a.CustomerID); len(keys) > 0 {
+		release, err := d.acquireAccountLeases(ctx, keys, "receipt:"+strconv.FormatInt(job.ID, 10))
 		if err != nil {
 			return err
 		}
-		if !ok {
-			return river.JobSnooze(time.Second + time.Duration(rand.Int64N(int64(time.Second))))
-		}
-		defer func() {
-			_ = d.Ledger.ReleaseImportAccountLease(context.WithoutCancel(ctx), key, holder)
-		}()
+		defer release()
 		otid, err := d.Ledger.ImportedAccount(ctx, a.AppAccountToken, a.CustomerID)
 		if err != nil {
 			return err

@@ -383,3 +383,57 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestImportOneStatusesCallPerAccount: a company file gives every
+// subscription its own customer id (as the demo's does) while Apple's
+// appAccountToken is the account's, and leaves out the rows without a token
+// (their subscriptions are found through their accounts). Every Apple
+// account is still asked for its statuses once: rows sharing a token take
+// turns and the first answer covers the others, and a subscription found
+// through its account's answer is not asked again.
+func TestImportOneStatusesCallPerAccount(t *testing.T) {
+	t.Parallel()
+	h := startImportHarness(t, sim.Options{Seed: 3, Subscribers: 120, DisableRateLimits: true}, Settings{})
+	truths := h.simulator.Truth()
+	accounts := map[string]bool{}
+	var b strings.Builder
+	b.WriteString("original_transaction_id,app_account_token,customer_id\n")
+	for _, tr := range truths {
+		if tr.AppAccountToken == "" {
+			continue
+		}
+		accounts[tr.AccountID] = true
+		fmt.Fprintf(&b, "%s,%s,customer-of-%s\n", tr.OriginalTransactionID, tr.AppAccountToken, tr.OriginalTransactionID)
+	}
+	run, _, _ := h.importCSV(t, b.String())
+	h.waitRun(t, run, time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var pending int64
+		if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'import'
+			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d import jobs still pending", pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stats := h.simulator.Stats()
+	okStatuses := stats.Endpoint(appstore.Production, appstore.EndpointStatuses).ByStatus[200] +
+		stats.Endpoint(appstore.Sandbox, appstore.EndpointStatuses).ByStatus[200]
+	if okStatuses > int64(len(accounts)) {
+		t.Errorf("%d statuses answers for %d accounts", okStatuses, len(accounts))
+	}
+	var covered []sim.SubscriptionTruth // every subscription of the accounts listed
+	for _, tr := range truths {
+		if accounts[tr.AccountID] {
+			covered = append(covered, tr)
+		}
+	}
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, covered)
+	t.Logf("%d statuses answers for %d accounts, %d subscriptions", okStatuses, len(accounts), len(covered))
+}

@@ -44,11 +44,14 @@ func BenchmarkMigrateServeProcesses(b *testing.B) {
 				b.ReportMetric(m.utilization*100, "%L-busiest")
 				b.ReportMetric(m.share429*100, "%429")
 				b.ReportMetric(m.statusesPerAccount, "statuses/account")
+				b.ReportMetric(m.statusesPerSubscriber, "statuses/subscriber")
+				b.ReportMetric(m.callsPerSubscriber, "calls/subscriber")
 				b.ReportMetric(m.pagesPerNeeded, "pages/needed")
 				b.ReportMetric(m.seconds, "s")
 				b.ReportMetric(float64(m.maxGranted10s)/(10*m.limit)*100, "%L-max-10s-granted")
 				b.Logf("%d serve processes: busiest %s at %.1f%% of %g/s over %.0fs (budget granted at most %d in 10 s); %d of %d requests answered 429 %v; %d statuses answers for %d accounts; %d history pages for %d needed",
 					procs, m.busiest, m.utilization*100, m.limit, m.window, m.maxGranted10s, m.throttled, m.requests, m.throttledBy, m.okStatuses, m.accounts, m.pages, m.neededPages)
+				b.Logf("%d serve processes: %.3f statuses answers and %.3f Apple calls per subscriber", procs, m.statusesPerSubscriber, m.callsPerSubscriber)
 			}
 		})
 	}
@@ -62,9 +65,12 @@ type migrationMeasure struct {
 	okStatuses, pages      int64
 	accounts, neededPages  int
 	statusesPerAccount     float64
-	pagesPerNeeded         float64
-	throttledBy            []string // per endpoint with 429s
-	maxGranted10s          int64    // the budget's grants to the busiest endpoint in its busiest 10 s
+	// Apple calls (statuses answers; every request) per subscription of
+	// the file: the import's cost per subscriber.
+	statusesPerSubscriber, callsPerSubscriber float64
+	pagesPerNeeded                            float64
+	throttledBy                               []string // per endpoint with 429s
+	maxGranted10s                             int64    // the budget's grants to the busiest endpoint in its busiest 10 s
 }
 
 // measureMigration runs one migration of subscribers customers with procs
@@ -178,6 +184,8 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 	m.pages = final.Endpoint(appstore.Production, appstore.EndpointHistory).Requests +
 		final.Endpoint(appstore.Sandbox, appstore.EndpointHistory).Requests
 	m.statusesPerAccount = float64(m.okStatuses) / float64(m.accounts)
+	m.statusesPerSubscriber = float64(m.okStatuses) / float64(len(truths))
+	m.callsPerSubscriber = float64(total.Requests) / float64(len(truths))
 	m.pagesPerNeeded = float64(m.pages) / float64(m.neededPages)
 
 	// What the shared budget granted, per second, in its busiest 10 s.

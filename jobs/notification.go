@@ -71,9 +71,6 @@ var refreshTypes = map[string]bool{
 	"RENEWAL_EXTENSION":   true, // FAILURE names one subscription whose extension failed
 }
 
-// autoRenewable is the transaction type the ledger keeps.
-const autoRenewable = "Auto-Renewable Subscription"
-
 // processNotification loads a stored notification, verifies it in full,
 // inner signed fields included (the ledger keeps payloads raw and trust is
 // checked where it is used; the webhook verified only the outer
@@ -202,8 +199,12 @@ func notificationPlan(vn *appstore.VerifiedNotification) (facts ledger.Facts, re
 		return facts, "", "mass extension summary of product " + p.Summary.ProductID + ": its subscriptions are checked first by the next reconciliation"
 	case p.Data == nil:
 		return facts, "", "no data: recorded only"
-	case vn.Transaction != nil && vn.Transaction.Type != "" && vn.Transaction.Type != autoRenewable:
-		return facts, "", "transaction of type " + vn.Transaction.Type + ": not a subscription, recorded only"
+	case vn.Transaction != nil && !ledger.IsSubscriptionTransaction(vn.Transaction):
+		// A consumable, non-consumable or non-renewing purchase (say
+		// ONE_TIME_CHARGE, or its REFUND): its transaction is kept, but
+		// Apple has no subscription status to apply or re-read for it.
+		facts.Transactions = []ledger.SignedTransaction{{Payload: vn.Transaction, JWS: txJWS}}
+		return facts, "", "transaction of type " + vn.Transaction.Type + ": not a subscription, transaction stored only"
 	}
 	facts = ledger.NotificationFacts(p, vn.Transaction, txJWS, vn.RenewalInfo, riJWS)
 	switch {

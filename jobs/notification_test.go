@@ -242,6 +242,10 @@ func TestNotificationProcessing(t *testing.T) {
 	if _, err := e.deps.Ledger.Subscription(ctx, consumable.Tx.OriginalTransactionID); err == nil {
 		t.Fatal("a consumable became a subscription")
 	}
+	// ... but its transaction is kept, as Apple signed it.
+	if k := e.count(`SELECT count(*) FROM transactions WHERE transaction_id = $1 AND type = 'Consumable'`, consumable.Tx.TransactionID); k != 1 {
+		t.Fatalf("the consumable's transaction stored %d times, want 1", k)
+	}
 	if got := counterValue(e.deps.Metrics.JobOutcomes.WithLabelValues("process_notification", "completed")); got != 5 {
 		t.Fatalf("completed processing jobs counted %v, want 5", got)
 	}

@@ -64,7 +64,10 @@ func (c Change) Changed() bool {
 }
 
 // Apply stores facts in one database transaction and recomputes every
-// subscription they touch. It is idempotent and order-independent: a
+// subscription they touch. Transactions that are not an auto-renewable
+// subscription's (IsSubscriptionTransaction) are stored but neither create
+// nor change a subscription, and status observations about their
+// originalTransactionId are dropped. It is idempotent and order-independent: a
 // transaction is replaced only by a version Apple signed later, renewal info
 // and status likewise, and every subscription column is a function of the
 // stored facts. Concurrent Apply calls on the same subscriptions serialise on
@@ -86,16 +89,18 @@ func (l *Ledger) Apply(ctx context.Context, facts Facts) ([]Change, error) {
 
 // apply is Apply on a ledger that runs in a transaction (l.db is a pgx.Tx).
 func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
-	ids, err := factIDs(facts)
+	ids, others, err := factIDs(facts)
 	if err != nil {
 		return nil, err
 	}
-	if len(ids) == 0 {
+	if len(ids) == 0 && len(others) == 0 {
 		return nil, nil
 	}
-	if _, err := l.db.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
+	if len(ids) > 0 {
+		if _, err := l.db.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
 		SELECT id FROM unnest($1::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING`, ids); err != nil {
-		return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
+			return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
+		}
 	}
 	beforeRows, err := l.db.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
 		ORDER BY s.original_transaction_id FOR UPDATE OF s`, ids)
@@ -115,6 +120,9 @@ func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 		queueRenewalInfo(batch, r)
 	}
 	for _, s := range facts.Statuses {
+		if _, ok := others[s.OriginalTransactionID]; ok {
+			continue // not a subscription: Apple states no status of it
+		}
 		batch.Queue(`UPDATE subscriptions SET observed_status = $2, status_signed_date = $3
 			WHERE original_transaction_id = $1 AND ($3::bigint, $2::smallint) > (status_signed_date, observed_status)`,
 			s.OriginalTransactionID, s.Status, int64(s.SignedDate))
@@ -150,37 +158,50 @@ func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 	return changes, nil
 }
 
-// factIDs returns the sorted, distinct subscriptions facts touch, and
-// rejects facts that cannot be keyed.
-func factIDs(f Facts) ([]string, error) {
+// factIDs returns the sorted, distinct subscriptions facts touch, the
+// originalTransactionIds known only from transactions that are not a
+// subscription's (others: stored, never made subscriptions), and rejects
+// facts that cannot be keyed.
+func factIDs(f Facts) (ids []string, others map[string]struct{}, err error) {
 	set := map[string]struct{}{}
+	others = map[string]struct{}{}
 	for i, t := range f.Transactions {
 		if t.Payload == nil || t.Payload.TransactionID == "" || t.Payload.OriginalTransactionID == "" {
-			return nil, fmt.Errorf("ledger: transaction %d has no transactionId or originalTransactionId", i)
+			return nil, nil, fmt.Errorf("ledger: transaction %d has no transactionId or originalTransactionId", i)
 		}
 		if t.JWS == "" {
-			return nil, fmt.Errorf("ledger: transaction %s has no signed JWS to keep", t.Payload.TransactionID)
+			return nil, nil, fmt.Errorf("ledger: transaction %s has no signed JWS to keep", t.Payload.TransactionID)
 		}
-		set[t.Payload.OriginalTransactionID] = struct{}{}
+		if IsSubscriptionTransaction(t.Payload) {
+			set[t.Payload.OriginalTransactionID] = struct{}{}
+		} else {
+			others[t.Payload.OriginalTransactionID] = struct{}{}
+		}
 	}
 	for i, r := range f.RenewalInfos {
 		if r.Payload == nil || r.Payload.OriginalTransactionID == "" || r.JWS == "" {
-			return nil, fmt.Errorf("ledger: renewal info %d has no originalTransactionId or JWS", i)
+			return nil, nil, fmt.Errorf("ledger: renewal info %d has no originalTransactionId or JWS", i)
 		}
+		// Only auto-renewable subscriptions have renewal info.
 		set[r.Payload.OriginalTransactionID] = struct{}{}
+	}
+	for id := range set {
+		delete(others, id)
 	}
 	for i, s := range f.Statuses {
 		if s.OriginalTransactionID == "" || s.Status < 1 || s.Status > 5 {
-			return nil, fmt.Errorf("ledger: status observation %d: want an originalTransactionId and a status 1–5, got %q/%d", i, s.OriginalTransactionID, s.Status)
+			return nil, nil, fmt.Errorf("ledger: status observation %d: want an originalTransactionId and a status 1–5, got %q/%d", i, s.OriginalTransactionID, s.Status)
 		}
-		set[s.OriginalTransactionID] = struct{}{}
+		if _, ok := others[s.OriginalTransactionID]; !ok {
+			set[s.OriginalTransactionID] = struct{}{}
+		}
 	}
-	ids := make([]string, 0, len(set))
+	ids = make([]string, 0, len(set))
 	for id := range set {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return ids, nil
+	return ids, others, nil
 }
 
 func queueTransaction(b *pgx.Batch, t SignedTransaction) {
@@ -239,10 +260,22 @@ func queueRenewalInfo(b *pgx.Batch, r SignedRenewalInfo) {
 }
 
 // projectSQL recomputes every derived column of the given subscriptions from
-// the stored facts. The latest transaction is the one purchased last (ties:
+// the stored facts, reading only subscription transactions (type
+// 'Auto-Renewable Subscription', or none: see IsSubscriptionTransaction), so
+// another product's transaction can never become a subscription's latest.
+// The latest transaction is the one purchased last (ties:
 // the longer, then greater, transaction id — ids are decimal strings);
 // status is Apple's latest statement, or, when Apple never stated one,
 // derived from the latest transaction as of the newest signed fact.
+//
+// The appAccountToken is that of the fact Apple signed last among the
+// stored transactions and renewal info that carry one (ties: the greater
+// token, so any order ends the same). Why by signedDate and not the latest
+// purchase: Set App Account Token changes the token of a subscription
+// without a purchase, and only what Apple signs afterwards (renewal info,
+// re-signed transactions) shows it. Apple never clears a token, so a fact
+// without one (family sharing, renewal info of older API versions) is no
+// statement about it.
 const projectSQL = `
 UPDATE subscriptions s SET
 	environment = COALESCE(lt.environment, ri.environment, s.environment),
@@ -253,7 +286,7 @@ UPDATE subscriptions s SET
 	revocation_date = lt.revocation_date,
 	latest_transaction_id = COALESCE(lt.transaction_id, ''),
 	transaction_count = agg.n,
-	app_account_token = COALESCE(tok.app_account_token, ri.app_account_token),
+	app_account_token = tok.app_account_token,
 	auto_renew_status = ri.auto_renew_status,
 	auto_renew_product_id = COALESCE(ri.auto_renew_product_id, ''),
 	is_in_billing_retry = COALESCE(ri.is_in_billing_retry_period, false),
@@ -269,18 +302,25 @@ UPDATE subscriptions s SET
 FROM subscriptions s0
 LEFT JOIN LATERAL (
 	SELECT t.* FROM transactions t WHERE t.original_transaction_id = s0.original_transaction_id
+		AND t.type IN ('Auto-Renewable Subscription', '')
 	ORDER BY t.purchase_date DESC NULLS LAST, length(t.transaction_id) DESC, t.transaction_id DESC LIMIT 1
 ) lt ON true
 LEFT JOIN LATERAL (
 	SELECT count(*)::int AS n, COALESCE(max(t.signed_date), 0) AS max_signed
 	FROM transactions t WHERE t.original_transaction_id = s0.original_transaction_id
+		AND t.type IN ('Auto-Renewable Subscription', '')
 ) agg ON true
-LEFT JOIN LATERAL (
-	SELECT t.app_account_token FROM transactions t
-	WHERE t.original_transaction_id = s0.original_transaction_id AND t.app_account_token IS NOT NULL
-	ORDER BY t.purchase_date DESC NULLS LAST, length(t.transaction_id) DESC, t.transaction_id DESC LIMIT 1
-) tok ON true
 LEFT JOIN renewal_infos ri ON ri.original_transaction_id = s0.original_transaction_id
+LEFT JOIN LATERAL (
+	SELECT f.app_account_token FROM (
+		SELECT t.app_account_token, t.signed_date FROM transactions t
+		WHERE t.original_transaction_id = s0.original_transaction_id AND t.app_account_token IS NOT NULL
+			AND t.type IN ('Auto-Renewable Subscription', '')
+		UNION ALL
+		SELECT ri.app_account_token, ri.signed_date WHERE ri.app_account_token IS NOT NULL
+	) f
+	ORDER BY f.signed_date DESC, f.app_account_token DESC LIMIT 1
+) tok ON true
 CROSS JOIN LATERAL (
 	SELECT GREATEST(s0.status_signed_date, agg.max_signed, COALESCE(ri.signed_date, 0)) AS last
 ) sig

@@ -25,6 +25,21 @@ func genFacts(r *rand.Rand) []ledger.Facts {
 		otid := fmt.Sprintf("20000000000%02d", s)
 		token := fmt.Sprintf("6f1c0000-0000-4000-8000-0000000000%02d", s)
 		n := 4 + r.IntN(6)
+		// Set App Account Token: from tokenSetAt on, everything Apple signs
+		// for subscription 0 carries tokenAfter (mid-history), and for
+		// subscription 1 too (after its last purchase: only the renewal
+		// info appended below shows it).
+		tokenAfter := fmt.Sprintf("7e2d0000-0000-4000-8000-0000000000%02d", s)
+		tokenSetAt := base.AddDate(0, n/2, -5)
+		if s == 1 {
+			tokenSetAt = base.AddDate(0, n-1, 45)
+		}
+		tokenAt := func(signed time.Time) string {
+			if s != 2 && !signed.Before(tokenSetAt) {
+				return tokenAfter
+			}
+			return token
+		}
 		for i := range n {
 			purchase := base.AddDate(0, i, 0)
 			tx := &appstore.TransactionPayload{
@@ -35,7 +50,7 @@ func genFacts(r *rand.Rand) []ledger.Facts {
 				SignedDate: ms(purchase.Add(time.Second)), InAppOwnershipType: "PURCHASED",
 			}
 			if s != 2 {
-				tx.AppAccountToken = token
+				tx.AppAccountToken = tokenAt(purchase.Add(time.Second))
 			}
 			if i == n-1 && s == 1 { // the last one of subscription 1 is an upgrade
 				tx.ProductID = "com.example.monthly.pro"
@@ -44,6 +59,9 @@ func genFacts(r *rand.Rand) []ledger.Facts {
 			// The same transaction fetched again later by history paging (re-signed).
 			again := *tx
 			again.SignedDate = ms(purchase.Add(40 * 24 * time.Hour))
+			if s != 2 {
+				again.AppAccountToken = tokenAt(purchase.Add(40 * 24 * time.Hour))
+			}
 			out = append(out, ledger.Facts{Transactions: []ledger.SignedTransaction{{Payload: &again, JWS: fmt.Sprintf("jws-%s-%d", again.TransactionID, again.SignedDate)}}})
 			if i == n-1 && s == 0 { // refunded later: a newer version with a revocation
 				rev := *tx
@@ -60,14 +78,29 @@ func genFacts(r *rand.Rand) []ledger.Facts {
 				OriginalTransactionID: otid, AutoRenewProductID: tx.ProductID, ProductID: tx.ProductID,
 				AutoRenewStatus: appstore.Int(1 - i%2), SignedDate: ms(purchase.Add(2 * time.Second)), Environment: appstore.Production,
 			}
+			if s == 1 {
+				ri.AppAccountToken = tokenAt(purchase.Add(2 * time.Second))
+			}
 			out = append(out, ledger.Facts{RenewalInfos: []ledger.SignedRenewalInfo{{Payload: ri, JWS: fmt.Sprintf("ri-%s-%d", otid, ri.SignedDate)}}})
 			if s != 2 {
 				out = append(out, ledger.Facts{Statuses: []ledger.StatusObservation{{OriginalTransactionID: otid, Status: 1 + i%4, SignedDate: ms(purchase.Add(3 * time.Second))}}})
+			}
+			if s == 1 && i == n-1 {
+				// Renewal info signed after Set App Account Token: newer
+				// than every transaction, so its token wins.
+				later := *ri
+				later.SignedDate = ms(tokenSetAt.Add(time.Hour))
+				later.AppAccountToken = tokenAt(tokenSetAt.Add(time.Hour))
+				out = append(out, ledger.Facts{RenewalInfos: []ledger.SignedRenewalInfo{{Payload: &later, JWS: fmt.Sprintf("ri-%s-%d", otid, later.SignedDate)}}})
 			}
 		}
 	}
 	return out
 }
+
+// genTokenAfter is the appAccountToken genFacts sets at Apple for
+// subscription s (0 and 1) part-way through its history.
+func genTokenAfter(s int) string { return fmt.Sprintf("7e2d0000-0000-4000-8000-0000000000%02d", s) }
 
 type ledgerDump struct {
 	Subscriptions []ledger.Subscription
@@ -150,6 +183,13 @@ func TestApplyIsOrderIndependent(t *testing.T) {
 	}
 	if got := want.Subscriptions[1].ProductID; got != "com.example.monthly.pro" {
 		t.Fatalf("subscription 1 should end on the upgraded product, got %s", got)
+	}
+	// The token Apple signed last wins, from a transaction (0) or from
+	// renewal info signed after the last purchase (1); none is none (2).
+	for s, tok := range []string{genTokenAfter(0), genTokenAfter(1), ""} {
+		if got := want.Subscriptions[s].AppAccountToken; got != tok {
+			t.Fatalf("subscription %d: appAccountToken %q, want %q (the latest signed)", s, got, tok)
+		}
 	}
 
 	const orders = 200

@@ -28,8 +28,9 @@ payload as indented JSON. A notification's data.signedTransactionInfo and
 data.signedRenewalInfo are verified too and printed decoded beside the raw
 strings, as "transactionInfo" and "renewalInfo". The kind is detected from
 the payload unless --kind says: notificationType means a notification;
-autoRenewStatus or autoRenewProductId without transactionId means renewal
-info; anything else is a transaction.
+transactionId or bundleId (every transaction carries it, renewal info never)
+means a transaction; anything else is renewal info, whose environment is
+checked (INVALID_ENVIRONMENT) but not its bundle id.
 
 The JWS is the argument, or is read from standard input when the argument is
 "-" or absent. On failure storesync exits 1 with Apple's status name
