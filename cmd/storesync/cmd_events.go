@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/storesync/storesync/jobs"
@@ -15,28 +16,35 @@ import (
 func eventsCommand() *command {
 	return &command{
 		name:    "events",
-		summary: "the change feed: tail it",
+		summary: "the change feed: tail it, redeliver dead-lettered webhooks",
 		usage: `storesync events tail [--after CURSOR] [--follow]
+       storesync events redeliver [--endpoint ID]
 
 Prints the change feed's events after CURSOR (default 0: from the beginning)
 as JSON Lines, in feed order, the same events GET /v1/events answers. Each
 event's "id" is a stable cursor: pass the last one printed as --after to go on.
 
   --after CURSOR   start after this event id
-  --follow         keep polling (every second) for new events until interrupted`,
+  --follow         keep polling (every second) for new events until interrupted
+
+redeliver makes every dead-lettered webhook (see status, Event delivery) of
+one endpoint, or of all, pending again with a fresh STORESYNC_EVENT_DEAD_AFTER;
+a running "storesync serve" delivers them, in order per subscription.`,
 		run: runEvents,
 	}
 }
 
 func runEvents(ctx context.Context, c *cli, args []string) error {
 	if len(args) == 0 {
-		return usagef("events: give a subcommand: tail")
+		return usagef("events: give a subcommand: tail or redeliver")
 	}
 	switch args[0] {
 	case "tail":
 		return runEventsTail(ctx, c, args[1:])
+	case "redeliver":
+		return runEventsRedeliver(ctx, c, args[1:])
 	}
-	return usagef("events: unknown subcommand %q: use tail", args[0])
+	return usagef("events: unknown subcommand %q: use tail or redeliver", args[0])
 }
 
 func runEventsTail(ctx context.Context, c *cli, args []string) error {
@@ -64,4 +72,30 @@ func runEventsTail(ctx context.Context, c *cli, args []string) error {
 		return nil
 	}
 	return err
+}
+
+func runEventsRedeliver(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("events redeliver", flag.ContinueOnError)
+	endpoint := fs.Int64("endpoint", 0, "only this endpoint's dead letters")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	if *endpoint < 0 {
+		return usagef("--endpoint must be an id from storesync endpoints list")
+	}
+	s, err := openSession(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	n, err := jobs.RedeliverDead(ctx, s.ledger, s.river, *endpoint)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "redelivering the dead letters of %d subscription queue(s)\n", n)
+	return nil
 }

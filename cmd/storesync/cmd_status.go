@@ -54,6 +54,7 @@ func statusSections() []statusSection {
 		{Order: 30, Title: "Apple rate budget", Write: writeBudgetStatus},
 		{Order: 40, Title: "Notification backfill", Write: writeBackfillStatus},
 		{Order: 50, Title: "Reconciliation", Write: writeReconcileStatus},
+		{Order: 60, Title: "Event delivery", Write: writeDeliveryStatus},
 	}
 }
 
