@@ -65,3 +65,18 @@ func RedeliverDead(ctx context.Context, l *ledger.Ledger, client *river.Client[p
 	})
 	return n, err
 }
+
+// ReleaseImportEvents releases the held webhooks of an import run (see
+// ledger.HoldImportEvents) and enqueues their queues; it returns how many.
+func ReleaseImportEvents(ctx context.Context, l *ledger.Ledger, client *river.Client[pgx.Tx], runID int64) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, l.Pool(), func(tx pgx.Tx) error {
+		keys, err := l.WithTx(tx).ReleaseImportEvents(ctx, runID)
+		if err != nil {
+			return err
+		}
+		n = len(keys)
+		return EnqueueDeliveries(ctx, client, tx, keys)
+	})
+	return n, err
+}

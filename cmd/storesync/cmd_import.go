@@ -40,7 +40,10 @@ rows are imported all the same.
                  live line with done/total, rate, ETA, 429s and failures,
                  then a summary. Ctrl-C stops following, not the import.
   --rejects PATH where to write rejected rows
-  --batch N      rows stored per transaction (default 2000)`,
+  --batch N      rows stored per transaction (default 2000)
+  --events MODE  send (default): the change-feed webhooks of this import go
+                 out as they happen; hold: they wait for
+                 "storesync events release RUN" (the feed has them at once)`,
 		run: runImport,
 	}
 }
@@ -50,12 +53,16 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	wait := fset.Bool("wait", false, "")
 	rejectsPath := fset.String("rejects", "", "")
 	batch := fset.Int("batch", 2000, "")
+	events := fset.String("events", "send", "")
 	rest, err := parseFlags(fset, args)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 1 {
 		return usagef("give one FILE to import, or - for standard input")
+	}
+	if *events != "send" && *events != "hold" {
+		return usagef("--events %q: use send or hold", *events)
 	}
 	if *batch < 1 || *batch > 50_000 {
 		return usagef("--batch %d: use 1..50000 rows per transaction", *batch)
@@ -88,7 +95,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	progress := newLiveLine(c.stdout)
 	started := time.Now()
 	im, err := jobs.NewImporter(jobs.ImporterOptions{
-		Ledger: s.ledger, River: s.river, BatchSize: *batch, Rejects: rejects,
+		Ledger: s.ledger, River: s.river, BatchSize: *batch, Rejects: rejects, HoldEvents: *events == "hold",
 		Started: func(id int64) {
 			run = id
 			if *rejectsPath == "" { // standard input: named after the run

@@ -20,14 +20,14 @@ func writeDeliveryStatus(ctx context.Context, s *statusContext, w io.Writer) err
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ENDPOINT\tURL\tDELIVERED\tPENDING\tOLDEST PENDING\tDEAD\tNOT FANNED OUT\tLAST ERROR")
+	fmt.Fprintln(tw, "ENDPOINT\tURL\tDELIVERED\tPENDING\tOLDEST PENDING\tHELD\tDEAD\tNOT FANNED OUT\tLAST ERROR")
 	for _, st := range stats {
 		oldest := "-"
 		if st.OldestSince != nil {
 			oldest = time.Since(*st.OldestSince).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", st.Endpoint.ID, st.Endpoint.URL, st.Delivered, st.Pending,
-			oldest, st.Dead, st.Behind, st.LastError)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%d\t%d\t%d\t%s\n", st.Endpoint.ID, st.Endpoint.URL, st.Delivered, st.Pending,
+			oldest, st.Held, st.Dead, st.Behind, st.LastError)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
