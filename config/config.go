@@ -25,6 +25,7 @@ const (
 	DefaultBackfillCron       = "0 * * * *"
 	DefaultReconcileFullCycle = 7 * 24 * time.Hour
 	DefaultReconcileBudget    = "25%"
+	DefaultEventDeadAfter     = 72 * time.Hour
 )
 
 // Config is storesync's whole configuration. Load fills it from the
@@ -56,6 +57,9 @@ type Config struct {
 	// its validated mapping (nil when unset: nothing grants anything).
 	EntitlementsFile string
 	Entitlements     *Entitlements
+	// EventDeadAfter is STORESYNC_EVENT_DEAD_AFTER: how long a change-feed
+	// webhook is retried before it is dead-lettered.
+	EventDeadAfter time.Duration
 
 	ReconcileCron string
 	BackfillCron  string
@@ -125,6 +129,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		BackfillCron:       get("STORESYNC_BACKFILL_CRON"),
 		RateShare:          1,
 		ReconcileFullCycle: DefaultReconcileFullCycle,
+		EventDeadAfter:     DefaultEventDeadAfter,
 	}
 	if c.DatabaseURL == "" {
 		c.DatabaseURL = DefaultDatabaseURL
@@ -242,6 +247,14 @@ func Load(getenv func(string) string) (*Config, error) {
 			default:
 				c.APITokens = append(c.APITokens, t)
 			}
+		}
+	}
+	if v := get("STORESYNC_EVENT_DEAD_AFTER"); v != "" {
+		d, err := ParseDuration(v)
+		if err != nil || d < time.Minute {
+			add("STORESYNC_EVENT_DEAD_AFTER=%q is not a duration of at least 1m: use e.g. 72h or 3d", v)
+		} else {
+			c.EventDeadAfter = d
 		}
 	}
 	if v := get("STORESYNC_ENTITLEMENTS_FILE"); v != "" {

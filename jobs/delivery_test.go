@@ -193,3 +193,150 @@ func waitFor(t *testing.T, d time.Duration, ok func() bool) {
 		}
 	}
 }
+
+// TestDeadLetterAndRedeliver: an endpoint failing for longer than DeadAfter
+// gets its events dead-lettered; once fixed, RedeliverDead delivers them.
+func TestDeadLetterAndRedeliver(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool).WithEntitlements(proRules{})
+	deps := &jobs.Deps{
+		Ledger: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings: jobs.Settings{Delivery: jobs.DeliverySettings{DeadAfter: 500 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}},
+	}
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{Work: true, EventFanOutEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	up := false
+	got := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !up {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		got++
+	}))
+	defer srv.Close()
+	ep, err := jobs.AddEndpoint(ctx, l, srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stopCtx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = client.Stop(stopCtx)
+	}()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tx := &appstore.TransactionPayload{TransactionID: "801", OriginalTransactionID: "80", ProductID: "p",
+		PurchaseDate: appstore.MillisOf(base), ExpiresDate: appstore.MillisOf(base.AddDate(1, 0, 0)),
+		Environment: appstore.Production, SignedDate: appstore.MillisOf(base)}
+	if _, err := l.Apply(ctx, ledger.Facts{Transactions: []ledger.SignedTransaction{{Payload: tx, JWS: "jws"}}}); err != nil {
+		t.Fatal(err)
+	}
+	dead := func() int64 {
+		st, err := l.DeliveryStatus(ctx)
+		if err != nil || len(st) != 1 {
+			t.Fatalf("status %+v %v", st, err)
+		}
+		return st[0].Dead
+	}
+	waitFor(t, 60*time.Second, func() bool { return dead() == 2 }) // created + granted, both given up
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	if n, err := jobs.RedeliverDead(ctx, l, client, ep.ID); err != nil || n != 1 {
+		t.Fatalf("redeliver: %d queues, %v", n, err)
+	}
+	waitFor(t, 60*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return got == 2 })
+	if d := dead(); d != 0 {
+		t.Fatalf("%d still dead", d)
+	}
+	if err := jobs.ValidateEndpointURL("http://backend.example.com/hook"); err == nil {
+		t.Fatal("plain http to a remote host accepted")
+	}
+}
+
+// TestHeldImportEventsWaitForRelease: an import's webhooks (and the later
+// ones of the same subscription) wait until the run is released.
+func TestHeldImportEventsWaitForRelease(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	l := ledger.New(pool).WithEntitlements(proRules{})
+	deps := &jobs.Deps{Ledger: l, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{Work: true, EventFanOutEvery: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var got []int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e ledger.Event
+		_ = json.NewDecoder(r.Body).Decode(&e)
+		mu.Lock()
+		got = append(got, e.ID)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	if _, err := jobs.AddEndpoint(ctx, l, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	run, err := l.CreateImportRun(ctx, "test.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.HoldImportEvents(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stopCtx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		_ = client.Stop(stopCtx)
+	}()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tx := &appstore.TransactionPayload{TransactionID: "901", OriginalTransactionID: "90", ProductID: "p",
+		PurchaseDate: appstore.MillisOf(base), ExpiresDate: appstore.MillisOf(base.AddDate(1, 0, 0)),
+		Environment: appstore.Production, SignedDate: appstore.MillisOf(base)}
+	importCtx := ledger.WithCause(ctx, ledger.Cause{Job: "import", ImportRun: run})
+	if _, err := l.Apply(importCtx, ledger.Facts{Transactions: []ledger.SignedTransaction{{Payload: tx, JWS: "jws"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// A webhook's expiry of the same subscription, after the import.
+	if _, err := l.Apply(ctx, ledger.Facts{Statuses: []ledger.StatusObservation{{OriginalTransactionID: "90", Status: 2, SignedDate: appstore.MillisOf(base.Add(time.Hour))}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, func() bool {
+		st, err := l.DeliveryStatus(ctx)
+		return err == nil && len(st) == 1 && st[0].Held == 2 && st[0].Pending == 2
+	})
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	if len(got) != 0 {
+		t.Fatalf("delivered %v while the import is held", got)
+	}
+	mu.Unlock()
+	if n, err := jobs.ReleaseImportEvents(ctx, l, client, run); err != nil || n != 1 {
+		t.Fatalf("release: %d, %v", n, err)
+	}
+	waitFor(t, 60*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 4 })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, id := range got {
+		if id != int64(i+1) {
+			t.Fatalf("delivered %v, want 1..4 in order", got)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/storesync/storesync/ledger"
@@ -25,6 +26,11 @@ func (im *Importer) Run(ctx context.Context, source string, r io.Reader) (runID 
 	runID, err = im.opts.Ledger.CreateImportRun(ctx, source)
 	if err != nil {
 		return 0, counts, err
+	}
+	if im.opts.HoldEvents { // before any job of the run can change the ledger
+		if err := im.opts.Ledger.HoldImportEvents(ctx, runID); err != nil {
+			return runID, counts, fmt.Errorf("holding the run's events: %w", err)
+		}
 	}
 	if im.opts.Started != nil {
 		im.opts.Started(runID)

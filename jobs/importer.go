@@ -54,6 +54,9 @@ type ImporterOptions struct {
 	// just recorded, before any row is read (and so before Rejects or
 	// Progress is used). Import does not call it.
 	Started func(runID int64)
+	// HoldEvents makes Run hold the webhooks of the change-feed events the
+	// run causes (import --events=hold) until `storesync events release`.
+	HoldEvents bool
 }
 
 func (o *ImporterOptions) validate() error {

@@ -82,10 +82,13 @@ func (l *Ledger) FanOutEvents(ctx context.Context, limit int) ([]DeliveryKey, er
 	rows, err := l.db.Query(ctx, `
 		WITH ep AS (SELECT id, fanned_out FROM event_endpoints ORDER BY id FOR UPDATE SKIP LOCKED),
 		ins AS (
-			INSERT INTO event_deliveries (endpoint_id, position, original_transaction_id)
-			SELECT ep.id, e.position, e.original_transaction_id FROM ep
+			INSERT INTO event_deliveries (endpoint_id, position, original_transaction_id, state)
+			SELECT ep.id, e.position, e.original_transaction_id,
+				CASE WHEN EXISTS (SELECT 1 FROM event_holds h WHERE h.run_id = e.cause_import_run AND h.released_at IS NULL)
+				THEN 'held' ELSE 'pending' END
+			FROM ep
 			CROSS JOIN LATERAL (
-				SELECT position, original_transaction_id FROM subscription_events
+				SELECT position, original_transaction_id, cause_import_run FROM subscription_events
 				WHERE position > ep.fanned_out ORDER BY position LIMIT $1
 			) e
 			ON CONFLICT DO NOTHING
@@ -134,15 +137,18 @@ type PendingDelivery struct {
 }
 
 // NextDelivery returns the oldest pending delivery of key, or nil when the
-// queue is empty (or the endpoint removed).
+// queue is empty, starts with a held event (see HoldImportEvents), or the
+// endpoint was removed.
 func (l *Ledger) NextDelivery(ctx context.Context, key DeliveryKey) (*PendingDelivery, error) {
 	var d PendingDelivery
 	var pos int64
-	err := l.db.QueryRow(ctx, `SELECT d.position, d.attempts, d.since, p.url, p.secret
+	var state string
+	err := l.db.QueryRow(ctx, `SELECT d.position, d.state, d.attempts, d.since, p.url, p.secret
 		FROM event_deliveries d JOIN event_endpoints p ON p.id = d.endpoint_id
-		WHERE d.endpoint_id = $1 AND d.original_transaction_id = $2 AND d.state = 'pending'
-		ORDER BY d.position LIMIT 1`, key.EndpointID, key.OriginalTransactionID).Scan(&pos, &d.Attempts, &d.Since, &d.URL, &d.Secret)
-	if errors.Is(err, pgx.ErrNoRows) {
+		WHERE d.endpoint_id = $1 AND d.original_transaction_id = $2 AND d.state IN ('pending', 'held')
+		ORDER BY d.position LIMIT 1`, key.EndpointID, key.OriginalTransactionID).Scan(&pos, &state, &d.Attempts, &d.Since, &d.URL, &d.Secret)
+	if errors.Is(err, pgx.ErrNoRows) || state == "held" {
+		// A held event holds back the subscription's later ones too.
 		return nil, nil
 	}
 	if err != nil {
@@ -196,6 +202,7 @@ func (l *Ledger) RedeliverDead(ctx context.Context, endpointID int64) ([]Deliver
 type DeliveryStats struct {
 	Endpoint    Endpoint
 	Pending     int64
+	Held        int64
 	Dead        int64
 	Delivered   int64
 	OldestSince *time.Time // of the pending deliveries
@@ -206,7 +213,8 @@ type DeliveryStats struct {
 // DeliveryStatus returns the backlog of every endpoint.
 func (l *Ledger) DeliveryStatus(ctx context.Context) ([]DeliveryStats, error) {
 	rows, err := l.db.Query(ctx, `SELECT p.id, p.url, p.created_at,
-			count(*) FILTER (WHERE d.state = 'pending'), count(*) FILTER (WHERE d.state = 'dead'),
+			count(*) FILTER (WHERE d.state = 'pending'), count(*) FILTER (WHERE d.state = 'held'),
+			count(*) FILTER (WHERE d.state = 'dead'),
 			count(*) FILTER (WHERE d.state = 'delivered'),
 			min(d.since) FILTER (WHERE d.state = 'pending'),
 			COALESCE((SELECT last_error FROM event_deliveries x WHERE x.endpoint_id = p.id AND x.last_error <> ''
@@ -219,8 +227,46 @@ func (l *Ledger) DeliveryStatus(ctx context.Context) ([]DeliveryStats, error) {
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryStats, error) {
 		var s DeliveryStats
-		err := r.Scan(&s.Endpoint.ID, &s.Endpoint.URL, &s.Endpoint.CreatedAt, &s.Pending, &s.Dead, &s.Delivered,
+		err := r.Scan(&s.Endpoint.ID, &s.Endpoint.URL, &s.Endpoint.CreatedAt, &s.Pending, &s.Held, &s.Dead, &s.Delivered,
 			&s.OldestSince, &s.LastError, &s.Behind)
 		return s, err
 	})
+}
+
+// HoldImportEvents makes the webhooks of the events an import run causes
+// wait until ReleaseImportEvents (import --events=hold): a big migration
+// does not flood the backend, which can read them from the feed instead.
+// Call it before the run's jobs are enqueued. Holding twice is harmless.
+func (l *Ledger) HoldImportEvents(ctx context.Context, runID int64) error {
+	_, err := l.db.Exec(ctx, `INSERT INTO event_holds (run_id) VALUES ($1) ON CONFLICT DO NOTHING`, runID)
+	return err
+}
+
+// ReleaseImportEvents lets a held run's webhooks go (oldest first per
+// subscription, with a fresh dead-letter clock) and returns the queues to
+// enqueue. ErrNotFound when the run was never held; releasing twice
+// returns no queues the second time.
+func (l *Ledger) ReleaseImportEvents(ctx context.Context, runID int64) ([]DeliveryKey, error) {
+	var keys []DeliveryKey
+	err := l.inTx(ctx, func(l *Ledger) error {
+		tag, err := l.db.Exec(ctx, `UPDATE event_holds SET released_at = COALESCE(released_at, now()) WHERE run_id = $1`, runID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ErrNotFound
+		}
+		rows, err := l.db.Query(ctx, `WITH r AS (
+				UPDATE event_deliveries d SET state = 'pending', since = now()
+				FROM subscription_events e
+				WHERE d.state = 'held' AND e.position = d.position AND e.cause_import_run = $1
+				RETURNING d.endpoint_id, d.original_transaction_id)
+			SELECT DISTINCT endpoint_id, original_transaction_id FROM r ORDER BY 1, 2`, runID)
+		if err != nil {
+			return err
+		}
+		keys, err = collectKeys(rows)
+		return err
+	})
+	return keys, err
 }

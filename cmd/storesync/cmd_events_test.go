@@ -78,3 +78,34 @@ func TestShowEntitlementsAndEventsTail(t *testing.T) {
 		t.Fatalf("unknown subcommand: exit %d, want 2", code)
 	}
 }
+
+func TestEndpointsAddListRemove(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"DATABASE_URL": migrationstest.NewDatabaseURL(t)}
+	code, stdout, stderr := runCLI(t, env, "endpoints", "add", "https://backend.example.com/storesync")
+	if code != 0 || !strings.Contains(stdout, "secret (shown once") || !strings.Contains(stdout, "whsec_") {
+		t.Fatalf("add: %d %s %s", code, stdout, stderr)
+	}
+	secret := stdout[strings.Index(stdout, "whsec_"):]
+	secret = strings.TrimSpace(secret)
+	code, stdout, _ = runCLI(t, env, "endpoints", "list")
+	if code != 0 || !strings.Contains(stdout, "https://backend.example.com/storesync") || strings.Contains(stdout, secret) {
+		t.Fatalf("list: %d %s", code, stdout)
+	}
+	code, stdout, _ = runCLI(t, env, "status")
+	if code != 0 || !strings.Contains(stdout, "== Event delivery ==") || strings.Contains(stdout, secret) {
+		t.Fatalf("status: %d %s", code, stdout)
+	}
+	if code, _, stderr = runCLI(t, env, "endpoints", "add", "http://backend.example.com/x"); code != 2 || !strings.Contains(stderr, "https") {
+		t.Fatalf("plain http: %d %s", code, stderr)
+	}
+	if code, stdout, _ = runCLI(t, env, "events", "redeliver"); code != 0 || !strings.Contains(stdout, "0 subscription queue") {
+		t.Fatalf("redeliver: %d %s", code, stdout)
+	}
+	if code, _, _ = runCLI(t, env, "endpoints", "remove", "1"); code != 0 {
+		t.Fatalf("remove: %d", code)
+	}
+	if code, _, _ = runCLI(t, env, "endpoints", "remove", "1"); code != 1 {
+		t.Fatalf("remove again: %d, want 1", code)
+	}
+}

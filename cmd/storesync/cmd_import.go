@@ -68,7 +68,12 @@ Linking customers at Apple:
                  also replace a different token Apple has (never by default)
   --dry-run      with --set-app-account-token: print what would change,
                  from the ledger, and change nothing (no import, no call)
-  --actor NAME   who is recorded with each change (default $USER@host)`,
+  --actor NAME   who is recorded with each change (default $USER@host)
+
+Change feed:
+  --events MODE  send (default): the change-feed webhooks of this import go
+                 out as they happen; hold: they wait for
+                 "storesync events release RUN" (the feed has them at once)`,
 		run: runImport,
 	}
 }
@@ -79,12 +84,16 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	rejectsPath := fset.String("rejects", "", "")
 	batch := fset.Int("batch", 2000, "")
 	tok := tokenFlags(fset)
+	events := fset.String("events", "send", "")
 	rest, err := parseFlags(fset, args)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 1 {
 		return usagef("give one FILE to import, or - for standard input")
+	}
+	if *events != "send" && *events != "hold" {
+		return usagef("--events %q: use send or hold", *events)
 	}
 	if *batch < 1 || *batch > 50_000 {
 		return usagef("--batch %d: use 1..50000 rows per transaction", *batch)
@@ -123,7 +132,7 @@ func runImport(ctx context.Context, c *cli, args []string) error {
 	progress := newLiveLine(c.stdout)
 	started := time.Now()
 	im, err := jobs.NewImporter(jobs.ImporterOptions{
-		Ledger: s.ledger, River: s.river, BatchSize: *batch, Rejects: rejects,
+		Ledger: s.ledger, River: s.river, BatchSize: *batch, Rejects: rejects, HoldEvents: *events == "hold",
 		Started: func(id int64) {
 			run = id
 			if *rejectsPath == "" { // standard input: named after the run

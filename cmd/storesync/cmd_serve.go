@@ -95,6 +95,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	deps.Settings.Reconcile = reconcileSettings(cfg) // the nightly run's cap and cycle
+	deps.Settings.Delivery.DeadAfter = cfg.EventDeadAfter
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -102,7 +103,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	deps.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	opts := jobs.ClientOptions{
 		Work: true, BulkWorkers: *bulk, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
-		JobTimeout: *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
+		EventFanOutEvery: time.Second, // change-feed webhooks go out within about a second
+		JobTimeout:       *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
 	}
 	if *noSchedules {
 		opts.ReconcileCron, opts.BackfillCron = "", ""

@@ -55,6 +55,7 @@ func statusSections() []statusSection {
 		{Order: 40, Title: "Notification backfill", Write: writeBackfillStatus},
 		{Order: 50, Title: "Reconciliation", Write: writeReconcileStatus},
 		{Order: 60, Title: "Kept-aside notifications", Write: writeKeptAsideStatus},
+		{Order: 70, Title: "Event delivery", Write: writeDeliveryStatus},
 	}
 }
 

@@ -41,6 +41,7 @@ func commands() []*command {
 	return []*command{
 		backfillCommand(),
 		demoCommand(),
+		endpointsCommand(),
 		eventsCommand(),
 		importCommand(),
 		migrateCommand(),

@@ -41,7 +41,7 @@ CREATE TABLE event_deliveries (
     endpoint_id             bigint NOT NULL REFERENCES event_endpoints (id) ON DELETE CASCADE,
     position                bigint NOT NULL,
     original_transaction_id text NOT NULL,
-    state                   text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
+    state                   text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'held', 'delivered', 'dead')),
     attempts                integer NOT NULL DEFAULT 0,
     last_error              text NOT NULL DEFAULT '',
     -- When the dead-letter clock started: the fan-out, or a redelivery.
@@ -51,5 +51,13 @@ CREATE TABLE event_deliveries (
 );
 -- A subscription's next delivery, by the delivery worker.
 CREATE INDEX event_deliveries_pending ON event_deliveries (endpoint_id, original_transaction_id, position)
-    WHERE state = 'pending';
+    WHERE state IN ('pending', 'held');
 CREATE INDEX event_deliveries_dead ON event_deliveries (endpoint_id, position) WHERE state = 'dead';
+
+-- Imports run with --events=hold: their events are delivered only once
+-- `storesync events release RUN` sets released_at (the feed has them at once).
+CREATE TABLE event_holds (
+    run_id      bigint PRIMARY KEY REFERENCES import_runs (id),
+    held_at     timestamptz NOT NULL DEFAULT now(),
+    released_at timestamptz
+);
