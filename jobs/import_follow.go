@@ -77,6 +77,14 @@ func FollowImport(ctx context.Context, l *ledger.Ledger, runID int64, opts Follo
 		if err != nil {
 			return ImportFollow{RunID: runID, Progress: p}, err
 		}
+		// Receipt rows become import rows only once their job has asked
+		// Apple: until then they count as pending rows.
+		unresolved, err := unresolvedReceipts(read, l, runID)
+		if err != nil {
+			return ImportFollow{RunID: runID, Progress: p}, err
+		}
+		p.Pending += unresolved
+		p.Total += unresolved
 		now := time.Now()
 		window = append(window, sample{now, p.Done + p.Failed})
 		for len(window) > 2 && now.Sub(window[0].at) > rateWindow {

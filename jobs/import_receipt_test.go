@@ -60,6 +60,16 @@ func TestImportFromReceiptsEqualsTruth(t *testing.T) {
 		recs[1][0] != fmt.Sprint(lines+3) || !strings.Contains(recs[1][1], "unreadable receipt") {
 		t.Fatalf("rejects:\n%s", rejects)
 	}
+	// Following the run waits for the receipts to become rows too.
+	fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := FollowImport(fctx, h.deps.Ledger, run, FollowImportOptions{Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := unresolvedReceipts(context.Background(), h.deps.Ledger, run); err != nil || n != 0 || f.Progress.Total == 0 {
+		t.Fatalf("FollowImport returned with %d receipts unresolved (%v), progress %+v", n, err, f.Progress)
+	}
 	waitImportJobs(t, h, time.Minute)
 
 	// A legacy transaction receipt of the first customer's latest
