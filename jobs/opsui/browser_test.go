@@ -44,7 +44,7 @@ type consoleEnv struct {
 	url    string // the console's base URL, on 127.0.0.1
 }
 
-func newConsoleEnv(t *testing.T, subscribers int, limit float64) *consoleEnv {
+func newConsoleEnv(t testing.TB, subscribers int, limit float64) *consoleEnv {
 	t.Helper()
 	s := simtest.StartTest(t, sim.Options{Seed: 7, Subscribers: subscribers})
 	_, pool := migrationstest.NewDatabase(t)
@@ -106,7 +106,7 @@ func newConsoleEnv(t *testing.T, subscribers int, limit float64) *consoleEnv {
 }
 
 // importAll imports every simulated subscription, customer ids cust-N.
-func (e *consoleEnv) importAll(t *testing.T) {
+func (e *consoleEnv) importAll(t testing.TB) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("original_transaction_id,app_account_token,customer_id\n")
@@ -343,7 +343,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	step(t, ctx, "overview after logout", chromedp.Navigate(e.url+"/ops/"), chromedp.WaitVisible(chromedp.CSS("#token")))
 }
 
-func waitImported(t *testing.T, e *consoleEnv) {
+func waitImported(t testing.TB, e *consoleEnv) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
