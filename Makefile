@@ -10,8 +10,8 @@ help:
 build: ## build ./storesync
 	$(GO) build -o storesync ./cmd/storesync
 
-test: ## run every test with the race detector against a real Postgres (started privately when none answers)
-	.ci/with-postgres $(GO) test -race -count=1 -timeout 30m $(PKGS)
+test: ## run every test with the race detector against a real Postgres (started privately when none answers) and headless Chromium (installed when missing)
+	.ci/with-postgres .ci/with-chromium $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/jobs/demo"
 	"github.com/storesync/storesync/jobs/httpapi"
+	"github.com/storesync/storesync/jobs/opsui"
 	"github.com/storesync/storesync/ledger"
 )
 
@@ -28,7 +31,7 @@ func demoCommand() *command {
 	return &command{
 		name:    "demo",
 		summary: "run the whole product against the App Store simulator and print a report (the default)",
-		usage: `storesync demo [--subscribers N] [--seed S] [--days D] [--drop-share F] [--silent-changes N] [--keep]
+		usage: `storesync demo [--subscribers N] [--seed S] [--days D] [--drop-share F] [--silent-changes N] [--keep] [--serve-for D]
 
 Starts what it needs — a Postgres (DATABASE_URL's server, else the local
 one, else a private throwaway cluster), the App Store simulator with N
@@ -47,7 +50,10 @@ subscribers, the workers and the webhook — then, with live progress:
   --days D            simulated days of live notifications (default 3)
   --drop-share F      share of webhook deliveries dropped (default 0.3)
   --silent-changes N  subscriptions changed without a notification (default 30)
-  --keep              keep the demo database and print its URL`,
+  --keep              keep the demo database and print its URL
+  --serve-for D       after the report, keep serving the ops console for D
+                      (e.g. 10m; Ctrl-C stops early); it prints the URL
+                      and a login token made up for this demo`,
 		run: runDemo,
 	}
 }
@@ -60,6 +66,7 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 	dropShare := fs.Float64("drop-share", 0.3, "")
 	silent := fs.Int("silent-changes", 30, "")
 	keep := fs.Bool("keep", false, "")
+	serveFor := fs.Duration("serve-for", 0, "")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -75,17 +82,40 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 		return usagef("--drop-share %g: use a share in [0, 1]", *dropShare)
 	case *silent < 0:
 		return usagef("--silent-changes %d: use 0 or more", *silent)
+	case *serveFor < 0:
+		return usagef("--serve-for %s: use a duration such as 10m", *serveFor)
 	}
+	// The demo's console login: a token made up for this run and printed,
+	// since the demo's database and server exist only for it.
+	token := randomDemoToken()
 	started := time.Now()
+	held := false // the report was printed by Hold
 	logf := func(elapsed time.Duration, line string) {
 		fmt.Fprintf(c.stdout, "[%5.1fs] %s\n", elapsed.Seconds(), line)
 	}
 	report, err := demo.Run(ctx, demo.Options{
 		Subscribers: *subscribers, Seed: *seed, Days: *days, DropShare: *dropShare, SilentChanges: *silent,
 		Keep: *keep, ServerURL: c.getenv("DATABASE_URL"), Log: logf,
-		Wiring: demo.Wiring{Open: openWorkers, Handler: httpHandler, ReconcileCallCap: reconcileCallCap},
+		Wiring: demo.Wiring{Open: openWorkers, Handler: func(deps *jobs.Deps, client *river.Client[pgx.Tx]) http.Handler {
+			return demoHandler(ctx, deps, client, token)
+		}, ReconcileCallCap: reconcileCallCap},
+		Hold: func(ctx context.Context, baseURL string, rep *demo.Report) {
+			if *serveFor <= 0 {
+				fmt.Fprintf(c.stdout, "ops console (while the demo ran): %s/ops/ — `storesync demo --serve-for 10m` keeps it up after the report\n", baseURL)
+				return
+			}
+			writeDemoReport(c.stdout, rep)
+			held = true
+			fmt.Fprintf(c.stdout, "\nops console: %s/ops/ (log in with token %s); serving for %s, Ctrl-C stops\n", baseURL, token, *serveFor)
+			t := time.NewTimer(*serveFor)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		},
 	})
-	if err == nil {
+	if err == nil && !held {
 		writeDemoReport(c.stdout, report)
 	}
 	if *keep && report.DatabaseURL != "" {
@@ -113,6 +143,24 @@ func openWorkers(ctx context.Context, cfg *config.Config, minConns int32) (*pgxp
 		return nil, nil, err
 	}
 	return pool, deps, nil
+}
+
+// demoHandler is the HTTP API without the admin endpoints, behind the ops
+// console (logged in with token). Without a console (it fails to build)
+// the demo still runs, on the API alone.
+func demoHandler(ctx context.Context, deps *jobs.Deps, client *river.Client[pgx.Tx], token string) http.Handler {
+	api := httpHandler(deps, client)
+	console, err := opsui.New(ctx, deps, client, opsui.Options{AdminToken: token})
+	if err != nil {
+		return api
+	}
+	return console.Wrap(api)
+}
+
+func randomDemoToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "demo-" + hex.EncodeToString(b)
 }
 
 // httpHandler is the HTTP API without the admin endpoints.

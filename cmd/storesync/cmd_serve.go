@@ -14,6 +14,7 @@ import (
 	"github.com/storesync/storesync/config"
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/jobs/httpapi"
+	"github.com/storesync/storesync/jobs/opsui"
 )
 
 // serveCommand is `storesync serve`; main.go lists it in commands.
@@ -118,8 +119,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on STORESYNC_LISTEN=%s: %w (pick another address)", cfg.Listen, err)
 	}
+	// The ops console (/ops, /riverui) sits in front of the API, behind its own login.
+	console, err := opsui.New(ctx, deps, client, opsui.Options{AdminToken: cfg.AdminToken})
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("building the ops console: %w", err)
+	}
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, APITokens: cfg.APITokens}),
+		Handler:           console.Wrap(httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, APITokens: cfg.APITokens})),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)
@@ -133,6 +140,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "storesync serving on http://%s (%s, Apple API at %s, %d bulk workers)\n",
 		ln.Addr(), cfg.Environment, appleTarget(cfg), *bulk)
+	fmt.Fprintf(c.stdout, "ops console: http://%s/ops/ (log in with STORESYNC_ADMIN_TOKEN)\n", ln.Addr())
 
 	var runErr error
 	select {

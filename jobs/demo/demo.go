@@ -47,6 +47,7 @@ type runner struct {
 	river     *river.Client[pgx.Tx]
 	simulator *sim.Simulator
 	cfg       *config.Config
+	baseURL   string // of the HTTP server, once serve started it
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -129,6 +130,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.Stats = simulator.Stats()
 	rep.Elapsed = time.Since(r.started)
+	if opts.Hold != nil {
+		opts.Hold(ctx, r.baseURL, rep)
+	}
 	return rep, nil
 }
 
@@ -165,6 +169,8 @@ func (r *runner) serve(ctx context.Context) (stop func(), err error) {
 	}
 	srv := &http.Server{Handler: r.opts.Wiring.Handler(deps, client), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln) //nolint:errcheck // Close below ends it
+	r.baseURL = "http://" + ln.Addr().String()
+	r.logf("HTTP API and ops console on %s (ops pages at %s/ops/)", r.baseURL, r.baseURL)
 	stops = append(stops, func() { _ = srv.Close() })
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return stop, err

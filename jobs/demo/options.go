@@ -42,6 +42,11 @@ type Options struct {
 	// Log, when set, receives each live progress line with the time since
 	// Run started.
 	Log func(elapsed time.Duration, line string)
+	// Hold, when set, is called with the finished report and the base URL
+	// of the HTTP server (webhook, ops console) before anything is
+	// stopped; Run returns when Hold does. `storesync demo --serve-for`
+	// prints the report and keeps the ops console up for a newcomer.
+	Hold func(ctx context.Context, baseURL string, rep *Report)
 	// Wiring builds what storesync serve builds; required.
 	Wiring Wiring
 }
