@@ -83,9 +83,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	// Workers spend their time waiting for Apple, not for Postgres: a few
 	// connections serve dozens of them, and several processes must fit in
-	// the server's max_connections (pool_max_conns in DATABASE_URL
-	// overrides this).
-	pool, err := openPoolSized(ctx, cfg, 16)
+	// the server's max_connections. STORESYNC_DB_MAX_CONNS bounds them all
+	// (serveConnections says how they are split).
+	poolSize, committers := serveConnections(cfg)
+	pool, err := openPoolMax(ctx, cfg, func(int32) int32 { return poolSize })
 	if err != nil {
 		return err
 	}
@@ -103,6 +104,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	opts := jobs.ClientOptions{
 		Work: true, BulkWorkers: *bulk, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
 		JobTimeout: *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
+		PollOnly: cfg.Pooler.TransactionPooling(), // LISTEN needs a session of its own
 	}
 	if *noSchedules {
 		opts.ReconcileCron, opts.BackfillCron = "", ""
@@ -117,7 +119,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("listening on STORESYNC_LISTEN=%s: %w (pick another address)", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken}),
+		Handler:           httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, IngestConcurrency: committers}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)
