@@ -35,6 +35,12 @@ SIGTERM or Ctrl-C stops gracefully: no new jobs are started, jobs in flight
 get --stop-timeout to finish, then are cancelled at their last checkpoint
 and returned to the queue without using an attempt.
 
+Database connections: at most STORESYNC_DB_MAX_CONNS (default 16): one for
+River's LISTEN, the rest a pool shared by jobs, River, the budget leases and
+up to 2 webhook committers. Behind PgBouncer in transaction mode set
+STORESYNC_DB_POOLER=pgbouncer-transaction (River polls, no prepared
+statements).
+
   --bulk-workers N   concurrent bulk jobs (imports) in this process (default 60)
   --stop-timeout D   how long jobs in flight may take to finish on stop (default 20s)
   --job-timeout D    longest run of one job (default 45s); long work checkpoints
