@@ -10,8 +10,8 @@ help:
 build: ## build ./storesync
 	$(GO) build -o storesync ./cmd/storesync
 
-test: ## run every test with the race detector against a real Postgres (started privately when none answers) and headless Chromium (installed when missing)
-	.ci/with-postgres .ci/with-chromium $(GO) test -race -count=1 -timeout 30m $(PKGS)
+test: ## run every test with the race detector against a real Postgres (started privately when none answers), a private PgBouncer and headless Chromium (installed when missing)
+	.ci/with-postgres .ci/with-pgbouncer .ci/with-chromium $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 vet: ## go vet
 	$(GO) vet ./...
@@ -40,3 +40,7 @@ bench-migrate: ## migrate 2,000 simulated subscribers with 1, 2 and 4 serve proc
 .PHONY: chaos
 chaos: ## the chaos run: 3 serve processes, SIGKILLs, a Postgres restart, 5xx and a 429 storm, webhooks throughout
 	$(GO) test -tags chaos -run TestChaos -count=1 -timeout 20m -v ./cmd/storesync/
+
+# Under make test the PgBouncer test fails, not skips, when STORESYNC_PGBOUNCER_URL is missing
+# (i.e. when .ci/with-pgbouncer was left out of the test line above).
+test: export STORESYNC_REQUIRE_PGBOUNCER = 1

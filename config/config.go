@@ -32,6 +32,16 @@ const (
 // environment; the zero value is not valid.
 type Config struct {
 	DatabaseURL string
+	// DBMaxConns bounds the connections of one process
+	// (STORESYNC_DB_MAX_CONNS, or DATABASE_URL's pool_max_conns when only
+	// it is set; default DefaultDBMaxConns, at least MinDBMaxConns).
+	DBMaxConns int
+	// Pooler is STORESYNC_DB_POOLER (PoolerNone when unset).
+	Pooler Pooler
+	// MigrateDatabaseURL is STORESYNC_MIGRATE_DATABASE_URL: a direct URL
+	// for `storesync migrate` when DATABASE_URL goes through a pooler.
+	// Secret like DatabaseURL: print it only through RedactURL.
+	MigrateDatabaseURL string
 
 	Environment     appstore.Environment
 	SandboxFallback bool
@@ -137,6 +147,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		add("DATABASE_URL is not a postgres:// URL: set it like postgres://user:pass@host:5432/storesync")
 	}
+	loadDatabase(c, get, add)
 
 	c.Environment = appstore.Production
 	if v := get("APPSTORE_ENVIRONMENT"); v != "" {
@@ -370,8 +381,8 @@ func (c *Config) String() string {
 	if c.AdminToken != "" {
 		admin = "on (token redacted)"
 	}
-	return fmt.Sprintf("database=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s api_tokens=%d(redacted) entitlements_file=%q reconcile_cron=%q backfill_cron=%q",
-		RedactURL(c.DatabaseURL), c.Environment, c.SandboxFallback, c.BaseURL, c.KeyID, c.IssuerID, key,
+	return fmt.Sprintf("database=%s db_max_conns=%d db_pooler=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s api_tokens=%d(redacted) entitlements_file=%q reconcile_cron=%q backfill_cron=%q",
+		RedactURL(c.DatabaseURL), c.DBMaxConns, c.Pooler, c.Environment, c.SandboxFallback, c.BaseURL, c.KeyID, c.IssuerID, key,
 		c.BundleID, c.AppAppleID, c.RateShare, c.Listen, admin, len(c.APITokens), c.EntitlementsFile, c.ReconcileCron, c.BackfillCron)
 }
 

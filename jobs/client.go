@@ -39,6 +39,14 @@ type ClientOptions struct {
 	RescueStuckJobsAfter time.Duration
 	// ID names this client in River's tables (default: River's).
 	ID string
+	// PollOnly makes River poll for new jobs and leadership changes instead
+	// of holding a LISTEN connection: for a transaction pooler (PgBouncer
+	// in transaction mode), where LISTEN is lost with the server
+	// connection. New jobs then wait up to River's FetchPollInterval (1s)
+	// to be noticed, and a resigned leader's successor up to 5s. River
+	// still sends NOTIFY on insert; through a pooler that reaches no one
+	// and costs nothing.
+	PollOnly bool
 }
 
 // Defaults of ClientOptions.JobTimeout and RescueStuckJobsAfter.
@@ -103,6 +111,7 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 		JobTimeout:           orDuration(opts.JobTimeout, DefaultJobTimeout),
 		RescueStuckJobsAfter: orDuration(opts.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter),
 		MaxAttempts:          10,
+		PollOnly:             opts.PollOnly,
 		// Jobs are short and checkpointed; a fetch every 100 ms keeps the
 		// bulk queue fed without hammering Postgres.
 		FetchCooldown: 50 * time.Millisecond,

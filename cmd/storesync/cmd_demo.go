@@ -133,7 +133,10 @@ func runDemo(ctx context.Context, c *cli, args []string) error {
 // openWorkers opens a pool of at least minConns connections and builds the
 // workers' dependencies over it, as serve does.
 func openWorkers(ctx context.Context, cfg *config.Config, minConns int32) (*pgxpool.Pool, *jobs.Deps, error) {
-	pool, err := openPoolSized(ctx, cfg, minConns)
+	// The demo runs workers, webhook and simulator in one process against
+	// a throwaway database of its own: it keeps its sizing (at least
+	// minConns), not serve's STORESYNC_DB_MAX_CONNS split.
+	pool, err := openPoolMax(ctx, cfg, func(pgxDefault int32) int32 { return max(pgxDefault, minConns) })
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,7 +18,13 @@ func migrateCommand() *command {
 
 Creates the database named by DATABASE_URL when it does not exist, then applies
 River's migrations and the ledger's under an advisory lock. Safe to run from
-several processes at once, and again: a second run applies nothing.`,
+several processes at once, and again: a second run applies nothing.
+
+STORESYNC_MIGRATE_DATABASE_URL, when set, is used instead of DATABASE_URL: a
+direct connection to the same database, for when DATABASE_URL goes through a
+pooler. With STORESYNC_DB_POOLER=pgbouncer-transaction it is required, since
+the migration lock is a session advisory lock that transaction pooling
+cannot keep.`,
 		run: runMigrate,
 	}
 }
@@ -36,12 +42,16 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := migrations.Migrate(ctx, cfg.DatabaseURL)
+	url, err := cfg.MigrationURL()
+	if err != nil {
+		return err
+	}
+	res, err := migrations.Migrate(ctx, url)
 	if err != nil {
 		return err
 	}
 	if res.CreatedDatabase {
-		fmt.Fprintf(c.stdout, "created database %s\n", config.RedactURL(cfg.DatabaseURL))
+		fmt.Fprintf(c.stdout, "created database %s\n", config.RedactURL(url))
 	}
 	fmt.Fprintf(c.stdout, "River migrations applied: %d; ledger migrations applied: %d (database is up to date)\n",
 		len(res.RiverApplied), len(res.LedgerApplied))

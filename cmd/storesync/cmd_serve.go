@@ -36,6 +36,12 @@ SIGTERM or Ctrl-C stops gracefully: no new jobs are started, jobs in flight
 get --stop-timeout to finish, then are cancelled at their last checkpoint
 and returned to the queue without using an attempt.
 
+Database connections: at most STORESYNC_DB_MAX_CONNS (default 16): one for
+River's LISTEN, the rest a pool shared by jobs, River, the budget leases and
+up to 2 webhook committers. Behind PgBouncer in transaction mode set
+STORESYNC_DB_POOLER=pgbouncer-transaction (River polls, no prepared
+statements).
+
   --bulk-workers N   concurrent bulk jobs (imports) in this process (default 60)
   --stop-timeout D   how long jobs in flight may take to finish on stop (default 20s)
   --job-timeout D    longest run of one job (default 45s); long work checkpoints
@@ -84,9 +90,10 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	// Workers spend their time waiting for Apple, not for Postgres: a few
 	// connections serve dozens of them, and several processes must fit in
-	// the server's max_connections (pool_max_conns in DATABASE_URL
-	// overrides this).
-	pool, err := openPoolSized(ctx, cfg, 16)
+	// the server's max_connections. STORESYNC_DB_MAX_CONNS bounds them all
+	// (serveConnections says how they are split).
+	poolSize, committers := serveConnections(cfg)
+	pool, err := openPoolMax(ctx, cfg, func(int32) int32 { return poolSize })
 	if err != nil {
 		return err
 	}
@@ -106,6 +113,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		Work: true, BulkWorkers: *bulk, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
 		EventFanOutEvery: time.Second, // change-feed webhooks go out within about a second
 		JobTimeout:       *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
+		PollOnly: cfg.Pooler.TransactionPooling(), // LISTEN needs a session of its own
 	}
 	if *noSchedules {
 		opts.ReconcileCron, opts.BackfillCron = "", ""
@@ -126,7 +134,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("building the ops console: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           console.Wrap(httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, APITokens: cfg.APITokens})),
+		Handler:           console.Wrap(httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, APITokens: cfg.APITokens, IngestConcurrency: committers})),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	serveErr := make(chan error, 1)

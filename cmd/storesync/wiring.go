@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/storesync/storesync/appstore"
@@ -21,22 +22,33 @@ func loadConfig(c *cli) (*config.Config, error) {
 }
 
 // openPool connects to the configured database and checks it answers, so a
-// wrong DATABASE_URL fails here with a message naming it.
+// wrong DATABASE_URL fails here with a message naming it. It is the pool of
+// the commands that only enqueue and read (import, status, …): pgx's
+// default size (the number of CPUs, at least 4), never above
+// STORESYNC_DB_MAX_CONNS.
 func openPool(ctx context.Context, cfg *config.Config) (*pgxpool.Pool, error) {
-	return openPoolSized(ctx, cfg, 0)
+	return openPoolMax(ctx, cfg, func(pgxDefault int32) int32 { return min(pgxDefault, int32(cfg.DBMaxConns)) })
 }
 
-// openPoolSized is openPool allowing at least minConns connections (unless
-// DATABASE_URL sets pool_max_conns itself): a serve process runs dozens of
-// workers, each needing a connection now and then, where pgx's default is
-// the number of CPUs.
-func openPoolSized(ctx context.Context, cfg *config.Config, minConns int32) (*pgxpool.Pool, error) {
+// openPoolMax is openPool with MaxConns chosen by size from pgx's default,
+// and DATABASE_URL adapted to cfg's pooler: behind a transaction pooler pgx
+// runs every query as an unnamed statement (QueryExecModeCacheDescribe:
+// the description is cached per connection, the statement is parsed again
+// with each execution), because a named prepared statement lives on one
+// server connection and the pooler hands the next transaction to another.
+// PgBouncer before 1.21 (Debian 12 ships 1.18) cannot track them at all;
+// cache_describe keeps pgx's binary, typed parameters, where exec and
+// simple_protocol would guess types from Go values. A
+// default_query_exec_mode in DATABASE_URL is kept (config refuses the
+// prepared-statement modes with a pooler).
+func openPoolMax(ctx context.Context, cfg *config.Config, size func(pgxDefault int32) int32) (*pgxpool.Pool, error) {
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") && poolCfg.MaxConns < minConns {
-		poolCfg.MaxConns = minConns
+	poolCfg.MaxConns = size(poolCfg.MaxConns)
+	if cfg.Pooler.TransactionPooling() && !strings.Contains(cfg.DatabaseURL, "default_query_exec_mode") {
+		poolCfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
@@ -47,6 +59,28 @@ func openPoolSized(ctx context.Context, cfg *config.Config, minConns int32) (*pg
 		return nil, fmt.Errorf("connecting to DATABASE_URL (%s): %w; is Postgres running, and has `storesync migrate` been run?", config.RedactURL(cfg.DatabaseURL), err)
 	}
 	return pool, nil
+}
+
+// serveConnections splits STORESYNC_DB_MAX_CONNS among what a serve process
+// connects for, so that the process never holds more:
+//   - River's LISTEN connection: 1, unless behind a transaction pooler
+//     (River then polls). River takes it from the pool and hijacks it, so
+//     it no longer counts against the pool's MaxConns: the pool gets one
+//     less.
+//   - the pool (the rest), shared by River's fetches, completions, leader
+//     election and maintenance, every job's transaction, the budget leases
+//     and the webhook's committers. Jobs hold at most one connection at a
+//     time and call Apple outside their transactions, so the ~96 workers
+//     queue for connections in the pool instead of each holding one.
+//   - webhook committers: up to 2 (a third of the pool, at least 1), each
+//     holding a pool connection while it commits a batch, so a webhook
+//     burst cannot take every connection from the jobs.
+func serveConnections(cfg *config.Config) (pool int32, committers int) {
+	pool = int32(cfg.DBMaxConns)
+	if !cfg.Pooler.TransactionPooling() {
+		pool-- // River's LISTEN connection
+	}
+	return pool, max(1, min(2, int(pool)/3))
 }
 
 // buildBudget returns the rate budget shared through the database by every
