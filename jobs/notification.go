@@ -78,7 +78,10 @@ var refreshTypes = map[string]bool{
 // transaction, enqueueing a full import when the ledger never synced the
 // subscription's history. When the payload cannot settle the state alone it
 // then refreshes the subscription's statuses at interactive priority. TEST
-// and unknown types never fail.
+// and unknown types never fail. A refresh that cannot happen (no App Store
+// client configured, or a permanent Apple error) does not fail the job
+// either: the notification is recorded and processed, and the log line's
+// note says why the refresh was skipped; only transient errors retry.
 func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
 	ctx = ledger.WithCause(ctx, ledger.Cause{NotificationUUID: uuid}) // the change feed names the notification
 	stored, err := d.Ledger.NotificationByUUID(ctx, uuid)
@@ -153,8 +156,25 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 		}
 	}
 	if refreshOTID != "" {
+		if d.Apple == nil {
+			// Recorded and its signed facts applied above; without an App
+			// Store client the refresh can never happen, and retrying would
+			// only keep the job (say a CONSUMPTION_REQUEST) failing until
+			// River discards it. Reconciliation re-reads the subscription
+			// once a client is configured.
+			res.Note += "; statuses not refreshed: no App Store client configured"
+			return res, nil
+		}
 		ctx := appstore.WithPriority(ctx, appstore.PriorityInteractive)
 		changes, _, err := d.syncStatuses(ctx, refreshOTID)
+		if err != nil && isPermanentAppleError(err) {
+			// Apple will answer the same however often it is asked (an id
+			// it does not know, a key it refuses, data that fails
+			// verification): the notification is processed; say why the
+			// refresh did not happen instead of failing the job.
+			res.Note += "; statuses not refreshed: " + reasonOf(err)
+			return res, nil
+		}
 		if err != nil {
 			return res, appleOutcome(fmt.Errorf("refreshing %s: %w", refreshOTID, err))
 		}

@@ -71,7 +71,9 @@ func ledgerDump(t *testing.T, pool *pgxpool.Pool) []string {
 // unreachable, so imports of new subscriptions cannot mask an ordering bug.
 func TestNotificationsInAnyOrderGiveTheSameLedger(t *testing.T) {
 	t.Parallel()
-	simOpts := sim.Options{Seed: 7, Subscribers: 60, DisableRateLimits: true}
+	// CONSUMPTION_REQUEST asks for a statuses refresh that cannot happen
+	// here (no App Store client): it must still be recorded and finish.
+	simOpts := sim.Options{Seed: 7, Subscribers: 60, DisableRateLimits: true, ConsumptionRequests: true}
 	source := newHookEnv(t, hookEnvOptions{Sim: &simOpts})
 	source.simulator.Advance(25 * 24 * time.Hour)
 	var items []appstore.NotificationHistoryResponseItem
@@ -132,6 +134,14 @@ func TestNotificationsInAnyOrderGiveTheSameLedger(t *testing.T) {
 	}
 	if n := inOrder.count(`SELECT count(*) FROM notifications WHERE processed_at IS NULL`); n != 0 {
 		t.Fatalf("%d notifications unprocessed", n)
+	}
+	if n := inOrder.count(`SELECT count(*) FROM notifications WHERE notification_type = 'CONSUMPTION_REQUEST'`); n == 0 {
+		t.Fatal("the simulator sent no CONSUMPTION_REQUEST: pick another seed")
+	}
+	for _, e := range []*hookEnv{inOrder, shuffled} {
+		if n := e.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification' AND state <> 'completed'`); n != 0 {
+			t.Fatalf("%d processing jobs not completed (a refresh that cannot happen must not fail the job)", n)
+		}
 	}
 	if n := shuffled.count(`SELECT count(*) FROM river_job WHERE kind = 'process_notification'`); n != len(items) {
 		t.Fatalf("%d processing jobs for %d distinct notifications", n, len(items))
