@@ -27,6 +27,10 @@ const (
 // newBackendServer serves NewHandler over a fresh ledger that maps
 // com.example.monthly to "pro", with one read token and the admin token.
 func newBackendServer(t *testing.T) (*httptest.Server, *ledger.Ledger) {
+	return newBackendServerTB(t)
+}
+
+func newBackendServerTB(t testing.TB) (*httptest.Server, *ledger.Ledger) {
 	t.Helper()
 	_, pool := migrationstest.NewDatabase(t)
 	rules, err := config.ParseEntitlements("test", []byte(`{"products": [{"productId": "com.example.monthly", "entitlements": ["pro"]}]}`))
