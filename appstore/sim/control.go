@@ -55,58 +55,31 @@ func (s *Simulator) controlRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, out)
 	})
-	mux.HandleFunc("GET /sim/ids", func(w http.ResponseWriter, r *http.Request) {
-		envs, ok := envsParam(w, r)
-		if !ok {
-			return
-		}
-		w.Header().Set("Content-Type", "text/csv")
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"original_transaction_id", "app_account_token"})
-		for _, env := range envs {
+	mux.HandleFunc("GET /sim/ids", csvOfEnvs([]string{"original_transaction_id", "app_account_token"},
+		func(env appstore.Environment) ([][]string, error) {
+			var out [][]string
 			for _, row := range s.ImportRows(env) {
-				_ = cw.Write([]string{row.OriginalTransactionID, row.AppAccountToken})
+				out = append(out, []string{row.OriginalTransactionID, row.AppAccountToken})
 			}
-		}
-		cw.Flush()
-	})
-	mux.HandleFunc("GET /sim/orders", func(w http.ResponseWriter, r *http.Request) {
-		envs, ok := envsParam(w, r)
-		if !ok {
-			return
-		}
-		w.Header().Set("Content-Type", "text/csv")
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"order_id", "original_transaction_id"})
-		for _, env := range envs {
+			return out, nil
+		}))
+	mux.HandleFunc("GET /sim/orders", csvOfEnvs([]string{"order_id", "original_transaction_id"},
+		func(env appstore.Environment) ([][]string, error) {
+			var out [][]string
 			for _, o := range s.Orders(env) {
-				_ = cw.Write([]string{o.OrderID, o.OriginalTransactionID})
+				out = append(out, []string{o.OrderID, o.OriginalTransactionID})
 			}
-		}
-		cw.Flush()
-	})
-	mux.HandleFunc("GET /sim/receipts", func(w http.ResponseWriter, r *http.Request) {
-		envs, ok := envsParam(w, r)
-		if !ok {
-			return
-		}
-		var rows []Receipt
-		for _, env := range envs {
+			return out, nil
+		}))
+	mux.HandleFunc("GET /sim/receipts", csvOfEnvs(receiptCSVHeader,
+		func(env appstore.Environment) ([][]string, error) {
 			rs, err := s.Receipts(env)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
+			var out [][]string
+			for _, row := range rs {
+				out = append(out, []string{row.AppReceipt, row.CustomerID, row.AppAccountToken})
 			}
-			rows = append(rows, rs...)
-		}
-		w.Header().Set("Content-Type", "text/csv")
-		cw := csv.NewWriter(w)
-		_ = cw.Write(receiptCSVHeader)
-		for _, row := range rows {
-			_ = cw.Write([]string{row.AppReceipt, row.CustomerID, row.AppAccountToken})
-		}
-		cw.Flush()
-	})
+			return out, err
+		}))
 	mux.HandleFunc("POST /sim/mutate", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		mutate := s.Mutate
@@ -184,6 +157,31 @@ func envParam(w http.ResponseWriter, r *http.Request) (appstore.Environment, boo
 
 // envsParam reads ?env= like envParam, and also "all": production, then
 // sandbox.
+// csvOfEnvs serves a CSV import file: header, then rowsOf each environment
+// the request's env parameter names (?env=all for both). Rows are gathered
+// before anything is written, so an error is a clean 500, not half a file.
+func csvOfEnvs(header []string, rowsOf func(appstore.Environment) ([][]string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		envs, ok := envsParam(w, r)
+		if !ok {
+			return
+		}
+		var rows [][]string
+		for _, env := range envs {
+			rs, err := rowsOf(env)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			rows = append(rows, rs...)
+		}
+		w.Header().Set("Content-Type", "text/csv")
+		cw := csv.NewWriter(w)
+		_ = cw.Write(header)
+		_ = cw.WriteAll(rows)
+	}
+}
+
 func envsParam(w http.ResponseWriter, r *http.Request) ([]appstore.Environment, bool) {
 	if r.URL.Query().Get("env") == "all" {
 		return []appstore.Environment{appstore.Production, appstore.Sandbox}, true
