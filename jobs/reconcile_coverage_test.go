@@ -33,6 +33,8 @@ func TestReconcileChecksEverySubscriptionWhenTheCapAllows(t *testing.T) {
 		{sim.MutateAutoRenewOff, renewing},
 		{sim.MutateAutoRenewOn, func(tr sim.SubscriptionTruth) bool { return active(tr) && !tr.AutoRenewStatus }},
 		{sim.MutateChangeRenewalProduct, renewing},
+		{sim.MutateBillingRetry, renewing},
+		{sim.MutateBillingGrace, renewing},
 	}
 	h.simulator.Advance(time.Millisecond) // Apple signs later than the import's data
 	var mutated []string

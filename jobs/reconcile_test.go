@@ -165,6 +165,10 @@ func TestReconcileFindsClassifiesAndRepairsSilentChanges(t *testing.T) {
 		}), want: []ledger.DriftClass{ledger.DriftAutoRenewChanged}, field: "auto_renew_status"},
 		{kind: sim.MutateChangeRenewalProduct, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
 			want: []ledger.DriftClass{ledger.DriftRenewalChanged}, field: "auto_renew_product_id"},
+		{kind: sim.MutateBillingRetry, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
+			want: []ledger.DriftClass{ledger.DriftBillingRetryAtApple}, field: "status"},
+		{kind: sim.MutateBillingGrace, sub: pickSubscription(t, truths, used, "active and renewing", renewing),
+			want: []ledger.DriftClass{ledger.DriftGracePeriodAtApple}, field: "status"},
 	}
 	// Apple signs with the simulated now, and the ledger only moves forward
 	// in signedDate: let a millisecond pass since the import, as time does.

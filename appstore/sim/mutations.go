@@ -67,6 +67,15 @@ const (
 	// once, no free offer, not family-shared, two per 365 days)
 	// (RENEWAL_EXTENDED).
 	MutateExtendRenewalDate MutationKind = "extend-renewal-date"
+	// MutateBillingRetry is a renewal whose billing fails now: the current
+	// period ends just before now and Apple retries for 60 days without a
+	// grace period (billing retry, DID_FAIL_TO_RENEW). MutateBillingGrace is
+	// the same with the product's billing grace period running from the
+	// period's end (grace period, DID_FAIL_TO_RENEW/GRACE_PERIOD). Neither
+	// recovers by itself (MutateRenew recovers). Both need an active,
+	// auto-renewing, unrevoked purchase.
+	MutateBillingRetry MutationKind = "billing-retry"
+	MutateBillingGrace MutationKind = "billing-grace"
 
 	// MutateConsumptionRequest files a refund request for an active
 	// purchase (CONSUMPTION_REQUEST with a consumptionRequestReason); Apple
@@ -84,7 +93,7 @@ const (
 var MutationKinds = []MutationKind{
 	MutateRefund, MutateExpire, MutateRenew, MutateAutoRenewOff, MutateAutoRenewOn, MutateChangeRenewalProduct,
 	MutateRefundReversed, MutatePriceIncrease, MutatePriceIncreaseConsent, MutateOfferRedeemed, MutateOfferUpgrade,
-	MutateExtendRenewalDate, MutateConsumptionRequest, MutateRefundDeclined,
+	MutateExtendRenewalDate, MutateBillingRetry, MutateBillingGrace, MutateConsumptionRequest, MutateRefundDeclined,
 }
 
 // notifyOnly are the kinds that change nothing worth hiding: without their
@@ -199,6 +208,8 @@ func (w *world) mutate(otid string, kind MutationKind, notify bool) error {
 			w.extendRenewal(s, 30)
 			c.typ = "RENEWAL_EXTENDED"
 		}
+	case MutateBillingRetry, MutateBillingGrace:
+		c, err = w.failBilling(s, kind == MutateBillingGrace)
 	case MutateConsumptionRequest:
 		c, err = w.requestRefund(s)
 	case MutateRefundDeclined:
@@ -213,4 +224,32 @@ func (w *world) mutate(otid string, kind MutationKind, notify bool) error {
 		w.sendChange(s, c)
 	}
 	return nil
+}
+
+// failBilling ends s's current period just before now with its renewal's
+// billing failed: in billing retry for 60 days, in the grace period first
+// when grace says so. It never recovers by itself, so a test decides when
+// (or whether) billing succeeds again.
+func (w *world) failBilling(s *subscription, grace bool) (change, error) {
+	now := w.now()
+	l := s.latest()
+	if !l.revokedAt.IsZero() || s.status(now) != appstore.StatusActive || !s.autoRenew {
+		return change{}, fmt.Errorf("subscription %s is %s with autoRenewStatus %t; a billing failure needs an active, auto-renewing one",
+			s.otid, statusNames[s.status(now)], s.autoRenew)
+	}
+	l.expires = now.Add(-time.Millisecond)
+	w.touchTx(l)
+	s.inRetry = true
+	s.expirationIntent = 2
+	s.retryEnd = l.expires.Add(60 * day)
+	s.recoverAt = time.Time{}
+	s.graceExpires = time.Time{}
+	c := change{typ: "DID_FAIL_TO_RENEW"}
+	if grace {
+		s.graceExpires = l.expires.Add(l.product.gracePeriod())
+		c.subtype = "GRACE_PERIOD"
+	}
+	w.touchSub(s)
+	w.schedule(s)
+	return c, nil
 }

@@ -117,6 +117,17 @@ func TestMutateAndNotifySendsEachKindsNotification(t *testing.T) {
 		}})
 	chain("in billing retry", func(tr SubscriptionTruth) bool { return tr.Status == "billing_retry" },
 		step{MutateRenew, "DID_RENEW", "BILLING_RECOVERY", nil})
+	chain("renewing purchase whose billing fails", func(tr SubscriptionTruth) bool { return active(tr) && tr.AutoRenewStatus },
+		step{MutateBillingRetry, "DID_FAIL_TO_RENEW", "", func(b, a SubscriptionTruth, vn *appstore.VerifiedNotification) bool {
+			ri := renewalInfo(vn)
+			return a.Status == "billing_retry" && ri.IsInBillingRetryPeriod && ri.GracePeriodExpiresDate == 0
+		}},
+		step{MutateRenew, "DID_RENEW", "BILLING_RECOVERY", func(b, a SubscriptionTruth, _ *appstore.VerifiedNotification) bool { return a.Status == "active" }},
+		step{MutateBillingGrace, "DID_FAIL_TO_RENEW", "GRACE_PERIOD", func(b, a SubscriptionTruth, vn *appstore.VerifiedNotification) bool {
+			ri := renewalInfo(vn)
+			return a.Status == "grace_period" && ri.GracePeriodExpiresDate.Time().After(vn.Transaction.ExpiresDate.Time())
+		}},
+	)
 
 	// Silent mutations of the new kinds notify nothing; the kinds that are
 	// only their notification are refused silently.
