@@ -26,6 +26,10 @@ type Deps struct {
 	Now func() time.Time
 	// Settings tunes the workers; the zero value gives the defaults.
 	Settings Settings
+	// Ingest lets notification processing yield to the webhook when it is
+	// busy (serve shares one between its webhook and its workers); nil:
+	// processing never waits.
+	Ingest *IngestGovernor
 }
 
 // Settings tunes job behaviour. Zero fields take the defaults.

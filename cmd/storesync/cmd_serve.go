@@ -104,6 +104,13 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	deps.Settings.Reconcile = reconcileSettings(cfg) // the nightly run's cap and cycle
 	deps.Settings.Delivery.DeadAfter = cfg.EventDeadAfter
+	// One governor for this process's webhook and its workers: processing
+	// yields while webhooks pour in (STORESYNC_INGEST_*).
+	if deps.Ingest, err = jobs.NewIngestGovernor(jobs.IngestGovernorOptions{
+		BusyRate: cfg.IngestBusyRate, YieldWorkers: cfg.IngestYieldWorkers,
+	}); err != nil {
+		return err
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo

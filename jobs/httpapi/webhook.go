@@ -92,6 +92,7 @@ const webhookReadTimeout = 10 * time.Second
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	h.deps.Ingest.Arrived(1) // processing yields while requests pour in
 	// Not every ResponseWriter supports deadlines (recorders): best effort.
 	_ = http.NewResponseController(w).SetReadDeadline(start.Add(webhookReadTimeout))
 	outcome, status := h.handle(r)
