@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -160,4 +161,23 @@ func mapNestedJWS(decoded string, f func(string) string) string {
 	}
 	b.WriteString(decoded[done:])
 	return b.String()
+}
+
+// rebuildPayload returns the signedPayload a notifications or
+// kept_aside_notifications row stores in its signed_payload,
+// signed_payload_decoded and payload_chain columns. It is the one read
+// path of stored notifications.
+func (l *Ledger) rebuildPayload(ctx context.Context, signed, decoded *string, chainSHA []byte) (string, error) {
+	var chains map[string]string
+	if chainSHA != nil {
+		var err error
+		if chains, err = l.certificateChains(ctx, chainSHA); err != nil {
+			return "", err
+		}
+	}
+	p, err := rowPayload(signed, decoded, chainSHA, chains)
+	if err != nil {
+		return "", err
+	}
+	return p.rebuild()
 }
