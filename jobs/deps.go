@@ -46,6 +46,9 @@ type Settings struct {
 	Reconcile ReconcileSettings
 	// Delivery tunes the change feed's webhooks; see DeliverySettings.
 	Delivery DeliverySettings
+	// Compaction tunes the certificate compaction job; see
+	// CompactionSettings.
+	Compaction CompactionSettings
 }
 
 func (d *Deps) validate() error {

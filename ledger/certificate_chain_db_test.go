@@ -26,7 +26,7 @@ type signedNote struct {
 	facts ledger.Facts
 }
 
-func signNotes(t *testing.T, ca *sim.CA, n int) []signedNote {
+func signNotes(t testing.TB, ca *sim.CA, n int) []signedNote {
 	t.Helper()
 	v := simVerifier(t, ca)
 	out := make([]signedNote, n)
@@ -44,7 +44,7 @@ func signNotes(t *testing.T, ca *sim.CA, n int) []signedNote {
 	return out
 }
 
-func simVerifier(t *testing.T, ca *sim.CA) *appstore.Verifier {
+func simVerifier(t testing.TB, ca *sim.CA) *appstore.Verifier {
 	t.Helper()
 	v, err := appstore.NewVerifier(appstore.VerifierOptions{RootCertificates: [][]byte{ca.RootDER()},
 		Environment: appstore.Sandbox, BundleID: sim.DefaultBundleID, AppAppleID: sim.DefaultAppAppleID})

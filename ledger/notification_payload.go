@@ -181,3 +181,17 @@ func (l *Ledger) rebuildPayload(ctx context.Context, signed, decoded *string, ch
 	}
 	return p.rebuild()
 }
+
+// CompactNotificationPayload returns the columns a notifications (or
+// kept_aside_notifications) row stores for signedPayload, as the ledger's
+// own writes store them: exactly one of signed (signed_payload) and
+// decoded (signed_payload_decoded) is non-empty, and chainSHA (payload_chain)
+// is nil when the chain stays inside; chain is the certificate_chains text
+// to insert, in the same transaction, under chainSHA. Bulk loaders (COPY)
+// call it so their rows read back like any other; the ledger rebuilds
+// signedPayload byte for byte from them (the form is chosen only when it
+// does). An empty signedPayload returns empty signed and decoded.
+func CompactNotificationPayload(signedPayload string) (signed, decoded string, chainSHA []byte, chain string) {
+	p := encodePayload(signedPayload)
+	return p.Signed, p.Decoded, p.ChainSHA, p.Chain
+}

@@ -153,6 +153,13 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		_ = srv.Close()
 		return fmt.Errorf("starting the workers: %w", err)
 	}
+	// A compaction pass interrupted by a stop (or left by the upgrade to
+	// migration 011) resumes by itself.
+	if job, err := jobs.EnqueueCompaction(ctx, client, deps.Ledger, false); err != nil {
+		fmt.Fprintf(c.stderr, "certificate compaction not resumed: %v (`storesync compact` resumes it)\n", err)
+	} else if job != nil {
+		fmt.Fprintf(c.stdout, "certificate compaction unfinished: resuming it (job %d)\n", job.ID)
+	}
 	fmt.Fprintf(c.stdout, "storesync serving on http://%s (%s, Apple API at %s, %d bulk workers)\n",
 		ln.Addr(), cfg.Environment, appleTarget(cfg), *bulk)
 	fmt.Fprintf(c.stdout, "ops console: http://%s/ops/ (log in with STORESYNC_ADMIN_TOKEN)\n", ln.Addr())

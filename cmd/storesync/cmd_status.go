@@ -56,6 +56,7 @@ func statusSections() []statusSection {
 		{Order: 50, Title: "Reconciliation", Write: writeReconcileStatus},
 		{Order: 60, Title: "Kept-aside notifications", Write: writeKeptAsideStatus},
 		{Order: 70, Title: "Event delivery", Write: writeDeliveryStatus},
+		{Order: 80, Title: "Certificate compaction", Write: writeCompactionStatus},
 	}
 }
 
