@@ -302,4 +302,3 @@ func normalise(s string) string {
 	s = strings.ReplaceAll(s, ",", " ")
 	return strings.Join(strings.Fields(s), " ")
 }
-
