@@ -24,10 +24,13 @@ func statusCommand() *command {
 		usage: `storesync status [--runs N]
 
 Prints, from the database, one section per concern: the job queue by kind
-and state, the latest import runs (done, failed, pending rows), the Apple
-rate budget used per endpoint over the last minute and hour (with 429s),
-and whatever other sections are registered (backfill windows,
-reconciliation runs, notifications kept aside as another app's).
+and state, the latest import runs (done, failed, pending rows, rate, ETA),
+the Apple rate budget used per endpoint over the last minute and hour
+(with 429s), the webhook's answers (rate, refusals, answer time, from
+every serve), backfill watermarks and windows, reconciliation runs with
+drift by class, notifications kept aside as another app's, and event
+delivery (dead-lettered events). The ops console's overview shows the
+same numbers: both read jobs.ReadStatus.
 
   --runs N   how many import runs to list (default 5)`,
 		run: runStatus,
