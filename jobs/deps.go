@@ -22,6 +22,9 @@ type Deps struct {
 	Verifier *appstore.Verifier
 	Logger   *slog.Logger
 	Metrics  *Metrics
+	// WebhookLog, when set, stores the webhook's answer counts and times
+	// for `status` and the ops console; nil stores none.
+	WebhookLog *WebhookLog
 	// Now is the clock (the simulator's in tests); default time.Now.
 	Now func() time.Time
 	// Settings tunes the workers; the zero value gives the defaults.

@@ -140,6 +140,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		_ = ln.Close()
 		return fmt.Errorf("building the ops console: %w", err)
 	}
+	// The webhook's answer counts go to the ledger, for status and the console.
+	deps.WebhookLog = jobs.NewWebhookLog(deps.Ledger, nil)
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); deps.WebhookLog.Run(logCtx, 5*time.Second) }()
+	defer func() { stopLog(); <-logDone }()
 	srv := &http.Server{
 		Handler:           console.Wrap(httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, APITokens: cfg.APITokens, IngestConcurrency: committers})),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -96,7 +96,9 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Not every ResponseWriter supports deadlines (recorders): best effort.
 	_ = http.NewResponseController(w).SetReadDeadline(start.Add(webhookReadTimeout))
 	outcome, status := h.handle(r)
-	h.deps.Metrics.WebhookAnswer(outcome, time.Since(start))
+	took := time.Since(start)
+	h.deps.Metrics.WebhookAnswer(outcome, took)
+	h.deps.WebhookLog.Record(status != http.StatusOK, took)
 	if status == http.StatusOK {
 		w.WriteHeader(http.StatusOK)
 		return
