@@ -127,6 +127,21 @@ func TestCompactionJobOnSimulatorLedger(t *testing.T) {
 	if _, err := h.client.JobCancel(ctx, job.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A running job is cancelled when its worker sees the request: until
+	// then it still holds the unique slot, and enqueueing again would only
+	// find it.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		row, err := h.client.JobGet(ctx, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.FinalizedAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled compaction job is still %s after a minute", row.State)
+		}
+	}
 	if p, err := l.CompactionProgress(ctx); err != nil || p.Done() {
 		t.Logf("the pass finished before the cancel (%v): the resume below has nothing left", err)
 	}
