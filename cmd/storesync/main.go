@@ -40,13 +40,13 @@ type cli struct {
 func commands() []*command {
 	return []*command{
 		backfillCommand(),
+		compactCommand(),
 		demoCommand(),
 		endpointsCommand(),
 		eventsCommand(),
 		importCommand(),
 		migrateCommand(),
 		reconcileCommand(),
-		compactCommand(),
 		resubmitCommand(),
 		resyncCommand(),
 		serveCommand(),

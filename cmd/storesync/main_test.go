@@ -67,7 +67,7 @@ func TestHelpListsEveryCommandByName(t *testing.T) {
 			listed = append(listed, f[0])
 		}
 	}
-	want := []string{"backfill", "demo", "endpoints", "events", "import", "migrate", "reconcile", "resubmit", "resync", "serve", "show", "sim", "status", "verify"}
+	want := []string{"backfill", "compact", "demo", "endpoints", "events", "import", "migrate", "reconcile", "resubmit", "resync", "serve", "show", "sim", "status", "verify"}
 	if strings.Join(listed, " ") != strings.Join(want, " ") {
 		t.Fatalf("help lists %v, want %v:\n%s", listed, want, stdout)
 	}
