@@ -39,7 +39,12 @@ import (
 //
 // It is the one encoder of the stored form: the ledger's writes, the online
 // compaction and bulk loaders (COPY) all call it, so every writer stores
-// the same bytes for the same JWS.
+// the same bytes for the same JWS. A writer stores compact in the JWS
+// column and chainSHA in its chain column (transactions.jws_chain,
+// renewal_infos.jws_chain), and inserts (chainSHA, chain) into
+// certificate_chains (ON CONFLICT DO NOTHING) in the same transaction: no
+// foreign key checks that (migration 011). For a notification's
+// signedPayload use CompactNotificationPayload.
 func CompactJWS(jws string) (compact string, chainSHA []byte, chain string, ok bool) {
 	return compactJWS(jws, true)
 }
