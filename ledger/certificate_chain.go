@@ -39,8 +39,20 @@ import (
 //
 // It is the one encoder of the stored form: the ledger's writes, the online
 // compaction and bulk loaders (COPY) all call it, so every writer stores
-// the same bytes for the same JWS.
+// the same bytes for the same JWS. A writer stores compact in the JWS
+// column and chainSHA in its chain column (transactions.jws_chain,
+// renewal_infos.jws_chain), and inserts (chainSHA, chain) into
+// certificate_chains (ON CONFLICT DO NOTHING) in the same transaction: no
+// foreign key checks that (migration 011). For a notification's
+// signedPayload use CompactNotificationPayload.
 func CompactJWS(jws string) (compact string, chainSHA []byte, chain string, ok bool) {
+	return compactJWS(jws, true)
+}
+
+// compactJWS is CompactJWS; without verify it skips the rebuild check, for
+// a caller that checks a larger whole (encodePayload) and falls back to
+// verified forms when that fails.
+func compactJWS(jws string, verify bool) (compact string, chainSHA []byte, chain string, ok bool) {
 	dot1 := strings.IndexByte(jws, '.')
 	if dot1 < 0 {
 		return "", nil, "", false
@@ -72,8 +84,10 @@ func CompactJWS(jws string) (compact string, chainSHA []byte, chain string, ok b
 		return "", nil, "", false
 	}
 	compact = base64.RawURLEncoding.EncodeToString(cut) + jws[dot1:]
-	if back, err := RebuildJWS(compact, chain); err != nil || back != jws {
-		return "", nil, "", false
+	if verify {
+		if back, err := RebuildJWS(compact, chain); err != nil || back != jws {
+			return "", nil, "", false
+		}
 	}
 	sum := sha256.Sum256([]byte(chain))
 	return compact, sum[:], chain, true

@@ -228,7 +228,9 @@ func queueTransaction(b *pgx.Batch, t SignedTransaction, stored storedJWS) {
 	}
 	// A transaction is replaced only by a version signed later (ties broken
 	// by Apple's JWS text, rebuilt, so that any order and any stored form
-	// end the same).
+	// end the same). The same stored form again (a redelivery, the most
+	// common tie) is settled without the rebuild: Postgres runs the cheap
+	// comparison before the costly function.
 	b.Queue(`INSERT INTO transactions (transaction_id, original_transaction_id, environment, product_id,
 			subscription_group_identifier, type, purchase_date, original_purchase_date, expires_date,
 			app_account_token, in_app_ownership_type, revocation_date, revocation_reason, revocation_type,
@@ -248,6 +250,7 @@ func queueTransaction(b *pgx.Batch, t SignedTransaction, stored storedJWS) {
 			currency = excluded.currency, storefront = excluded.storefront,
 			signed_date = excluded.signed_date, jws = excluded.jws, jws_chain = excluded.jws_chain, updated_at = now()
 		WHERE excluded.signed_date > transactions.signed_date OR (excluded.signed_date = transactions.signed_date
+			AND (excluded.jws, excluded.jws_chain) IS DISTINCT FROM (transactions.jws, transactions.jws_chain)
 			AND $26::text > storesync_jws(transactions.jws, transactions.jws_chain))`,
 		p.TransactionID, p.OriginalTransactionID, string(p.Environment), p.ProductID,
 		p.SubscriptionGroupIdentifier, p.Type, timeOrNil(p.PurchaseDate), timeOrNil(p.OriginalPurchaseDate),
@@ -272,6 +275,7 @@ func queueRenewalInfo(b *pgx.Batch, r SignedRenewalInfo, stored storedJWS) {
 			renewal_date = excluded.renewal_date, app_account_token = excluded.app_account_token,
 			signed_date = excluded.signed_date, jws = excluded.jws, jws_chain = excluded.jws_chain, updated_at = now()
 		WHERE excluded.signed_date > renewal_infos.signed_date OR (excluded.signed_date = renewal_infos.signed_date
+			AND (excluded.jws, excluded.jws_chain) IS DISTINCT FROM (renewal_infos.jws, renewal_infos.jws_chain)
 			AND $14::text > storesync_jws(renewal_infos.jws, renewal_infos.jws_chain))`,
 		p.OriginalTransactionID, string(p.Environment), p.AutoRenewStatus == 1, p.AutoRenewProductID,
 		p.ProductID, int64(p.ExpirationIntent), p.IsInBillingRetryPeriod, timeOrNil(p.GracePeriodExpiresDate),

@@ -35,6 +35,22 @@ var nestedJWSKeys = []string{`"signedTransactionInfo":"`, `"signedRenewalInfo":"
 // rebuilds to it byte for byte. It never fails: the last resort is
 // signedPayload itself.
 func encodePayload(signedPayload string) storedPayload {
+	// The fast path checks only the whole (one rebuild), then falls back
+	// to forms each checked on their own.
+	if compact, sha, chain, ok := compactJWS(signedPayload, false); ok {
+		if d, ok := decodeSignedPayload(compact); ok {
+			d = mapNestedJWS(d, func(jws string) string {
+				if c, _, nestedChain, ok := compactJWS(jws, false); ok && nestedChain == chain {
+					return c
+				}
+				return jws
+			})
+			p := storedPayload{Decoded: d, ChainSHA: sha, Chain: chain}
+			if back, err := p.rebuild(); err == nil && back == signedPayload {
+				return p
+			}
+		}
+	}
 	compact, sha, chain, ok := CompactJWS(signedPayload)
 	if !ok {
 		if d, ok := decodeSignedPayload(signedPayload); ok {

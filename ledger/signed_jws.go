@@ -108,3 +108,35 @@ func (l *Ledger) storedJWS(ctx context.Context, query, id string) (string, error
 	}
 	return out, nil
 }
+
+// SubscriptionSignedData is what Apple signed about one subscription, as
+// the ledger keeps it: `storesync show --signed` prints it, for exports and
+// re-verification with any App Store library.
+type SubscriptionSignedData struct {
+	OriginalTransactionID string `json:"originalTransactionId"`
+	// SignedTransactions are its transactions' JWS, latest purchase first.
+	SignedTransactions []string `json:"signedTransactions"`
+	// SignedRenewalInfo is "" when the ledger holds none.
+	SignedRenewalInfo string `json:"signedRenewalInfo,omitempty"`
+}
+
+// SignedData returns the JWS the ledger keeps for the subscription
+// originalTransactionID, each rebuilt byte for byte; ErrNotFound when it
+// holds neither a transaction nor renewal info of it.
+func (l *Ledger) SignedData(ctx context.Context, originalTransactionID string) (*SubscriptionSignedData, error) {
+	txs, err := l.SubscriptionTransactionJWS(ctx, originalTransactionID)
+	if err != nil {
+		return nil, err
+	}
+	ri, err := l.RenewalInfoJWS(ctx, originalTransactionID)
+	if err != nil && err != ErrNotFound {
+		return nil, err
+	}
+	if len(txs) == 0 && ri == "" {
+		return nil, ErrNotFound
+	}
+	if txs == nil {
+		txs = []string{}
+	}
+	return &SubscriptionSignedData{OriginalTransactionID: originalTransactionID, SignedTransactions: txs, SignedRenewalInfo: ri}, nil
+}

@@ -121,6 +121,23 @@ func TestServeImportWaitAndStatus(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, stdout)
 		}
 	}
+
+	// Transactions stored with their chain inside (as before migration
+	// 011): serve compacts them online, and the ledger is unchanged.
+	ctx := context.Background()
+	tag, err := pool.Exec(ctx, `UPDATE transactions SET jws = storesync_jws(jws, jws_chain), jws_chain = NULL`)
+	if err != nil || tag.RowsAffected() == 0 {
+		t.Fatalf("decompacting: %v (%d rows)", err, tag.RowsAffected())
+	}
+	code, stdout, stderr = runCLI(t, env, "compact", "--again", "--wait")
+	if want := withCommas(tag.RowsAffected()) + " compacted"; code != 0 || !strings.Contains(stdout, "pass 2 done") || !strings.Contains(stdout, want) {
+		t.Fatalf("compact --again --wait: code %d, want %q\n%s%s", code, want, stdout, stderr)
+	}
+	var left int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM transactions WHERE jws_chain IS NULL`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d transactions left uncompacted (%v)", left, err)
+	}
+	jobstest.RequireLedgerEqualsTruth(t, ledger.New(pool), truths)
 }
 
 // A serve process killed with SIGKILL mid-migration, and another started:

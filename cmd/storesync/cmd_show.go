@@ -15,12 +15,17 @@ func showCommand() *command {
 		name:    "show",
 		summary: "print the ledger's view of a subscription or a customer as JSON",
 		usage: `storesync show --original-transaction-id ID | --app-account-token UUID | --customer-id ID [--entitlements]
+storesync show --original-transaction-id ID --signed
 
 Prints the ledger's view of one subscription, or of every subscription of one
 appAccountToken or customer, as JSON. Exits 1 with "not found" for an unknown id.
 With --entitlements it prints instead what GET /v1/.../entitlements answers:
 the entitlements held now under STORESYNC_ENTITLEMENTS_FILE (an unknown id
-holds none).`,
+holds none).
+With --signed it prints what Apple signed about the subscription, byte for
+byte: {"originalTransactionId", "signedTransactions" (latest purchase first),
+"signedRenewalInfo"}, each JWS verifiable with any App Store library or
+"storesync verify".`,
 		run: runShow,
 	}
 }
@@ -31,6 +36,7 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 	token := fs.String("app-account-token", "", "the customer's appAccountToken (UUID)")
 	customer := fs.String("customer-id", "", "the company's customer id")
 	ents := fs.Bool("entitlements", false, "print the entitlements held instead of the subscriptions")
+	signed := fs.Bool("signed", false, "print the subscription's signed transactions and renewal info")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -47,6 +53,9 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 	if given != 1 {
 		return usagef("give exactly one of --original-transaction-id, --app-account-token and --customer-id")
 	}
+	if *signed && (*otid == "" || *ents) {
+		return usagef("--signed goes with --original-transaction-id, without --entitlements")
+	}
 	if *token != "" && !ledger.IsUUID(*token) {
 		return usagef("--app-account-token %q is not a UUID", *token)
 	}
@@ -59,6 +68,8 @@ func runShow(ctx context.Context, c *cli, args []string) error {
 
 	var out any
 	switch {
+	case *signed:
+		out, err = l.SignedData(ctx, *otid)
 	case *ents && *otid != "":
 		out, err = l.EntitlementsByOriginalTransactionID(ctx, *otid)
 	case *ents && *token != "":
