@@ -270,3 +270,18 @@ func (l *Ledger) ReleaseImportEvents(ctx context.Context, runID int64) ([]Delive
 	})
 	return keys, err
 }
+
+// FeedBehind reports whether the fan-out has work left: events not yet
+// sequenced (including those whose transaction is still open, which will
+// be), or sequenced events some endpoint has no deliveries of yet. Both
+// checks use indexes: cheap enough to ask after every fan-out pass.
+func (l *Ledger) FeedBehind(ctx context.Context) (bool, error) {
+	var behind bool
+	err := l.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscription_events WHERE position IS NULL)
+		OR EXISTS (SELECT 1 FROM event_endpoints
+			WHERE fanned_out < (SELECT COALESCE(max(position), 0) FROM subscription_events))`).Scan(&behind)
+	if err != nil {
+		return false, fmt.Errorf("ledger: checking the feed's backlog: %w", err)
+	}
+	return behind, nil
+}

@@ -137,6 +137,7 @@ func (l *Ledger) recordChange(ctx context.Context, before, after *Subscription) 
 	if err := l.db.SendBatch(ctx, batch).Close(); err != nil {
 		return 0, fmt.Errorf("ledger: writing change events: %w", err)
 	}
+	noteEventsWritten(ctx)
 	return len(rows), nil
 }
 
