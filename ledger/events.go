@@ -175,6 +175,11 @@ func (l *Ledger) SequenceEvents(ctx context.Context) (int64, error) {
 		if _, err := l.db.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(eventSequencerLock)); err != nil {
 			return err
 		}
+		// As in FanOutEvents: JIT compilation costs far more than this
+		// bounded statement's work.
+		if _, err := l.db.Exec(ctx, `SET LOCAL jit = off`); err != nil {
+			return err
+		}
 		// A fresh snapshot (READ COMMITTED, after the lock): it sees every
 		// position the previous sequencer committed.
 		tag, err := l.db.Exec(ctx, `
