@@ -231,27 +231,33 @@ const eventSelect = `SELECT COALESCE(position, 0), type, original_transaction_id
 func collectEvents(rows pgx.Rows) ([]Event, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
 		var e Event
-		var before, after []byte
-		var signed int64
-		if err := row.Scan(&e.ID, &e.Type, &e.OriginalTransactionID, &e.CustomerID, &e.Entitlement,
-			&before, &after, &e.Cause.Job, &e.Cause.NotificationUUID, &e.Cause.ImportRun, &signed, &e.CreatedAt); err != nil {
-			return e, fmt.Errorf("ledger: reading event: %w", err)
-		}
-		if before != nil {
-			if err := json.Unmarshal(before, &e.Before); err != nil {
-				return e, err
-			}
-		}
-		if err := json.Unmarshal(after, &e.After); err != nil {
-			return e, err
-		}
-		if signed > 0 {
-			t := time.UnixMilli(signed).UTC()
-			e.SignedDate = &t
-		}
-		e.CreatedAt = e.CreatedAt.UTC()
-		return e, nil
+		return e, scanEvent(row, &e)
 	})
+}
+
+// scanEvent scans eventSelect's columns, then extra, into e.
+func scanEvent(row pgx.Row, e *Event, extra ...any) error {
+	var before, after []byte
+	var signed int64
+	dest := append([]any{&e.ID, &e.Type, &e.OriginalTransactionID, &e.CustomerID, &e.Entitlement,
+		&before, &after, &e.Cause.Job, &e.Cause.NotificationUUID, &e.Cause.ImportRun, &signed, &e.CreatedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return fmt.Errorf("ledger: reading event: %w", err)
+	}
+	if before != nil {
+		if err := json.Unmarshal(before, &e.Before); err != nil {
+			return err
+		}
+	}
+	if err := json.Unmarshal(after, &e.After); err != nil {
+		return err
+	}
+	if signed > 0 {
+		t := time.UnixMilli(signed).UTC()
+		e.SignedDate = &t
+	}
+	e.CreatedAt = e.CreatedAt.UTC()
+	return nil
 }
 
 // recordChanges is recordChange for every change of an Apply.
