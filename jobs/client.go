@@ -116,7 +116,8 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 		// Jobs are short and checkpointed; a fetch every 100 ms keeps the
 		// bulk queue fed without hammering Postgres.
 		FetchCooldown: 50 * time.Millisecond,
-		Middleware:    []rivertype.Middleware{&causeMiddleware{}}, // change-feed events name their job
+		// Change-feed events name their job, and get fanned out once written.
+		Middleware: []rivertype.Middleware{&causeMiddleware{feed: &feedNudger{logger: deps.logger()}}},
 	}
 	if cfg.RescueStuckJobsAfter <= cfg.JobTimeout {
 		return nil, fmt.Errorf("jobs: RescueStuckJobsAfter (%s) must exceed JobTimeout (%s)", cfg.RescueStuckJobsAfter, cfg.JobTimeout)

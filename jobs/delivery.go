@@ -36,18 +36,29 @@ type DeliverySettings struct {
 	MaxBackoff time.Duration
 }
 
-// EventFanOutArgs is the periodic job that sequences new events, creates
-// their deliveries for every endpoint and enqueues a delivery job per
-// subscription that got one (and per stalled queue).
+// EventFanOutArgs is the job that sequences new events, creates their
+// deliveries for every endpoint and enqueues a delivery job per
+// subscription that got one (and per stalled queue). It runs on a schedule
+// (EventFanOutPeriodic) and, without waiting for it, after every job that
+// wrote events (feedNudger): delivery does not hang on River's leader or
+// on the schedule.
 type EventFanOutArgs struct{}
 
 // Kind is River's job kind.
 func (EventFanOutArgs) Kind() string { return "event_fanout" }
 
-// InsertOpts: not unique (only River's leader schedules it, and two at once
-// are harmless: FanOutEvents skips endpoints another run holds).
+// fanOutUniqueStates: at most one fan-out waits or runs. Without it a
+// slow pass (a large backlog) let the 1s schedule pile up a job a second,
+// each queueing on the sequencer's lock and crowding the maintenance queue.
+var fanOutUniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}
+
+// InsertOpts: unique while waiting or running (fanOutUniqueStates); a
+// pass that leaves work snoozes to run again instead of ending.
 func (EventFanOutArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3}
+	return river.InsertOpts{Queue: QueueMaintenance, MaxAttempts: 3, UniqueOpts: river.UniqueOpts{ByState: fanOutUniqueStates}}
 }
 
 // EventDeliverArgs delivers one subscription's pending events to one
@@ -81,7 +92,8 @@ func (EventDeliverArgs) InsertOpts() river.InsertOpts {
 		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: deliveryUniqueStates}}
 }
 
-// EventFanOutPeriodic is the fan-out's schedule (every interval; 0 = none).
+// EventFanOutPeriodic is the fan-out's schedule (every interval; 0 = none):
+// the safety net behind the fan-out that jobs writing events ask for.
 func EventFanOutPeriodic(interval time.Duration) *river.PeriodicJob {
 	if interval <= 0 {
 		return nil
@@ -96,23 +108,59 @@ type eventFanOutWorker struct {
 	d *Deps
 }
 
-// Work sequences, fans out (in batches of 1000 events) and enqueues.
+// fanOutPassBatches bounds one pass: a backlog of millions of events is
+// worked in passes of at most this many batches of 1000 events, each
+// pass well within the job timeout.
+const fanOutPassBatches = 20
+
+// fanOutAgain is how soon a pass that left work runs again.
+const fanOutAgain = 200 * time.Millisecond
+
+// Work runs one bounded pass, then snoozes (runs again shortly) while
+// the feed is behind: events committed during the pass, whose jobs' own
+// requests for a fan-out found this one running, are not left for the
+// schedule.
 func (w *eventFanOutWorker) Work(ctx context.Context, job *river.Job[EventFanOutArgs]) error {
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return ErrNoRiverClient
 	}
-	return FanOutEvents(ctx, w.d.Ledger, client)
+	more, err := fanOutPass(ctx, w.d.Ledger, client, fanOutPassBatches)
+	if err != nil {
+		return err
+	}
+	if !more {
+		if more, err = w.d.Ledger.FeedBehind(ctx); err != nil {
+			return err
+		}
+	}
+	if more {
+		return river.JobSnooze(fanOutAgain)
+	}
+	return nil
 }
 
 // FanOutEvents is the fan-out's work, also run by `events redeliver`'s
 // caller and tests: sequence new events, create their deliveries and
-// enqueue the queues that got one or have stalled (stalledAfter).
+// enqueue the queues that got one or have stalled (stalledAfter), until
+// every sequenced event is fanned out.
 func FanOutEvents(ctx context.Context, l *ledger.Ledger, client *river.Client[pgx.Tx]) error {
-	if _, err := l.SequenceEvents(ctx); err != nil {
-		return err
+	_, err := fanOutPass(ctx, l, client, 0)
+	return err
+}
+
+// fanOutPass fans out at most maxBatches batches (0: no bound) and
+// reports whether it stopped with work left.
+func fanOutPass(ctx context.Context, l *ledger.Ledger, client *river.Client[pgx.Tx], maxBatches int) (more bool, err error) {
+	sequenced, err := l.SequenceEvents(ctx)
+	if err != nil {
+		return false, err
 	}
-	for {
+	for batch := 0; ; batch++ {
+		if maxBatches > 0 && batch == maxBatches {
+			more = true
+			break
+		}
 		var n int
 		err := pgx.BeginFunc(ctx, l.Pool(), func(tx pgx.Tx) error {
 			keys, err := l.WithTx(tx).FanOutEvents(ctx, 1000)
@@ -122,18 +170,20 @@ func FanOutEvents(ctx context.Context, l *ledger.Ledger, client *river.Client[pg
 			n = len(keys)
 			return EnqueueDeliveries(ctx, client, tx, keys)
 		})
-		if err != nil || n == 0 {
-			if err != nil {
-				return err
-			}
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
 			break
 		}
 	}
 	stalled, err := l.StalledDeliveries(ctx, stalledAfter, 10000)
 	if err != nil {
-		return err
+		return false, err
 	}
-	return EnqueueDeliveries(ctx, client, nil, stalled)
+	// SequenceEvents numbers at most 10,000 at a time: a full batch
+	// means more wait.
+	return more || sequenced >= 10000, EnqueueDeliveries(ctx, client, nil, stalled)
 }
 
 // EnqueueDeliveries inserts a delivery job per queue (in tx when not nil).

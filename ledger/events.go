@@ -137,6 +137,7 @@ func (l *Ledger) recordChange(ctx context.Context, before, after *Subscription) 
 	if err := l.db.SendBatch(ctx, batch).Close(); err != nil {
 		return 0, fmt.Errorf("ledger: writing change events: %w", err)
 	}
+	noteEventsWritten(ctx)
 	return len(rows), nil
 }
 
@@ -172,6 +173,11 @@ func (l *Ledger) SequenceEvents(ctx context.Context) (int64, error) {
 	var n int64
 	err := l.inTx(ctx, func(l *Ledger) error {
 		if _, err := l.db.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(eventSequencerLock)); err != nil {
+			return err
+		}
+		// As in FanOutEvents: JIT compilation costs far more than this
+		// bounded statement's work.
+		if _, err := l.db.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
 		// A fresh snapshot (READ COMMITTED, after the lock): it sees every
@@ -225,27 +231,33 @@ const eventSelect = `SELECT COALESCE(position, 0), type, original_transaction_id
 func collectEvents(rows pgx.Rows) ([]Event, error) {
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Event, error) {
 		var e Event
-		var before, after []byte
-		var signed int64
-		if err := row.Scan(&e.ID, &e.Type, &e.OriginalTransactionID, &e.CustomerID, &e.Entitlement,
-			&before, &after, &e.Cause.Job, &e.Cause.NotificationUUID, &e.Cause.ImportRun, &signed, &e.CreatedAt); err != nil {
-			return e, fmt.Errorf("ledger: reading event: %w", err)
-		}
-		if before != nil {
-			if err := json.Unmarshal(before, &e.Before); err != nil {
-				return e, err
-			}
-		}
-		if err := json.Unmarshal(after, &e.After); err != nil {
-			return e, err
-		}
-		if signed > 0 {
-			t := time.UnixMilli(signed).UTC()
-			e.SignedDate = &t
-		}
-		e.CreatedAt = e.CreatedAt.UTC()
-		return e, nil
+		return e, scanEvent(row, &e)
 	})
+}
+
+// scanEvent scans eventSelect's columns, then extra, into e.
+func scanEvent(row pgx.Row, e *Event, extra ...any) error {
+	var before, after []byte
+	var signed int64
+	dest := append([]any{&e.ID, &e.Type, &e.OriginalTransactionID, &e.CustomerID, &e.Entitlement,
+		&before, &after, &e.Cause.Job, &e.Cause.NotificationUUID, &e.Cause.ImportRun, &signed, &e.CreatedAt}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return fmt.Errorf("ledger: reading event: %w", err)
+	}
+	if before != nil {
+		if err := json.Unmarshal(before, &e.Before); err != nil {
+			return err
+		}
+	}
+	if err := json.Unmarshal(after, &e.After); err != nil {
+		return err
+	}
+	if signed > 0 {
+		t := time.UnixMilli(signed).UTC()
+		e.SignedDate = &t
+	}
+	e.CreatedAt = e.CreatedAt.UTC()
+	return nil
 }
 
 // recordChanges is recordChange for every change of an Apply.
