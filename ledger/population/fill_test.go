@@ -62,6 +62,13 @@ func TestFillIsConsistentWithTheLedger(t *testing.T) {
 		t.Fatalf("transaction_count sum %d vs %d rows; %d statuses, %d environments, %d products; %d customers (%d); %d linked with the customer's token; %d sequenced events of %d; %d import rows of %d",
 			sumCount, txRows, statuses, envs, products, customers, res.Customers, linked, events, res.Events, imported, res.ImportRows)
 	}
+	runs, err := ledger.New(pool).ImportRuns(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 || runs[0].ID != res.ImportRun || runs[0].Progress.Done != res.ImportRows || runs[0].Progress.Total != res.ImportRows {
+		t.Fatalf("import runs %+v, want one run %d with %d rows done", runs, res.ImportRun, res.ImportRows)
+	}
 	if res.ReconcileRuns != 7 || res.Conflicts == 0 {
 		t.Fatalf("reconcile runs %d, conflicts %d", res.ReconcileRuns, res.Conflicts)
 	}
