@@ -49,3 +49,7 @@ chaos: ## the chaos run: 3 serve processes, SIGKILLs, a Postgres restart, 5xx an
 # Under make test the PgBouncer test fails, not skips, when STORESYNC_PGBOUNCER_URL is missing
 # (i.e. when .ci/with-pgbouncer was left out of the test line above).
 test: export STORESYNC_REQUIRE_PGBOUNCER = 1
+
+.PHONY: bench-ingest
+bench-ingest: ## a whole serve (workers on) taking STORESYNC_BENCH_RATE webhooks/s (1000) for STORESYNC_BENCH_SECONDS (60): accepted rate, p99, the commit ceiling, processing throughput
+	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkServeIngest' -benchtime 1x -count=1 -timeout 30m -v ./cmd/storesync/

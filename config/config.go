@@ -81,6 +81,14 @@ type Config struct {
 	// subscription may go unchecked when the cap binds (not how often runs
 	// check it: a run that can afford everything checks everything).
 	ReconcileFullCycle time.Duration
+
+	// IngestBusyRate is STORESYNC_INGEST_BUSY_RATE: the webhook rate
+	// (requests/s) from which notification processing yields to ingest
+	// (0: the jobs package's default).
+	IngestBusyRate float64
+	// IngestYieldWorkers is STORESYNC_INGEST_YIELD_WORKERS: how many
+	// processing jobs of one process run while ingest is busy (0: default).
+	IngestYieldWorkers int
 }
 
 // Budget is a reconciliation budget: either a share of a day's statuses
@@ -309,6 +317,22 @@ func Load(getenv func(string) string) (*Config, error) {
 			c.ReconcileFullCycle = d
 		}
 	}
+	if v := get("STORESYNC_INGEST_BUSY_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 1) {
+			add("STORESYNC_INGEST_BUSY_RATE=%q is not a rate of at least 1: use webhook requests per second, e.g. 100", v)
+		} else {
+			c.IngestBusyRate = f
+		}
+	}
+	if v := get("STORESYNC_INGEST_YIELD_WORKERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			add("STORESYNC_INGEST_YIELD_WORKERS=%q is not a number in 1..1000: use how many notifications may be processed at once while webhooks pour in, e.g. 2", v)
+		} else {
+			c.IngestYieldWorkers = n
+		}
+	}
 
 	if len(problems) > 0 {
 		return nil, problems
@@ -381,9 +405,10 @@ func (c *Config) String() string {
 	if c.AdminToken != "" {
 		admin = "on (token redacted)"
 	}
-	return fmt.Sprintf("database=%s db_max_conns=%d db_pooler=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s api_tokens=%d(redacted) entitlements_file=%q reconcile_cron=%q backfill_cron=%q",
+	return fmt.Sprintf("database=%s db_max_conns=%d db_pooler=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s api_tokens=%d(redacted) entitlements_file=%q reconcile_cron=%q backfill_cron=%q reconcile_budget=%s reconcile_full_cycle=%s event_dead_after=%s ingest_busy_rate=%g ingest_yield_workers=%d",
 		RedactURL(c.DatabaseURL), c.DBMaxConns, c.Pooler, c.Environment, c.SandboxFallback, c.BaseURL, c.KeyID, c.IssuerID, key,
-		c.BundleID, c.AppAppleID, c.RateShare, c.Listen, admin, len(c.APITokens), c.EntitlementsFile, c.ReconcileCron, c.BackfillCron)
+		c.BundleID, c.AppAppleID, c.RateShare, c.Listen, admin, len(c.APITokens), c.EntitlementsFile, c.ReconcileCron, c.BackfillCron,
+		c.ReconcileBudget, c.ReconcileFullCycle, c.EventDeadAfter, c.IngestBusyRate, c.IngestYieldWorkers)
 }
 
 // RedactURL hides the password of a database URL.

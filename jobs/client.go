@@ -62,6 +62,7 @@ const (
 // periodicJobs.
 func addWorkers(workers *river.Workers, d *Deps) {
 	river.AddWorker(workers, &backfillWorker{d: d})
+	river.AddWorker(workers, &compactCertificatesWorker{d: d})
 	river.AddWorker(workers, &eventDeliverWorker{d: d})
 	river.AddWorker(workers, &eventFanOutWorker{d: d})
 	river.AddWorker(workers, &ImportWorker{d: d})

@@ -22,10 +22,17 @@ type Deps struct {
 	Verifier *appstore.Verifier
 	Logger   *slog.Logger
 	Metrics  *Metrics
+	// WebhookLog, when set, stores the webhook's answer counts and times
+	// for `status` and the ops console; nil stores none.
+	WebhookLog *WebhookLog
 	// Now is the clock (the simulator's in tests); default time.Now.
 	Now func() time.Time
 	// Settings tunes the workers; the zero value gives the defaults.
 	Settings Settings
+	// Ingest lets notification processing yield to the webhook when it is
+	// busy (serve shares one between its webhook and its workers); nil:
+	// processing never waits.
+	Ingest *IngestGovernor
 }
 
 // Settings tunes job behaviour. Zero fields take the defaults.
@@ -42,6 +49,9 @@ type Settings struct {
 	Reconcile ReconcileSettings
 	// Delivery tunes the change feed's webhooks; see DeliverySettings.
 	Delivery DeliverySettings
+	// Compaction tunes the certificate compaction job; see
+	// CompactionSettings.
+	Compaction CompactionSettings
 }
 
 func (d *Deps) validate() error {

@@ -51,6 +51,8 @@ type hookEnvOptions struct {
 	CA *sim.CA
 	// JobTimeout bounds a job run; default 30s.
 	JobTimeout time.Duration
+	// Ingest is shared by the webhook and the workers, as in serve.
+	Ingest *IngestGovernor
 }
 
 // NewTestHTTPHandler returns storesync's HTTP API (httpapi.NewHandler) for
@@ -90,6 +92,7 @@ func newHookEnv(t testing.TB, o hookEnvOptions) *hookEnv {
 		Ledger: ledger.New(pool), Verifier: v, Metrics: NewMetrics(), Now: now,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Settings: Settings{RetryBase: 20 * time.Millisecond},
+		Ingest:   o.Ingest,
 	}
 	if e.simulator != nil && !o.NoApple {
 		key, err := appstore.ParsePrivateKey(e.simulator.PrivateKeyPEM())

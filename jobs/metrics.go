@@ -35,6 +35,10 @@ type Metrics struct {
 	// group commits: notifications per transaction, and its duration.
 	WebhookBatchSize     prometheus.Histogram
 	WebhookCommitSeconds prometheus.Histogram
+	// ProcessingYielded counts notification-processing jobs that waited
+	// for the webhook (IngestGovernor), ProcessingYieldSeconds how long.
+	ProcessingYielded      prometheus.Counter
+	ProcessingYieldSeconds prometheus.Counter
 }
 
 // NewMetrics registers every metric in a new registry.
@@ -81,10 +85,16 @@ func NewMetrics() *Metrics {
 			Name: "storesync_webhook_commit_seconds", Help: "Duration of one webhook transaction, begin to commit.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12),
 		}),
+		ProcessingYielded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storesync_processing_yielded_total", Help: "Notification-processing jobs that waited while the webhook was busy (ingest first).",
+		}),
+		ProcessingYieldSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "storesync_processing_yield_seconds_total", Help: "Time notification-processing jobs spent waiting while the webhook was busy.",
+		}),
 	}
 	m.Registry.MustRegister(m.JobOutcomes, m.AppleCalls, m.AppleThrottled, m.BudgetWait, m.TransientRetry,
 		m.WebhookAnswers, m.VerifyFailures, m.DriftFound, m.WebhookSeconds, m.BackfillNotifications,
-		m.WebhookBatchSize, m.WebhookCommitSeconds,
+		m.WebhookBatchSize, m.WebhookCommitSeconds, m.ProcessingYielded, m.ProcessingYieldSeconds,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -154,6 +164,15 @@ func (m *Metrics) VerifyFailure(err error) {
 	if m != nil {
 		m.VerifyFailures.WithLabelValues(appstore.StatusOf(err).String()).Inc()
 	}
+}
+
+// processingYielded counts one processing job that waited for ingest.
+func (m *Metrics) processingYielded(waited time.Duration) {
+	if m == nil {
+		return
+	}
+	m.ProcessingYielded.Inc()
+	m.ProcessingYieldSeconds.Add(waited.Seconds())
 }
 
 // backfillNotifications counts notifications read by a backfill.

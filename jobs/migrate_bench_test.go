@@ -49,6 +49,11 @@ func BenchmarkMigrateServeProcesses(b *testing.B) {
 				b.ReportMetric(m.pagesPerNeeded, "pages/needed")
 				b.ReportMetric(m.seconds, "s")
 				b.ReportMetric(float64(m.maxGranted10s)/(10*m.limit)*100, "%L-max-10s-granted")
+				b.ReportMetric(m.endpointUse[appstore.EndpointStatuses]*100, "%L-statuses")
+				b.ReportMetric(m.endpointUse[appstore.EndpointHistory]*100, "%L-history")
+				b.ReportMetric(m.currentStateSeconds, "s-current-state")
+				b.Logf("%d serve processes: statuses at %.1f%% and history at %.1f%% of L while each had work; current state after %.0fs, full history after %.0fs",
+					procs, m.endpointUse[appstore.EndpointStatuses]*100, m.endpointUse[appstore.EndpointHistory]*100, m.currentStateSeconds, m.seconds)
 				b.Logf("%d serve processes: busiest %s at %.1f%% of %g/s over %.0fs (budget granted at most %d in 10 s); %d of %d requests answered 429 %v; %d statuses answers for %d accounts; %d history pages for %d needed",
 					procs, m.busiest, m.utilization*100, m.limit, m.window, m.maxGranted10s, m.throttled, m.requests, m.throttledBy, m.okStatuses, m.accounts, m.pages, m.neededPages)
 				b.Logf("%d serve processes: %.3f statuses answers and %.3f Apple calls per subscriber", procs, m.statusesPerSubscriber, m.callsPerSubscriber)
@@ -71,6 +76,12 @@ type migrationMeasure struct {
 	pagesPerNeeded                            float64
 	throttledBy                               []string // per endpoint with 429s
 	maxGranted10s                             int64    // the budget's grants to the busiest endpoint in its busiest 10 s
+	// Per production endpoint with work (statuses, history): its use of L
+	// between 5% and 95% of its own requests, i.e. while it had work.
+	endpointUse map[appstore.Endpoint]float64
+	// currentStateSeconds is when the last statuses answer came (every
+	// subscription's current state known); seconds is the full history.
+	currentStateSeconds float64
 }
 
 // measureMigration runs one migration of subscribers customers with procs
@@ -171,6 +182,26 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 	}
 	m.window = samples[to].at.Sub(samples[from].at).Seconds()
 	m.utilization = float64(count(samples[to].stats)-count(samples[from].stats)) / (limit * m.window)
+	m.endpointUse = map[appstore.Endpoint]float64{}
+	for _, ep := range []appstore.Endpoint{appstore.EndpointStatuses, appstore.EndpointHistory} {
+		n := func(s sample) int64 { return s.stats.Endpoint(appstore.Production, ep).Requests }
+		total := n(samples[len(samples)-1])
+		lo, hi := -1, -1
+		for i, s := range samples {
+			if lo < 0 && n(s) >= total/20 {
+				lo = i
+			}
+			if hi < 0 && n(s) >= total*19/20 {
+				hi = i
+			}
+			if n(s) == total && ep == appstore.EndpointStatuses && m.currentStateSeconds == 0 {
+				m.currentStateSeconds = s.at.Sub(start).Seconds()
+			}
+		}
+		if lo >= 0 && hi > lo {
+			m.endpointUse[ep] = float64(n(samples[hi])-n(samples[lo])) / (limit * samples[hi].at.Sub(samples[lo].at).Seconds())
+		}
+	}
 	for _, e := range final.Endpoints {
 		if e.RateLimited > 0 {
 			m.throttledBy = append(m.throttledBy, fmt.Sprintf("%s %s: %d of %d", e.Environment, e.Endpoint, e.RateLimited, e.Requests))

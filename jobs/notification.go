@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -35,6 +36,21 @@ type processNotificationWorker struct {
 }
 
 func (w *processNotificationWorker) Work(ctx context.Context, job *river.Job[ProcessNotificationArgs]) error {
+	// Answering Apple comes first: while the webhook is busy only a few
+	// notifications are processed at a time (see IngestGovernor). A job
+	// that waited too long gives its worker back and comes again soon,
+	// without using an attempt.
+	release, waited, ok := w.d.Ingest.Acquire(ctx)
+	if waited > 0 {
+		w.d.Metrics.processingYielded(waited)
+	}
+	if !ok {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return river.JobSnooze(time.Second)
+	}
+	defer release()
 	res, err := w.d.processNotification(ctx, job.Args.NotificationUUID)
 	attrs := []slog.Attr{slog.String("notification_uuid", job.Args.NotificationUUID)}
 	if res != nil {

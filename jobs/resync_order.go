@@ -2,9 +2,11 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 )
@@ -71,4 +73,25 @@ func (d *Deps) orderSubscriptions(ctx context.Context, orderID string) ([]string
 		}
 	}
 	return ids, nil
+}
+
+// LookUpOrder returns the originalTransactionIds of the purchases in an
+// App Store order, asking Apple's Look Up Order ID through d.Apple (and so
+// through the shared rate budget), with the in-job retries of transient
+// errors. A malformed order id fails before any call (ValidateOrderID's
+// message); an order Apple does not know fails saying so; no App Store
+// client configured fails naming it. It is what a re-sync by orderId
+// does first, for callers that only want to find the subscriptions (the
+// ops console's search).
+func LookUpOrder(ctx context.Context, d *Deps, orderID string) ([]string, error) {
+	if err := ValidateOrderID(orderID); err != nil {
+		return nil, err
+	}
+	ids, err := d.orderSubscriptions(ctx, orderID)
+	// Outside a job, River's cancel marker means nothing: give the reason.
+	var cancel *rivertype.JobCancelError
+	if errors.As(err, &cancel) {
+		return nil, cancel.Unwrap()
+	}
+	return ids, err
 }

@@ -113,11 +113,26 @@ func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 	}
 
 	batch := &pgx.Batch{}
-	for _, t := range facts.Transactions {
-		queueTransaction(batch, t)
+	// Chains first: the rows compacted below name them.
+	var chains chainSet
+	txs := make([]storedJWS, len(facts.Transactions))
+	for i, t := range facts.Transactions {
+		txs[i] = compactForStorage(t.JWS)
+		chains.add(txs[i].chainSHA, txs[i].chain)
 	}
-	for _, r := range facts.RenewalInfos {
-		queueRenewalInfo(batch, r)
+	ris := make([]storedJWS, len(facts.RenewalInfos))
+	for i, r := range facts.RenewalInfos {
+		ris[i] = compactForStorage(r.JWS)
+		chains.add(ris[i].chainSHA, ris[i].chain)
+	}
+	if len(chains.sha) > 0 {
+		batch.Queue(insertChainsSQL, chains.sha, chains.chain)
+	}
+	for i, t := range facts.Transactions {
+		queueTransaction(batch, t, txs[i])
+	}
+	for i, r := range facts.RenewalInfos {
+		queueRenewalInfo(batch, r, ris[i])
 	}
 	for _, s := range facts.Statuses {
 		if _, ok := others[s.OriginalTransactionID]; ok {
@@ -204,7 +219,7 @@ func factIDs(f Facts) (ids []string, others map[string]struct{}, err error) {
 	return ids, others, nil
 }
 
-func queueTransaction(b *pgx.Batch, t SignedTransaction) {
+func queueTransaction(b *pgx.Batch, t SignedTransaction, stored storedJWS) {
 	p := t.Payload
 	var revReason *int64
 	if p.RevocationReason != nil {
@@ -212,13 +227,14 @@ func queueTransaction(b *pgx.Batch, t SignedTransaction) {
 		revReason = &v
 	}
 	// A transaction is replaced only by a version signed later (ties broken
-	// by the JWS text so that any order ends the same).
+	// by Apple's JWS text, rebuilt, so that any order and any stored form
+	// end the same).
 	b.Queue(`INSERT INTO transactions (transaction_id, original_transaction_id, environment, product_id,
 			subscription_group_identifier, type, purchase_date, original_purchase_date, expires_date,
 			app_account_token, in_app_ownership_type, revocation_date, revocation_reason, revocation_type,
 			is_upgraded, offer_type, offer_identifier, transaction_reason, web_order_line_item_id, price,
-			currency, storefront, signed_date, jws)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
+			currency, storefront, signed_date, jws, jws_chain)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25)
 		ON CONFLICT (transaction_id) DO UPDATE SET
 			environment = excluded.environment, product_id = excluded.product_id,
 			subscription_group_identifier = excluded.subscription_group_identifier, type = excluded.type,
@@ -230,21 +246,23 @@ func queueTransaction(b *pgx.Batch, t SignedTransaction) {
 			offer_identifier = excluded.offer_identifier, transaction_reason = excluded.transaction_reason,
 			web_order_line_item_id = excluded.web_order_line_item_id, price = excluded.price,
 			currency = excluded.currency, storefront = excluded.storefront,
-			signed_date = excluded.signed_date, jws = excluded.jws, updated_at = now()
-		WHERE (excluded.signed_date, excluded.jws) > (transactions.signed_date, transactions.jws)`,
+			signed_date = excluded.signed_date, jws = excluded.jws, jws_chain = excluded.jws_chain, updated_at = now()
+		WHERE excluded.signed_date > transactions.signed_date OR (excluded.signed_date = transactions.signed_date
+			AND $26::text > storesync_jws(transactions.jws, transactions.jws_chain))`,
 		p.TransactionID, p.OriginalTransactionID, string(p.Environment), p.ProductID,
 		p.SubscriptionGroupIdentifier, p.Type, timeOrNil(p.PurchaseDate), timeOrNil(p.OriginalPurchaseDate),
 		timeOrNil(p.ExpiresDate), uuidOrNil(p.AppAccountToken), p.InAppOwnershipType, timeOrNil(p.RevocationDate),
 		revReason, p.RevocationType, p.IsUpgraded, int64(p.OfferType), p.OfferIdentifier, p.TransactionReason,
-		p.WebOrderLineItemID, int64(p.Price), p.Currency, p.Storefront, int64(p.SignedDate), t.JWS)
+		p.WebOrderLineItemID, int64(p.Price), p.Currency, p.Storefront, int64(p.SignedDate), stored.jws, stored.chainSHA,
+		t.JWS)
 }
 
-func queueRenewalInfo(b *pgx.Batch, r SignedRenewalInfo) {
+func queueRenewalInfo(b *pgx.Batch, r SignedRenewalInfo, stored storedJWS) {
 	p := r.Payload
 	b.Queue(`INSERT INTO renewal_infos (original_transaction_id, environment, auto_renew_status,
 			auto_renew_product_id, product_id, expiration_intent, is_in_billing_retry_period,
-			grace_period_expires_date, renewal_date, app_account_token, signed_date, jws)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)
+			grace_period_expires_date, renewal_date, app_account_token, signed_date, jws, jws_chain)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
 		ON CONFLICT (original_transaction_id) DO UPDATE SET
 			environment = excluded.environment, auto_renew_status = excluded.auto_renew_status,
 			auto_renew_product_id = excluded.auto_renew_product_id, product_id = excluded.product_id,
@@ -252,11 +270,12 @@ func queueRenewalInfo(b *pgx.Batch, r SignedRenewalInfo) {
 			is_in_billing_retry_period = excluded.is_in_billing_retry_period,
 			grace_period_expires_date = excluded.grace_period_expires_date,
 			renewal_date = excluded.renewal_date, app_account_token = excluded.app_account_token,
-			signed_date = excluded.signed_date, jws = excluded.jws, updated_at = now()
-		WHERE (excluded.signed_date, excluded.jws) > (renewal_infos.signed_date, renewal_infos.jws)`,
+			signed_date = excluded.signed_date, jws = excluded.jws, jws_chain = excluded.jws_chain, updated_at = now()
+		WHERE excluded.signed_date > renewal_infos.signed_date OR (excluded.signed_date = renewal_infos.signed_date
+			AND $14::text > storesync_jws(renewal_infos.jws, renewal_infos.jws_chain))`,
 		p.OriginalTransactionID, string(p.Environment), p.AutoRenewStatus == 1, p.AutoRenewProductID,
 		p.ProductID, int64(p.ExpirationIntent), p.IsInBillingRetryPeriod, timeOrNil(p.GracePeriodExpiresDate),
-		timeOrNil(p.RenewalDate), uuidOrNil(p.AppAccountToken), int64(p.SignedDate), r.JWS)
+		timeOrNil(p.RenewalDate), uuidOrNil(p.AppAccountToken), int64(p.SignedDate), stored.jws, stored.chainSHA, r.JWS)
 }
 
 // projectSQL recomputes every derived column of the given subscriptions from

@@ -35,13 +35,28 @@ func (l *Ledger) KeepAside(ctx context.Context, n KeptAside) error {
 	if !IsUUID(n.UUID) {
 		return fmt.Errorf("ledger: keeping aside notification %q: notificationUUID is not a UUID", n.UUID)
 	}
-	_, err := l.db.Exec(ctx, `INSERT INTO kept_aside_notifications (notification_uuid, reason, detail,
-			notification_type, subtype, claimed_bundle_id, claimed_app_apple_id, claimed_environment, signed_payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	// Stored like the ledger's notifications (encodePayload), chain first.
+	stored := encodePayload(n.SignedPayload)
+	var chains chainSet
+	chains.add(stored.ChainSHA, stored.Chain)
+	if chains.sha == nil {
+		chains.sha, chains.chain = [][]byte{}, []string{}
+	}
+	var signed, decoded *string // exactly one is set
+	if stored.Decoded != "" {
+		decoded = &stored.Decoded
+	} else {
+		signed = &stored.Signed
+	}
+	_, err := l.db.Exec(ctx, `WITH chains AS (`+insertChainsSQL+`)
+		INSERT INTO kept_aside_notifications (notification_uuid, reason, detail,
+			notification_type, subtype, claimed_bundle_id, claimed_app_apple_id, claimed_environment, signed_payload,
+			signed_payload_decoded, payload_chain)
+		VALUES ($3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (notification_uuid) DO UPDATE SET last_received_at = now(),
 			deliveries = kept_aside_notifications.deliveries + 1`,
-		n.UUID, n.Reason, n.Detail, n.Type, n.Subtype, n.ClaimedBundleID, n.ClaimedAppAppleID,
-		string(n.ClaimedEnvironment), n.SignedPayload)
+		chains.sha, chains.chain, n.UUID, n.Reason, n.Detail, n.Type, n.Subtype, n.ClaimedBundleID, n.ClaimedAppAppleID,
+		string(n.ClaimedEnvironment), signed, decoded, stored.ChainSHA)
 	if err != nil {
 		return fmt.Errorf("ledger: keeping aside notification %s: %w", n.UUID, err)
 	}
@@ -98,25 +113,39 @@ func (l *Ledger) KeptAsideNotifications(ctx context.Context, after string, limit
 		after = "00000000-0000-0000-0000-000000000000"
 	}
 	rows, err := l.db.Query(ctx, `SELECT notification_uuid::text, reason, detail, notification_type, subtype,
-			claimed_bundle_id, claimed_app_apple_id, claimed_environment, signed_payload
+			claimed_bundle_id, claimed_app_apple_id, claimed_environment, signed_payload, signed_payload_decoded,
+			payload_chain
 		FROM kept_aside_notifications WHERE notification_uuid > $1::uuid ORDER BY notification_uuid LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: listing kept-aside notifications: %w", err)
 	}
 	defer rows.Close()
 	var out []KeptAside
+	type form struct {
+		signed, decoded *string
+		chainSHA        []byte
+	}
+	var forms []form
 	for rows.Next() {
 		var k KeptAside
 		var env string
+		var f form
 		if err := rows.Scan(&k.UUID, &k.Reason, &k.Detail, &k.Type, &k.Subtype, &k.ClaimedBundleID,
-			&k.ClaimedAppAppleID, &env, &k.SignedPayload); err != nil {
+			&k.ClaimedAppAppleID, &env, &f.signed, &f.decoded, &f.chainSHA); err != nil {
 			return nil, fmt.Errorf("ledger: listing kept-aside notifications: %w", err)
 		}
 		k.ClaimedEnvironment = appstore.Environment(env)
 		out = append(out, k)
+		forms = append(forms, f)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("ledger: listing kept-aside notifications: %w", err)
+	}
+	rows.Close() // before rebuilding: a WithTx ledger's connection is busy until then
+	for i, f := range forms {
+		if out[i].SignedPayload, err = l.rebuildPayload(ctx, f.signed, f.decoded, f.chainSHA); err != nil {
+			return nil, fmt.Errorf("ledger: kept-aside notification %s: %w", out[i].UUID, err)
+		}
 	}
 	return out, nil
 }

@@ -64,17 +64,19 @@ func (l *Ledger) RecordNotification(ctx context.Context, n Notification) (bool, 
 // stored is left as it is (redeliveries and backfilled copies of the same
 // notification are one row). One multi-row INSERT, rather than one per
 // notification, is what lets the webhook's group commits cost the server
-// little more than their rows.
-const insertNotifications = `INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
-		signed_date, original_transaction_id, transaction_id, signed_payload, signed_payload_decoded, source,
-		send_attempts)
+// little more than their rows. Its first statement stores the certificate
+// chains the rows name ($1, $2), in the same transaction.
+const insertNotifications = `WITH chains AS (` + insertChainsSQL + `)
+	INSERT INTO notifications (notification_uuid, notification_type, subtype, environment,
+		signed_date, original_transaction_id, transaction_id, signed_payload, signed_payload_decoded, payload_chain,
+		source, send_attempts)
 	SELECT uuid, type, subtype, environment, signed_date, NULLIF(original_transaction_id, ''),
-		NULLIF(transaction_id, ''), NULLIF(signed_payload, ''), NULLIF(signed_payload_decoded, ''), source,
-		NULLIF(send_attempts, '')::jsonb
-	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
-		$9::text[], $10::text[], $11::text[])
+		NULLIF(transaction_id, ''), NULLIF(signed_payload, ''), NULLIF(signed_payload_decoded, ''), payload_chain,
+		source, NULLIF(send_attempts, '')::jsonb
+	FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[],
+		$11::text[], $12::bytea[], $13::text[], $14::text[])
 		AS v(uuid, type, subtype, environment, signed_date, original_transaction_id, transaction_id,
-			signed_payload, signed_payload_decoded, source, send_attempts)
+			signed_payload, signed_payload_decoded, payload_chain, source, send_attempts)
 	ON CONFLICT (notification_uuid) DO NOTHING
 	RETURNING notification_uuid::text`
 
@@ -95,7 +97,9 @@ func (l *Ledger) RecordNotifications(ctx context.Context, ns []Notification) ([]
 	var cols struct {
 		uuid, typ, subtype, env, otid, tid, signed, decoded, source, attempts []string
 		signedDate                                                            []int64
+		chain                                                                 [][]byte
 	}
+	var chains chainSet
 	first := make(map[string]int, len(ns)) // lower-case UUID → index in ns of its first occurrence
 	for i, n := range ns {
 		if !isUUID(n.UUID) {
@@ -125,10 +129,8 @@ func (l *Ledger) RecordNotifications(ctx context.Context, ns []Notification) ([]
 			}
 			attempts = string(raw)
 		}
-		signed, decoded := n.SignedPayload, ""
-		if d, ok := decodeSignedPayload(n.SignedPayload); ok {
-			signed, decoded = "", d
-		}
+		stored := encodePayload(n.SignedPayload)
+		chains.add(stored.ChainSHA, stored.Chain)
 		cols.uuid = append(cols.uuid, n.UUID)
 		cols.typ = append(cols.typ, n.Type)
 		cols.subtype = append(cols.subtype, n.Subtype)
@@ -136,13 +138,17 @@ func (l *Ledger) RecordNotifications(ctx context.Context, ns []Notification) ([]
 		cols.signedDate = append(cols.signedDate, int64(n.SignedDate))
 		cols.otid = append(cols.otid, n.OriginalTransactionID)
 		cols.tid = append(cols.tid, n.TransactionID)
-		cols.signed = append(cols.signed, signed)
-		cols.decoded = append(cols.decoded, decoded)
+		cols.signed = append(cols.signed, stored.Signed)
+		cols.decoded = append(cols.decoded, stored.Decoded)
+		cols.chain = append(cols.chain, stored.ChainSHA)
 		cols.source = append(cols.source, n.Source)
 		cols.attempts = append(cols.attempts, attempts)
 	}
-	rows, err := l.db.Query(ctx, insertNotifications, cols.uuid, cols.typ, cols.subtype, cols.env, cols.signedDate,
-		cols.otid, cols.tid, cols.signed, cols.decoded, cols.source, cols.attempts)
+	if chains.sha == nil {
+		chains.sha, chains.chain = [][]byte{}, []string{} // an empty array, not NULL
+	}
+	rows, err := l.db.Query(ctx, insertNotifications, chains.sha, chains.chain, cols.uuid, cols.typ, cols.subtype, cols.env, cols.signedDate,
+		cols.otid, cols.tid, cols.signed, cols.decoded, cols.chain, cols.source, cols.attempts)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: storing %d notifications: %w", len(cols.uuid), err)
 	}
@@ -189,13 +195,14 @@ func (l *Ledger) NotificationByUUID(ctx context.Context, uuid string) (*StoredNo
 	var env string
 	var attempts []byte
 	var signed, decoded *string
+	var chainSHA []byte
 	err := l.db.QueryRow(ctx, `SELECT notification_uuid::text, notification_type, subtype, environment, signed_date,
 			COALESCE(original_transaction_id, ''), COALESCE(transaction_id, ''), signed_payload,
-			signed_payload_decoded, source,
+			signed_payload_decoded, payload_chain, source,
 			send_attempts, received_at, processed_at, COALESCE(process_error, '')
 		FROM notifications WHERE notification_uuid = $1`, uuid).
 		Scan(&n.UUID, &n.Type, &n.Subtype, &env, &n.SignedDate, &n.OriginalTransactionID, &n.TransactionID,
-			&signed, &decoded, &n.Source, &attempts, &n.ReceivedAt, &n.ProcessedAt, &n.ProcessError)
+			&signed, &decoded, &chainSHA, &n.Source, &attempts, &n.ReceivedAt, &n.ProcessedAt, &n.ProcessError)
 	if err != nil {
 		if isNoRows(err) {
 			return nil, ErrNotFound
@@ -203,13 +210,8 @@ func (l *Ledger) NotificationByUUID(ctx context.Context, uuid string) (*StoredNo
 		return nil, err
 	}
 	n.Environment = appstore.Environment(env)
-	switch {
-	case signed != nil:
-		n.SignedPayload = *signed
-	case decoded != nil:
-		if n.SignedPayload, err = encodeSignedPayload(*decoded); err != nil {
-			return nil, fmt.Errorf("notification %s: %w", uuid, err)
-		}
+	if n.SignedPayload, err = l.rebuildPayload(ctx, signed, decoded, chainSHA); err != nil {
+		return nil, fmt.Errorf("notification %s: %w", uuid, err)
 	}
 	if attempts != nil {
 		if err := json.Unmarshal(attempts, &n.SendAttempts); err != nil {

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -236,27 +235,6 @@ func waitIdle(t *testing.T, ctx context.Context, pool *pgxpool.Pool) {
 		}
 	}
 	t.Fatal("jobs still pending 3 minutes after the chaos stopped")
-}
-
-func waitHTTP(t *testing.T, port int) {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("serve did not listen on %d", port)
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 type lockedWriter struct {

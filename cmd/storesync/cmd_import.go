@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/storesync/storesync/jobs"
@@ -311,22 +310,6 @@ func (p *liveLine) clear() {
 	}
 }
 
-// withCommas formats n with thousands separators: 1,000,000.
-func withCommas(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	if neg {
-		s = s[1:]
-	}
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+// withCommas formats n with thousands separators (1,000,000), as the ops
+// console does.
+func withCommas(n int64) string { return jobs.Commas(n) }

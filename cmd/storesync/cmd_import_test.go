@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 
 // simCLIEnv is the environment of a storesync pointed at sim and at a
 // fresh migrated database.
-func simCLIEnv(t *testing.T, simulator *sim.Simulator) map[string]string {
+func simCLIEnv(t testing.TB, simulator *sim.Simulator) map[string]string {
 	t.Helper()
 	if _, err := simulator.WriteFiles(t.TempDir()); err != nil {
 		t.Fatal(err)

@@ -104,6 +104,13 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	deps.Settings.Reconcile = reconcileSettings(cfg) // the nightly run's cap and cycle
 	deps.Settings.Delivery.DeadAfter = cfg.EventDeadAfter
+	// One governor for this process's webhook and its workers: processing
+	// yields while webhooks pour in (STORESYNC_INGEST_*).
+	if deps.Ingest, err = jobs.NewIngestGovernor(jobs.IngestGovernorOptions{
+		BusyRate: cfg.IngestBusyRate, YieldWorkers: cfg.IngestYieldWorkers,
+	}); err != nil {
+		return err
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -133,6 +140,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		_ = ln.Close()
 		return fmt.Errorf("building the ops console: %w", err)
 	}
+	// The webhook's answer counts go to the ledger, for status and the console.
+	deps.WebhookLog = jobs.NewWebhookLog(deps.Ledger, nil)
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	logDone := make(chan struct{})
+	go func() { defer close(logDone); deps.WebhookLog.Run(logCtx, 5*time.Second) }()
+	defer func() { stopLog(); <-logDone }()
 	srv := &http.Server{
 		Handler:           console.Wrap(httpapi.NewHandler(deps, client, httpapi.Options{AdminToken: cfg.AdminToken, APITokens: cfg.APITokens, IngestConcurrency: committers})),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -145,6 +158,13 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("starting the workers: %w", err)
+	}
+	// A compaction pass interrupted by a stop (or left by the upgrade to
+	// migration 011) resumes by itself.
+	if job, err := jobs.EnqueueCompaction(ctx, client, deps.Ledger, false); err != nil {
+		fmt.Fprintf(c.stderr, "certificate compaction not resumed: %v (`storesync compact` resumes it)\n", err)
+	} else if job != nil {
+		fmt.Fprintf(c.stdout, "certificate compaction unfinished: resuming it (job %d)\n", job.ID)
 	}
 	fmt.Fprintf(c.stdout, "storesync serving on http://%s (%s, Apple API at %s, %d bulk workers)\n",
 		ln.Addr(), cfg.Environment, appleTarget(cfg), *bulk)

@@ -77,7 +77,7 @@ func startServe(t *testing.T, env map[string]string, args ...string) *syncBuffer
 	return out
 }
 
-func openTestPool(t *testing.T, url string) *pgxpool.Pool {
+func openTestPool(t testing.TB, url string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
@@ -167,7 +167,7 @@ func TestServeKilledMidMigrationResumes(t *testing.T) {
 
 // startServeProcess starts this test binary as `storesync serve` in a
 // process of its own, stopped (SIGKILL) when the test ends.
-func startServeProcess(t *testing.T, env map[string]string, args ...string) *exec.Cmd {
+func startServeProcess(t testing.TB, env map[string]string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "STORESYNC_EXEC_MAIN=1")

@@ -12,8 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/ledger"
-	"github.com/storesync/storesync/ledger/budget"
 )
 
 // statusCommand is `storesync status`; main.go lists it in commands.
@@ -24,10 +24,13 @@ func statusCommand() *command {
 		usage: `storesync status [--runs N]
 
 Prints, from the database, one section per concern: the job queue by kind
-and state, the latest import runs (done, failed, pending rows), the Apple
-rate budget used per endpoint over the last minute and hour (with 429s),
-and whatever other sections are registered (backfill windows,
-reconciliation runs, notifications kept aside as another app's).
+and state, the latest import runs (done, failed, pending rows, rate, ETA),
+the Apple rate budget used per endpoint over the last minute and hour
+(with 429s), the webhook's answers (rate, refusals, answer time, from
+every serve), backfill watermarks and windows, reconciliation runs with
+drift by class, notifications kept aside as another app's, and event
+delivery (dead-lettered events). The ops console's overview shows the
+same numbers: both read jobs.ReadStatus.
 
   --runs N   how many import runs to list (default 5)`,
 		run: runStatus,
@@ -52,10 +55,12 @@ func statusSections() []statusSection {
 		{Order: 10, Title: "Job queue", Write: writeQueueStatus},
 		{Order: 20, Title: "Imports", Write: writeImportStatus},
 		{Order: 30, Title: "Apple rate budget", Write: writeBudgetStatus},
+		{Order: 35, Title: "Webhook", Write: writeWebhookStatus},
 		{Order: 40, Title: "Notification backfill", Write: writeBackfillStatus},
 		{Order: 50, Title: "Reconciliation", Write: writeReconcileStatus},
 		{Order: 60, Title: "Kept-aside notifications", Write: writeKeptAsideStatus},
 		{Order: 70, Title: "Event delivery", Write: writeDeliveryStatus},
+		{Order: 80, Title: "Certificate compaction", Write: writeCompactionStatus},
 	}
 }
 
@@ -65,6 +70,9 @@ type statusContext struct {
 	Ledger *ledger.Ledger
 	// Runs is --runs: how many recent runs a section of runs lists.
 	Runs int
+	// Status is the status read once by jobs.ReadStatus, the one source
+	// of this command's numbers and of the ops console's overview.
+	Status *jobs.Status
 }
 
 func runStatus(ctx context.Context, c *cli, args []string) error {
@@ -85,7 +93,8 @@ func runStatus(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer s.Close()
-	sc := &statusContext{Pool: s.pool, Ledger: s.ledger, Runs: *runs}
+	st, _ := jobs.ReadStatus(ctx, s.ledger, jobs.StatusOptions{Runs: *runs}) // errors are per section
+	sc := &statusContext{Pool: s.pool, Ledger: s.ledger, Runs: *runs, Status: st}
 	sections := statusSections()
 	if failed := writeStatus(ctx, sc, c.stdout, sections); failed == len(sections) && failed > 0 {
 		return fmt.Errorf("no section of the status could be read")
@@ -113,73 +122,59 @@ func writeStatus(ctx context.Context, sc *statusContext, w io.Writer, sections [
 	return failed
 }
 
-// riverStates are River's job states in lifecycle order.
-var riverStates = []string{"available", "scheduled", "pending", "running", "retryable", "completed", "cancelled", "discarded"}
-
-func writeQueueStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	rows, err := s.Ledger.QueueCounts(ctx)
-	if err != nil {
-		return err
+func writeQueueStatus(_ context.Context, s *statusContext, w io.Writer) error {
+	if s.Status.QueueErr != nil {
+		return s.Status.QueueErr
 	}
-	type key struct{ kind, queue string }
-	counts := map[key]map[string]int64{}
-	var keys []key
-	for _, r := range rows {
-		k := key{r.Kind, r.Queue}
-		if counts[k] == nil {
-			counts[k] = map[string]int64{}
-			keys = append(keys, k)
-		}
-		counts[k][r.State] = r.Jobs
-	}
-	if len(keys) == 0 {
+	rows := s.Status.QueueRows()
+	if len(rows) == 0 {
 		fmt.Fprintln(w, "no jobs")
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "kind\tqueue\t%s\t\n", strings.Join(riverStates, "\t"))
-	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t", k.kind, k.queue)
-		for _, st := range riverStates {
-			fmt.Fprintf(tw, "%s\t", withCommas(counts[k][st]))
+	fmt.Fprintf(tw, "kind\tqueue\t%s\t\n", strings.Join(jobs.RiverStates, "\t"))
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t", r.Kind, r.Queue)
+		for _, n := range r.Counts {
+			fmt.Fprintf(tw, "%s\t", withCommas(n))
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
 
-func writeImportStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	runs, err := s.Ledger.ImportRuns(ctx, s.Runs)
-	if err != nil {
-		return err
+func writeImportStatus(_ context.Context, s *statusContext, w io.Writer) error {
+	if s.Status.ImportsErr != nil {
+		return s.Status.ImportsErr
 	}
-	if len(runs) == 0 {
+	if len(s.Status.Imports) == 0 {
 		fmt.Fprintln(w, "no import runs")
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tsource\tstarted\trows\tdone\tfailed\tpending\trejected\tduplicates\tstate")
-	for _, r := range runs {
-		state := "migrating"
-		switch {
-		case r.FinishedAt == nil:
-			state = "file not read completely"
-		case r.Progress.Pending == 0:
-			state = "finished"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Source,
+	fmt.Fprintln(tw, "run\tsource\tstarted\trows\tdone\tfailed\tpending\trejected\tduplicates\tprogress\trate\tETA\tstate")
+	for _, r := range s.Status.Imports {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\n", r.ID, r.Source,
 			r.StartedAt.UTC().Format(time.RFC3339), withCommas(r.Counts.Rows), withCommas(r.Progress.Done),
 			withCommas(r.Progress.Failed), withCommas(r.Progress.Pending), withCommas(r.Counts.Rejected),
-			withCommas(r.Counts.Duplicates), state)
+			withCommas(r.Counts.Duplicates), r.Percent, dash(r.RateText()), dash(r.ETAText()), r.State)
 	}
 	return tw.Flush()
 }
 
-func writeBudgetStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	use, err := budget.Usage(ctx, s.Pool)
-	if err != nil {
-		return err
+// dash shows an empty cell as "-", so columns stay aligned and readable.
+func dash(s string) string {
+	if s == "" {
+		return "-"
 	}
+	return s
+}
+
+func writeBudgetStatus(_ context.Context, s *statusContext, w io.Writer) error {
+	if s.Status.BudgetErr != nil {
+		return s.Status.BudgetErr
+	}
+	use := s.Status.Budget
 	if len(use) == 0 {
 		fmt.Fprintln(w, "no calls to Apple in the last hour")
 		return nil

@@ -46,6 +46,7 @@ func commands() []*command {
 		importCommand(),
 		migrateCommand(),
 		reconcileCommand(),
+		compactCommand(),
 		resubmitCommand(),
 		resyncCommand(),
 		serveCommand(),

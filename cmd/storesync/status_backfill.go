@@ -4,34 +4,21 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"text/tabwriter"
 	"time"
-
-	"github.com/storesync/storesync/appstore"
 )
 
 // writeBackfillStatus prints each environment's watermark (every
 // notification Apple sent before it is in the ledger), then the latest
 // windows.
-func writeBackfillStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	marks, err := s.Ledger.BackfillWatermarks(ctx)
-	if err != nil {
-		return err
+func writeBackfillStatus(_ context.Context, s *statusContext, w io.Writer) error {
+	if s.Status.BackfillErr != nil {
+		return s.Status.BackfillErr
 	}
-	envs := make([]string, 0, len(marks))
-	for env := range marks {
-		envs = append(envs, string(env))
+	for _, wm := range s.Status.Watermarks {
+		fmt.Fprintf(w, "%s: complete up to %s (%s ago)\n", wm.Environment, wm.At.Format(time.RFC3339), wm.Ago)
 	}
-	sort.Strings(envs)
-	for _, env := range envs {
-		wm := marks[appstore.Environment(env)]
-		fmt.Fprintf(w, "%s: complete up to %s (%s ago)\n", env, wm.Format(time.RFC3339), time.Since(wm).Round(time.Minute))
-	}
-	windows, err := s.Ledger.RecentBackfillWindows(ctx, s.Runs)
-	if err != nil {
-		return err
-	}
+	windows, marks := s.Status.BackfillWindows, s.Status.Watermarks
 	if len(windows) == 0 {
 		fmt.Fprintln(w, "no backfill windows yet")
 		return nil

@@ -10,11 +10,11 @@ import (
 
 // writeDeliveryStatus prints each webhook endpoint's backlog: pending and
 // dead-lettered events (redeliver with `storesync events redeliver`).
-func writeDeliveryStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	stats, err := s.Ledger.DeliveryStatus(ctx)
-	if err != nil {
-		return err
+func writeDeliveryStatus(_ context.Context, s *statusContext, w io.Writer) error {
+	if s.Status.DeliveryErr != nil {
+		return s.Status.DeliveryErr
 	}
+	stats := s.Status.Delivery
 	if len(stats) == 0 {
 		fmt.Fprintln(w, "no endpoints (storesync endpoints add URL)")
 		return nil

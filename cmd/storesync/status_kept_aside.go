@@ -13,11 +13,11 @@ import (
 // by reason, with what the latest one claimed: a misconfigured
 // APPSTORE_BUNDLE_ID or notification URL shows here rather than as
 // silently missing notifications.
-func writeKeptAsideStatus(ctx context.Context, s *statusContext, w io.Writer) error {
-	reasons, err := s.Ledger.KeptAsideSummary(ctx)
-	if err != nil {
-		return err
+func writeKeptAsideStatus(_ context.Context, s *statusContext, w io.Writer) error {
+	if s.Status.KeptAsideErr != nil {
+		return s.Status.KeptAsideErr
 	}
+	reasons := s.Status.KeptAside
 	if len(reasons) == 0 {
 		fmt.Fprintln(w, "no notifications kept aside")
 		return nil

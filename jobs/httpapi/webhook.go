@@ -92,10 +92,13 @@ const webhookReadTimeout = 10 * time.Second
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	h.deps.Ingest.Arrived(1) // processing yields while requests pour in
 	// Not every ResponseWriter supports deadlines (recorders): best effort.
 	_ = http.NewResponseController(w).SetReadDeadline(start.Add(webhookReadTimeout))
 	outcome, status := h.handle(r)
-	h.deps.Metrics.WebhookAnswer(outcome, time.Since(start))
+	took := time.Since(start)
+	h.deps.Metrics.WebhookAnswer(outcome, took)
+	h.deps.WebhookLog.Record(status != http.StatusOK, took)
 	if status == http.StatusOK {
 		w.WriteHeader(http.StatusOK)
 		return

@@ -338,9 +338,90 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("forged posts enqueued %d re-syncs", after-before)
 	}
 
-	// Logging out ends the session.
+	// Search by the order id on the customer's receipt (Apple's Look Up
+	// Order ID, through the shared budget), chosen in the form.
+	order := simOrders(t, e)[otid]
+	step(t, ctx, "search by order id", chromedp.Navigate(e.url+"/ops/customer"), chromedp.SendKeys(chromedp.CSS("#q"), order),
+		chromedp.SetValue(chromedp.CSS("#by"), "orderId"), chromedp.Click(chromedp.CSS("#search")),
+		chromedp.WaitVisible(chromedp.CSS(`section.sub[data-otid="`+otid+`"]`)))
+	if r := text(t, ctx, "#resolved"); !strings.Contains(r, "order id") {
+		t.Fatalf("order %s searched, the page says %q", order, r)
+	}
+	shoot(t, ctx, shots, "customer-by-order-id")
+	t.Logf("%s: order id search seen", time.Since(start).Round(time.Millisecond))
+
+	// Forged posts made by the browser itself, from pages of other origins
+	// auto-submitting a re-sync form while the operator is logged in.
+	crossSite, sameSite := forgingPages(t, e.url)
+	before = resyncJobs(t, e)
+	// Another site (localhost is not 127.0.0.1's site): SameSite=Strict
+	// keeps the session cookie home, so the console sees no login.
+	if got := forgedSubmit(t, ctx, crossSite, e.url); !strings.Contains(got, "login required") {
+		t.Errorf("a cross-site form post was answered:\n%s", got)
+	}
+	shoot(t, ctx, shots, "refused-cross-site")
+	// Same site, other origin (another port): the browser sends the cookie,
+	// and the missing CSRF token refuses it.
+	if got := forgedSubmit(t, ctx, sameSite, e.url); !strings.Contains(got, "CSRF") {
+		t.Errorf("a same-site, cross-origin form post was answered:\n%s", got)
+	}
+	shoot(t, ctx, shots, "refused-cross-origin")
+	if after := resyncJobs(t, e); after != before {
+		t.Errorf("forged browser posts enqueued %d re-syncs", after-before)
+	}
+
+	// Logging out ends the session: pages go to the login, and the
+	// console's own forms and River UI's API are refused.
 	step(t, ctx, "log out", chromedp.Navigate(e.url+"/ops/"), chromedp.Click(chromedp.CSS("form.logout button")), chromedp.WaitVisible(chromedp.CSS("#token")))
 	step(t, ctx, "overview after logout", chromedp.Navigate(e.url+"/ops/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	step(t, ctx, "customer after logout", chromedp.Navigate(e.url+"/ops/customer?q=cust-3"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	shoot(t, ctx, shots, "logged-out")
+	actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	answers, err := chromedp.Run(actx, chromedp.Evaluate[[]int64](`Promise.all([
+			fetch("/ops/resync", {method: "POST", body: new URLSearchParams({customerId: "cust-3", csrf: "stale-token"})}),
+			fetch("/riverui/api/jobs?state=running"),
+		]).then(rs => rs.map(r => r.status))`, chromedp.EvalAwaitPromise))
+	cancel()
+	if err != nil {
+		t.Fatalf("posting after logout: %v", err)
+	}
+	if len(answers) != 2 || answers[0] != http.StatusUnauthorized || answers[1] != http.StatusUnauthorized {
+		t.Errorf("logged out, the browser's re-sync post and River UI API call answered %v, want [401 401]", answers)
+	}
+	if after := resyncJobs(t, e); after != before {
+		t.Errorf("a logged-out browser enqueued %d re-syncs", after-before)
+	}
+}
+
+// forgingPages serves a page that auto-submits a re-sync form to the
+// console at consoleURL (http://127.0.0.1:PORT), and returns its address
+// on another site (http://localhost:…) and on the console's site but
+// another origin (http://127.0.0.1:…, another port).
+func forgingPages(t *testing.T, consoleURL string) (crossSite, sameSite string) {
+	t.Helper()
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>win a prize</title>
+<form id="f" method="post" action="%s/ops/resync"><input type="hidden" name="customerId" value="cust-3"></form>
+<script>document.getElementById("f").submit()</script>`, consoleURL)
+	}))
+	t.Cleanup(evil.Close)
+	return strings.Replace(evil.URL, "127.0.0.1", "localhost", 1) + "/prize", evil.URL + "/prize"
+}
+
+// forgedSubmit opens a forging page and returns the text the console
+// answered its post with, once the browser has followed the form there.
+func forgedSubmit(t *testing.T, ctx context.Context, page, consoleURL string) string {
+	t.Helper()
+	step(t, ctx, "open "+page, chromedp.Navigate(page))
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.HasPrefix(location(t, ctx), consoleURL+"/ops/resync") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forging page %s never posted to the console (at %s)", page, location(t, ctx))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return text(t, ctx, "body")
 }
 
 func waitImported(t testing.TB, e *consoleEnv) {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/storesync/storesync/jobs"
 )
 
 var pageNames = []string{"login", "overview", "customer", "resync"}
@@ -23,7 +25,15 @@ func parsePages() (map[string]*template.Template, error) {
 			}
 			return t.UTC().Format("2006-01-02 15:04:05 UTC")
 		},
-		"pct": func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
+		"pct":     func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + "%" },
+		"latency": jobs.LatencyText,
+		"persec":  jobs.RateText,
+		"orDash": func(s string) string {
+			if s == "" {
+				return "—"
+			}
+			return s
+		},
 	}
 	out := map[string]*template.Template{}
 	for _, name := range pageNames {
@@ -51,7 +61,8 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, data ma
 	_, _ = w.Write(buf.Bytes())
 }
 
-// commas formats 1234567 as 1,234,567, as `storesync status` does.
+// commas formats 1234567 as 1,234,567, as `storesync status` does
+// (jobs.Commas); other values as fmt.Sprint.
 func commas(v any) string {
 	var n int64
 	switch x := v.(type) {
@@ -62,20 +73,5 @@ func commas(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	var b []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b = append(b, ',')
-		}
-		b = append(b, s[i])
-	}
-	if neg {
-		return "-" + string(b)
-	}
-	return string(b)
+	return jobs.Commas(n)
 }

@@ -1,0 +1,183 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Certificates once (migration 011). Every JWS Apple signs carries its x5c
+// certificate chain in the protected header, about 4 KB of base64 that is
+// the same for every transaction, renewal info and notification signed with
+// one leaf certificate. The ledger keeps each distinct chain once in
+// certificate_chains, keyed by the SHA-256 of its exact text, and stores
+// each JWS compact: the header with the chain's array text cut out,
+// re-encoded, plus the chain's hash.
+//
+// The cut is textual, never a JSON re-serialisation, so rebuilding gives
+// back the bytes Apple signed (the signature covers the header segment as
+// sent). CompactJWS only answers ok when that holds for its input; anything
+// else is stored as it came.
+
+// CompactJWS returns jws without its x5c certificate chain: compact is
+// "H.payload.signature" where H is the base64url (no padding) of the
+// header's JSON bytes with the chain's array text (from '[' to ']', after
+// the first `"x5c"` key and its ':') cut out; chain is that array text,
+// chainSHA its SHA-256 (32 bytes), the key of certificate_chains. Rebuild
+// with RebuildJWS(compact, chain).
+//
+// ok is false, and nothing else is returned, whenever RebuildJWS would not
+// give back jws byte for byte or the chain is not plain ASCII JSON: not
+// three dot-separated segments, a header segment that is not canonical
+// unpadded base64url, a header without an `"x5c": [...]` array or whose
+// rest is not ASCII, or any other non-canonical input. Callers then store
+// jws as it came. It never panics; it allocates about len(jws) bytes.
+//
+// It is the one encoder of the stored form: the ledger's writes, the online
+// compaction and bulk loaders (COPY) all call it, so every writer stores
+// the same bytes for the same JWS.
+func CompactJWS(jws string) (compact string, chainSHA []byte, chain string, ok bool) {
+	dot1 := strings.IndexByte(jws, '.')
+	if dot1 < 0 {
+		return "", nil, "", false
+	}
+	rest := jws[dot1+1:]
+	dot2 := strings.IndexByte(rest, '.')
+	if dot2 < 0 || strings.IndexByte(rest[dot2+1:], '.') >= 0 {
+		return "", nil, "", false
+	}
+	header, ok := decodeCanonical(jws[:dot1])
+	if !ok {
+		return "", nil, "", false
+	}
+	at, ok := x5cValueAt(header)
+	if !ok || at >= len(header) || header[at] != '[' {
+		return "", nil, "", false
+	}
+	end, ok := jsonArrayEnd(header, at)
+	if !ok {
+		return "", nil, "", false
+	}
+	chain = string(header[at:end])
+	cut := make([]byte, 0, len(header)-len(chain))
+	cut = append(append(cut, header[:at]...), header[end:]...)
+	// ASCII keeps the SQL rebuild (storesync_jws) and the text column
+	// independent of encodings; json.Valid keeps non-chains out of
+	// certificate_chains.
+	if !isPlainASCII(cut) || !isPlainASCII([]byte(chain)) || !json.Valid([]byte(chain)) {
+		return "", nil, "", false
+	}
+	compact = base64.RawURLEncoding.EncodeToString(cut) + jws[dot1:]
+	if back, err := RebuildJWS(compact, chain); err != nil || back != jws {
+		return "", nil, "", false
+	}
+	sum := sha256.Sum256([]byte(chain))
+	return compact, sum[:], chain, true
+}
+
+// RebuildJWS returns the JWS that CompactJWS compacted into compact, given
+// its chain (the certificate_chains text whose hash the row stores): the
+// chain is spliced back after the first `"x5c":` of the decoded header and
+// the header re-encoded with unpadded base64url. An error says what is
+// wrong with compact: not a JWS, a header that is not base64url, or one
+// with no chain left out (it already holds an array, or has no x5c key).
+func RebuildJWS(compact, chain string) (string, error) {
+	dot := strings.IndexByte(compact, '.')
+	if dot < 0 {
+		return "", errors.New("ledger: compact JWS has no '.': want header.payload.signature")
+	}
+	header, err := base64.RawURLEncoding.DecodeString(compact[:dot])
+	if err != nil {
+		return "", fmt.Errorf("ledger: compact JWS header is not unpadded base64url: %w", err)
+	}
+	at, ok := x5cValueAt(header)
+	if !ok || (at < len(header) && header[at] == '[') {
+		return "", errors.New(`ledger: compact JWS header has no "x5c": whose chain was left out`)
+	}
+	full := make([]byte, 0, len(header)+len(chain))
+	full = append(append(append(full, header[:at]...), chain...), header[at:]...)
+	out := make([]byte, 0, base64.RawURLEncoding.EncodedLen(len(full))+len(compact)-dot)
+	out = base64.RawURLEncoding.AppendEncode(out, full)
+	return string(append(out, compact[dot:]...)), nil
+}
+
+// isCompactJWS reports whether s looks like a CompactJWS result: a
+// base64url header whose first "x5c" key is followed by no array. The
+// nested JWS of a notification are rebuilt only when they do.
+func isCompactJWS(s string) bool {
+	dot := strings.IndexByte(s, '.')
+	if dot < 0 {
+		return false
+	}
+	header, err := base64.RawURLEncoding.DecodeString(s[:dot])
+	if err != nil {
+		return false
+	}
+	at, ok := x5cValueAt(header)
+	return ok && (at >= len(header) || header[at] != '[')
+}
+
+// decodeCanonical decodes a base64url segment, refusing every input that
+// RawURLEncoding would not give back as is (padding, line breaks,
+// non-zero trailing bits).
+func decodeCanonical(seg string) ([]byte, bool) {
+	b, err := strictBase64URL.DecodeString(seg)
+	if err != nil || base64.RawURLEncoding.EncodedLen(len(b)) != len(seg) {
+		return nil, false
+	}
+	return b, true
+}
+
+// x5cValueAt returns the index just after `"x5c"`, JSON whitespace, ':'
+// and JSON whitespace, at the first occurrence of `"x5c"` in header; false
+// when there is none or no ':' follows it. Compaction and rebuild both use
+// the first occurrence, so they agree whatever else the header holds.
+func x5cValueAt(header []byte) (int, bool) {
+	i := bytes.Index(header, x5cKey)
+	if i < 0 {
+		return 0, false
+	}
+	i += len(x5cKey)
+	i = skipJSONSpace(header, i)
+	if i >= len(header) || header[i] != ':' {
+		return 0, false
+	}
+	return skipJSONSpace(header, i+1), true
+}
+
+func skipJSONSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// jsonArrayEnd returns the index after the ']' closing the array opening at
+// b[start], skipping strings (with their escapes) and nested arrays; false
+// when it is not closed.
+func jsonArrayEnd(b []byte, start int) (int, bool) {
+	depth := 0
+	for i := start; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '[':
+			depth++
+		case ']':
+			if depth--; depth == 0 {
+				return i + 1, true
+			}
+		}
+	}
+	return 0, false
+}
+
+var x5cKey = []byte(`"x5c"`)
