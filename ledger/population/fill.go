@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/storesync/storesync/ledger"
 )
 
 // Result counts what Fill wrote and how long it took.
@@ -59,6 +61,11 @@ func Fill(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error
 		return nil, fmt.Errorf("population: recording the import run: %w", err)
 	}
 	res.ImportRun = b.importRun
+	// The CA's chain, stored before the chunks: inserted by each, the key
+	// would make every chunk wait for the previous one's commit.
+	if b.knownChain, err = storeChain(ctx, pool, o); err != nil {
+		return nil, err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -90,7 +97,7 @@ func Fill(ctx context.Context, pool *pgxpool.Pool, opts Options) (*Result, error
 						return
 					}
 				}
-				if err := copyChunk(ctx, pool, c); err != nil {
+				if err := copyChunk(ctx, pool, b, c); err != nil {
 					fail(err)
 					return
 				}
@@ -130,12 +137,23 @@ feed:
 }
 
 // copyChunk copies c's rows, table by table, in one transaction.
-func copyChunk(ctx context.Context, pool *pgxpool.Pool, c *chunk) error {
+func copyChunk(ctx context.Context, pool *pgxpool.Pool, b *builder, c *chunk) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		// A generated ledger is rebuilt, not recovered: no need to wait
 		// for each chunk's WAL flush.
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			return err
+		}
+		// The rows' chains, in their transaction (as every ledger writer
+		// stores them; there is no foreign key to wait for).
+		for sha, chain := range c.chains {
+			if sha == b.knownChain {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO certificate_chains (sha256, chain) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+				[]byte(sha), chain); err != nil {
+				return fmt.Errorf("population: storing a certificate chain: %w", err)
+			}
 		}
 		for _, t := range tables {
 			rows := c.rows[t]
@@ -148,4 +166,21 @@ func copyChunk(ctx context.Context, pool *pgxpool.Pool, c *chunk) error {
 		}
 		return nil
 	})
+}
+
+// storeChain stores the certificate chain of o.CA's signatures and returns
+// its SHA-256 (as a string key; "" when the ledger keeps JWS whole).
+func storeChain(ctx context.Context, pool *pgxpool.Pool, o Options) (string, error) {
+	sample, err := o.CA.SignJSON([]byte(`{}`))
+	if err != nil {
+		return "", fmt.Errorf("population: signing with Options.CA: %w", err)
+	}
+	_, sha, chain, ok := ledger.CompactJWS(sample)
+	if !ok {
+		return "", nil
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO certificate_chains (sha256, chain) VALUES ($1, $2) ON CONFLICT DO NOTHING`, sha, chain); err != nil {
+		return "", fmt.Errorf("population: storing the certificate chain: %w", err)
+	}
+	return string(sha), nil
 }

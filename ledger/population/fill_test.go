@@ -82,50 +82,65 @@ func TestFillIsConsistentWithTheLedger(t *testing.T) {
 
 	// Re-apply every subscription's facts: nothing moves.
 	l := ledger.New(pool).WithEntitlements(grants{})
-	rows, err := pool.Query(ctx, `SELECT t.original_transaction_id, t.environment, t.transaction_id, t.expires_date, t.jws
-		FROM transactions t ORDER BY t.original_transaction_id, t.purchase_date`)
+	// Rows are stored compact (certificate chains once), as the ledger's
+	// own writes store them, and rebuild through the ledger byte for byte.
+	var whole int64
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM transactions WHERE jws_chain IS NULL)
+			+ (SELECT count(*) FROM renewal_infos WHERE jws_chain IS NULL)
+			+ (SELECT count(*) FROM notifications WHERE payload_chain IS NULL)`).Scan(&whole); err != nil {
+		t.Fatal(err)
+	}
+	if whole != 0 {
+		t.Fatalf("%d rows keep their certificate chain inline", whole)
+	}
+	subRows, err := pool.Query(ctx, `SELECT original_transaction_id, environment FROM subscriptions`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	facts := map[string]*ledger.Facts{}
-	for rows.Next() {
-		var otid, env, txid, jws string
-		var expires time.Time
-		if err := rows.Scan(&otid, &env, &txid, &expires, &jws); err != nil {
+	envOf := map[string]string{}
+	for subRows.Next() {
+		var otid, env string
+		if err := subRows.Scan(&otid, &env); err != nil {
 			t.Fatal(err)
 		}
-		p, err := verifierFor(env).VerifyTransaction(jws)
+		envOf[otid] = env
+	}
+	if subRows.Err() != nil {
+		t.Fatal(subRows.Err())
+	}
+	facts := map[string]*ledger.Facts{}
+	for otid, env := range envOf {
+		f := &ledger.Facts{}
+		facts[otid] = f
+		jwss, err := l.SubscriptionTransactionJWS(ctx, otid)
 		if err != nil {
-			t.Fatalf("transaction %s: %v", txid, err)
+			t.Fatal(err)
 		}
-		if p.TransactionID != txid || p.OriginalTransactionID != otid || !p.ExpiresDate.Time().Equal(expires) {
-			t.Fatalf("transaction %s: payload %+v disagrees with its row (%s, %s)", txid, p, otid, expires)
+		for _, jws := range jwss {
+			p, err := verifierFor(env).VerifyTransaction(jws)
+			if err != nil {
+				t.Fatalf("a transaction of %s: %v", otid, err)
+			}
+			var rowOTID string
+			var expires time.Time
+			if err := pool.QueryRow(ctx, `SELECT original_transaction_id, expires_date FROM transactions WHERE transaction_id = $1`,
+				p.TransactionID).Scan(&rowOTID, &expires); err != nil {
+				t.Fatal(err)
+			}
+			if rowOTID != otid || p.OriginalTransactionID != otid || !p.ExpiresDate.Time().Equal(expires) {
+				t.Fatalf("transaction %s: payload %+v disagrees with its row (%s, %s)", p.TransactionID, p, rowOTID, expires)
+			}
+			f.Transactions = append(f.Transactions, ledger.SignedTransaction{Payload: p, JWS: jws})
 		}
-		if facts[otid] == nil {
-			facts[otid] = &ledger.Facts{}
-		}
-		facts[otid].Transactions = append(facts[otid].Transactions, ledger.SignedTransaction{Payload: p, JWS: jws})
-	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
-	}
-	rows, err = pool.Query(ctx, `SELECT original_transaction_id, environment, jws FROM renewal_infos`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var otid, env, jws string
-		if err := rows.Scan(&otid, &env, &jws); err != nil {
+		jws, err := l.RenewalInfoJWS(ctx, otid)
+		if err != nil {
 			t.Fatal(err)
 		}
 		p, err := verifierFor(env).VerifyRenewalInfo(jws)
 		if err != nil {
 			t.Fatalf("renewal info of %s: %v", otid, err)
 		}
-		facts[otid].RenewalInfos = append(facts[otid].RenewalInfos, ledger.SignedRenewalInfo{Payload: p, JWS: jws})
-	}
-	if rows.Err() != nil {
-		t.Fatal(rows.Err())
+		f.RenewalInfos = append(f.RenewalInfos, ledger.SignedRenewalInfo{Payload: p, JWS: jws})
 	}
 	if len(facts) != n {
 		t.Fatalf("facts for %d subscriptions, want %d", len(facts), n)
@@ -150,7 +165,7 @@ func TestFillIsConsistentWithTheLedger(t *testing.T) {
 	// Notifications come back byte-exact through the ledger and verify,
 	// with their inner JWS, saying what their columns say.
 	var uuids []string
-	rows, err = pool.Query(ctx, `SELECT notification_uuid::text FROM notifications`)
+	rows, err := pool.Query(ctx, `SELECT notification_uuid::text FROM notifications`)
 	if err != nil {
 		t.Fatal(err)
 	}

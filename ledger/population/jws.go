@@ -1,40 +1,46 @@
 package population
 
 import (
-	"encoding/base64"
-	"fmt"
-	"strings"
+	"github.com/storesync/storesync/ledger"
 )
 
 // jwsColumns returns the stored form of a signed payload for table, in the
-// order of that table's JWS columns (jwsColumnNames): every JWS Fill
-// writes goes through here, so a change of how the ledger stores JWS (the
-// certificate chain kept once, issue 18) changes this function alone.
+// order of that table's JWS columns (jwsColumnNames), and the certificate
+// chain the row names (chainSHA nil: none; else chain is the
+// certificate_chains text to store under chainSHA). Every JWS Fill writes
+// goes through here, and here only through the ledger's own encoders, so
+// generated rows read back exactly like rows the ledger wrote.
 //
-// transactions and renewal_infos keep the compact JWS in jws.
-// notifications keep it decoded (ledger/signed_payload.go:
-// "header.payloadJSON.signature", so lz4 stores the x5c chain once) in
-// signed_payload_decoded, signed_payload NULL; Fill's payloads are always
-// plain-ASCII JSON, the condition under which the ledger decodes.
-func jwsColumns(table, jws string) []any {
+// transactions and renewal_infos keep ledger.CompactJWS's form (the JWS
+// without its x5c chain, and the chain's hash), or the JWS as it is when
+// that form would not rebuild it exactly. notifications keep
+// ledger.CompactNotificationPayload's columns (decoded payload, nested
+// JWS compacted, one chain reference).
+func jwsColumns(table, jws string) (cols []any, chainSHA []byte, chain string) {
 	switch table {
 	case "transactions", "renewal_infos":
-		return []any{jws}
-	case "notifications":
-		first := strings.IndexByte(jws, '.')
-		last := strings.LastIndexByte(jws, '.')
-		payload, err := base64.RawURLEncoding.DecodeString(jws[first+1 : last])
-		if first < 0 || first == last || err != nil {
-			panic(fmt.Sprintf("population: notification JWS is not header.payload.signature: %.40q", jws))
+		compact, sha, text, ok := ledger.CompactJWS(jws)
+		if !ok {
+			return []any{jws, nil}, nil, ""
 		}
-		return []any{nil, jws[:first+1] + string(payload) + jws[last:]}
+		return []any{compact, sha}, sha, text
+	case "notifications":
+		signed, decoded, sha, text := ledger.CompactNotificationPayload(jws)
+		return []any{nullString(signed), nullString(decoded), nullBytes(sha)}, sha, text
 	}
 	panic("population: no JWS columns for table " + table)
 }
 
 // jwsColumnNames are the columns jwsColumns fills, per table.
 var jwsColumnNames = map[string][]string{
-	"transactions":  {"jws"},
-	"renewal_infos": {"jws"},
-	"notifications": {"signed_payload", "signed_payload_decoded"},
+	"transactions":  {"jws", "jws_chain"},
+	"renewal_infos": {"jws", "jws_chain"},
+	"notifications": {"signed_payload", "signed_payload_decoded", "payload_chain"},
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
 }

@@ -47,13 +47,17 @@ func copyColumns(table string) []string {
 type chunk struct {
 	rows       map[string][][]any
 	signatures int64
+	// chains are the certificate chains the rows name, by SHA-256: one
+	// per CA, stored with the chunk's rows.
+	chains map[string]string
 }
 
 // builder turns plans into rows, signing as it goes.
 type builder struct {
-	o         Options
-	importRun int64
-	importAt  time.Time // when the import run started
+	o          Options
+	knownChain string // the chain Fill stored up front (SHA-256 as a string)
+	importRun  int64
+	importAt   time.Time // when the import run started
 }
 
 func ms(t time.Time) appstore.Millis { return appstore.Millis(t.UnixMilli()) }
@@ -98,7 +102,14 @@ func (b *builder) sign(c *chunk, v any) (string, error) {
 
 func (b *builder) add(c *chunk, table string, row []any, jws string) {
 	if jws != "" {
-		row = append(row, jwsColumns(table, jws)...)
+		cols, sha, chain := jwsColumns(table, jws)
+		row = append(row, cols...)
+		if sha != nil {
+			if c.chains == nil {
+				c.chains = map[string]string{}
+			}
+			c.chains[string(sha)] = chain
+		}
 	}
 	c.rows[table] = append(c.rows[table], row)
 }
