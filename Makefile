@@ -32,7 +32,7 @@ clean:
 .PHONY: bench-migrate bench-million
 
 bench-million: ## the 1M-subscriber figures (STORESYNC_BENCH_SUBSCRIBERS, default 1000000): generation, bytes, status, show, reconcile selection, entitlement p50/p99 vs ceilings, ops pages
-	@df -h . | awk 'NR==2 {print "bench-million: " $$4 " free here; a 1,000,000-subscriber ledger takes about 60 GB"}'
+	@df -h . | awk 'NR==2 {print "bench-million: " $$4 " free here; a 1,000,000-subscriber ledger takes about 16 GB"}'
 	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkMillion' -benchtime 1x -count=1 -timeout 0 ./ledger/population/
 
 bench-import: ## enqueue a generated 1,000,000-row CSV with `storesync import` (rows/s, peak RSS via /usr/bin/time -v)
