@@ -342,6 +342,22 @@ var RiverStates = []string{"available", "scheduled", "pending", "running", "retr
 type QueueRow struct {
 	Kind, Queue string
 	Counts      []int64
+	// AtLeast marks the counts that are lower bounds (their state holds
+	// more than ledger.QueueCountCap jobs).
+	AtLeast []bool
+}
+
+// Cells are the counts as status and the overview print them: 1,234, or
+// 10,001+ for a lower bound.
+func (r QueueRow) Cells() []string {
+	out := make([]string, len(r.Counts))
+	for i, n := range r.Counts {
+		out[i] = Commas(n)
+		if r.AtLeast[i] {
+			out[i] += "+"
+		}
+	}
+	return out
 }
 
 // QueueRows pivots Queue into one row per kind and queue, in the order
@@ -355,11 +371,12 @@ func (s *Status) QueueRows() []QueueRow {
 		if !ok {
 			i = len(rows)
 			idx[k] = i
-			rows = append(rows, QueueRow{Kind: qc.Kind, Queue: qc.Queue, Counts: make([]int64, len(RiverStates))})
+			rows = append(rows, QueueRow{Kind: qc.Kind, Queue: qc.Queue, Counts: make([]int64, len(RiverStates)),
+				AtLeast: make([]bool, len(RiverStates))})
 		}
 		for j, st := range RiverStates {
 			if st == qc.State {
-				rows[i].Counts[j] = qc.Jobs
+				rows[i].Counts[j], rows[i].AtLeast[j] = qc.Jobs, qc.AtLeast
 			}
 		}
 	}

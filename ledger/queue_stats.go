@@ -18,14 +18,39 @@ type QueueCount struct {
 	Queue string
 	State string // River's state name: available, scheduled, pending, running, retryable, completed, cancelled or discarded
 	Jobs  int64
+	// AtLeast says the state holds more than QueueCountCap jobs in all, so
+	// only that many were counted and Jobs is a lower bound.
+	AtLeast bool
 }
 
+// QueueCountCap is how many jobs of one state QueueCounts reads at most.
+// A million-row import queues a million jobs (and River keeps them a day
+// once completed): counting them all took about a second on every
+// refresh of status and of the ops overview, which need only say "more
+// than 10,000" then (import progress has counters of its own).
+const QueueCountCap = 10000
+
+// queueStates are River's job states, which QueueCounts reads one by one
+// through River's (state, …) indexes.
+var queueStates = []string{"available", "scheduled", "pending", "running", "retryable", "completed", "cancelled", "discarded"}
+
 // QueueCounts counts the jobs in River's queue table by kind, queue and
-// state, ordered by kind then queue (states in no particular order). An
-// empty queue gives no rows. River deletes finished jobs after a while, so
-// completed, cancelled and discarded counts cover only the recent past.
+// state, ordered by kind then queue (states in no particular order),
+// reading at most QueueCountCap+1 jobs of each state (see
+// QueueCount.AtLeast). An empty queue gives no rows. River deletes
+// finished jobs after a while, so completed, cancelled and discarded
+// counts cover only the recent past.
 func (l *Ledger) QueueCounts(ctx context.Context) ([]QueueCount, error) {
-	rows, err := l.db.Query(ctx, `SELECT kind, queue, state::text, count(*) FROM river_job GROUP BY 1, 2, 3 ORDER BY 1, 2`)
+	return l.queueCounts(ctx, QueueCountCap)
+}
+
+func (l *Ledger) queueCounts(ctx context.Context, limit int) ([]QueueCount, error) {
+	rows, err := l.db.Query(ctx, `SELECT kind, queue, state, count(*), bool_or(truncated) FROM (
+			SELECT j.kind, j.queue, s.state, count(*) OVER (PARTITION BY s.state) > $1 AS truncated
+			FROM unnest($2::text[]) AS s(state)
+			CROSS JOIN LATERAL (SELECT kind, queue FROM river_job
+				WHERE river_job.state = s.state::river_job_state LIMIT $1 + 1) j
+		) x GROUP BY 1, 2, 3 ORDER BY 1, 2`, limit, queueStates)
 	if err != nil {
 		return nil, fmt.Errorf("reading river_job: %w", err)
 	}

@@ -135,8 +135,8 @@ func writeQueueStatus(_ context.Context, s *statusContext, w io.Writer) error {
 	fmt.Fprintf(tw, "kind\tqueue\t%s\t\n", strings.Join(jobs.RiverStates, "\t"))
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t", r.Kind, r.Queue)
-		for _, n := range r.Counts {
-			fmt.Fprintf(tw, "%s\t", withCommas(n))
+		for _, cell := range r.Cells() {
+			fmt.Fprintf(tw, "%s\t", cell)
 		}
 		fmt.Fprintln(tw)
 	}
