@@ -53,6 +53,14 @@ func CompactJWS(jws string) (compact string, chainSHA []byte, chain string, ok b
 // a caller that checks a larger whole (encodePayload) and falls back to
 // verified forms when that fails.
 func compactJWS(jws string, verify bool) (compact string, chainSHA []byte, chain string, ok bool) {
+	return compactJWSHeader(jws, nil, verify)
+}
+
+// compactJWSHeader is compactJWS given jws's header already decoded (nil:
+// decode it here). A decoded header is taken on trust: only a caller that
+// then checks the result rebuilds to jws (verify, or a larger whole) may
+// pass one, since a non-canonical segment decodes to the same bytes.
+func compactJWSHeader(jws string, header []byte, verify bool) (compact string, chainSHA []byte, chain string, ok bool) {
 	dot1 := strings.IndexByte(jws, '.')
 	if dot1 < 0 {
 		return "", nil, "", false
@@ -62,9 +70,10 @@ func compactJWS(jws string, verify bool) (compact string, chainSHA []byte, chain
 	if dot2 < 0 || strings.IndexByte(rest[dot2+1:], '.') >= 0 {
 		return "", nil, "", false
 	}
-	header, ok := decodeCanonical(jws[:dot1])
-	if !ok {
-		return "", nil, "", false
+	if header == nil {
+		if header, ok = decodeCanonical(jws[:dot1]); !ok {
+			return "", nil, "", false
+		}
 	}
 	at, ok := x5cValueAt(header)
 	if !ok || at >= len(header) || header[at] != '[' {
