@@ -89,7 +89,7 @@ func compactJWSHeader(jws string, header []byte, verify bool) (compact string, c
 	// ASCII keeps the SQL rebuild (storesync_jws) and the text column
 	// independent of encodings; json.Valid keeps non-chains out of
 	// certificate_chains.
-	if !isPlainASCII(cut) || !isPlainASCII([]byte(chain)) || !json.Valid([]byte(chain)) {
+	if !isPlainASCII(cut) || !isPlainASCII(header[at:end]) || !isJSONChain(header[at:end]) {
 		return "", nil, "", false
 	}
 	compact = base64.RawURLEncoding.EncodeToString(cut) + jws[dot1:]
@@ -204,3 +204,53 @@ func jsonArrayEnd(b []byte, start int) (int, bool) {
 }
 
 var x5cKey = []byte(`"x5c"`)
+
+// isJSONChain reports whether b is valid JSON (json.Valid). An x5c chain
+// is an array of base64 strings, recognised here in one pass; anything
+// else is left to json.Valid, so the answer is json.Valid's either way.
+func isJSONChain(b []byte) bool {
+	if isArrayOfPlainStrings(b) {
+		return true
+	}
+	return json.Valid(b)
+}
+
+// isArrayOfPlainStrings reports whether b is `[` then zero or more
+// strings of base64 characters separated by `,`, then `]`, with JSON
+// whitespace between tokens: a subset of valid JSON.
+func isArrayOfPlainStrings(b []byte) bool {
+	i := skipJSONSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return false
+	}
+	i = skipJSONSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return skipJSONSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		for i++; i < len(b) && isBase64Char(b[i]); i++ {
+		}
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		i = skipJSONSpace(b, i+1)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ']':
+			return skipJSONSpace(b, i+1) == len(b)
+		case ',':
+			i = skipJSONSpace(b, i+1)
+		default:
+			return false
+		}
+	}
+}
+
+func isBase64Char(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '='
+}
