@@ -22,6 +22,7 @@ type compactJWS struct {
 	// an entry that is not a JSON string is kept as "" so that it fails as
 	// an undecodable certificate, as in Apple's verifier.
 	x5c       []string
+	header    []byte // decoded header JSON
 	payload   []byte // decoded payload: a JSON object
 	signature []byte
 }
@@ -43,6 +44,7 @@ func parseJWS(s string) (compactJWS, error) {
 	if err != nil {
 		return j, verificationErr(VerificationFailure, "JWS header is not base64url", err)
 	}
+	j.header = hdr
 	if err := j.decodeHeader(hdr); err != nil {
 		return j, verificationErr(VerificationFailure, "JWS header is not a JSON object", err)
 	}

@@ -187,19 +187,47 @@ func (v *Verifier) VerifyNotification(signedPayload string) (*NotificationPayloa
 // for the chain's validity (as for `storesync verify --at`); a zero at means
 // the default (signedDate, or now). OCSP still runs if OnlineChecks is set.
 func (v *Verifier) VerifyNotificationAt(signedPayload string, at time.Time) (*NotificationPayload, error) {
+	n, _, err := v.verifyNotification(signedPayload, at)
+	return n, err
+}
+
+// DecodedJWS is a verified JWS's header and payload segments as the
+// verifier base64url-decoded them, handed on so that a later step (the
+// ledger's stored form, see ledger.Notification.Decoded) need not decode
+// the same bytes again. The decoder accepts non-canonical base64url (the
+// same bytes may have several encodings), so a user that must give back
+// the exact text checks its re-encoding. The slices are the caller's; the
+// verifier keeps no reference.
+type DecodedJWS struct {
+	// Header is the header's JSON bytes (with its x5c chain).
+	Header []byte
+	// Payload is the payload's JSON bytes.
+	Payload []byte
+}
+
+// VerifyNotificationDecoded is VerifyNotification that also returns the
+// decoded header and payload of signedPayload (nil on error), for the
+// webhook to hand on to the ledger.
+func (v *Verifier) VerifyNotificationDecoded(signedPayload string) (*NotificationPayload, *DecodedJWS, error) {
+	return v.verifyNotification(signedPayload, time.Time{})
+}
+
+func (v *Verifier) verifyNotification(signedPayload string, at time.Time) (*NotificationPayload, *DecodedJWS, error) {
 	n := new(NotificationPayload)
-	err := v.verifySigned(signedPayload, at, func(b []byte) (Millis, error) {
-		err := decodeNotification(b, n)
+	var d DecodedJWS
+	err := v.verifySigned(signedPayload, at, func(j *compactJWS) (Millis, error) {
+		d.Header, d.Payload = j.header, j.payload
+		err := decodeNotification(j.payload, n)
 		return n.SignedDate, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bundleID, appAppleID, env := notificationIdentity(n)
 	if err := v.checkIdentity("notification", bundleID, appAppleID, true, env); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return n, nil
+	return n, &d, nil
 }
 
 // VerifyTransaction verifies a signedTransactionInfo (from the API, a
@@ -213,8 +241,8 @@ func (v *Verifier) VerifyTransaction(signedTransaction string) (*TransactionPayl
 // zero at means the default.
 func (v *Verifier) VerifyTransactionAt(signedTransaction string, at time.Time) (*TransactionPayload, error) {
 	t := new(TransactionPayload)
-	err := v.verifySigned(signedTransaction, at, func(b []byte) (Millis, error) {
-		err := json.Unmarshal(b, t)
+	err := v.verifySigned(signedTransaction, at, func(j *compactJWS) (Millis, error) {
+		err := json.Unmarshal(j.payload, t)
 		return t.SignedDate, err
 	})
 	if err != nil {
@@ -237,8 +265,8 @@ func (v *Verifier) VerifyRenewalInfo(signedRenewalInfo string) (*RenewalInfoPayl
 // zero at means the default.
 func (v *Verifier) VerifyRenewalInfoAt(signedRenewalInfo string, at time.Time) (*RenewalInfoPayload, error) {
 	r := new(RenewalInfoPayload)
-	err := v.verifySigned(signedRenewalInfo, at, func(b []byte) (Millis, error) {
-		err := json.Unmarshal(b, r)
+	err := v.verifySigned(signedRenewalInfo, at, func(j *compactJWS) (Millis, error) {
+		err := json.Unmarshal(j.payload, r)
 		return r.SignedDate, err
 	})
 	if err != nil {
@@ -328,9 +356,10 @@ func PeekNotificationEnvironment(signedPayload string) (Environment, error) {
 }
 
 // verifySigned runs the checks every payload kind shares (steps 1 to 5 of
-// Verifier). decode fills the caller's payload from the JSON and returns its
+// Verifier). decode fills the caller's payload from the parsed JWS's
+// payload JSON (and may keep its decoded segments) and returns its
 // signedDate.
-func (v *Verifier) verifySigned(s string, at time.Time, decode func([]byte) (Millis, error)) error {
+func (v *Verifier) verifySigned(s string, at time.Time, decode func(*compactJWS) (Millis, error)) error {
 	if v.cfgErr != nil {
 		return v.cfgErr
 	}
@@ -338,7 +367,7 @@ func (v *Verifier) verifySigned(s string, at time.Time, decode func([]byte) (Mil
 	if err != nil {
 		return err
 	}
-	signedDate, err := decode(j.payload)
+	signedDate, err := decode(&j)
 	if err != nil {
 		return verificationErr(VerificationFailure, "payload does not decode", err)
 	}

@@ -240,7 +240,7 @@ func verifyKind(v *Verifier, kind, jws string, at time.Time) (any, error) {
 		return v.VerifyRenewalInfoAt(jws, at)
 	case "appTransaction":
 		var m map[string]any
-		err := v.verifySigned(jws, at, func(b []byte) (Millis, error) { return 0, json.Unmarshal(b, &m) })
+		err := v.verifySigned(jws, at, func(j *compactJWS) (Millis, error) { return 0, json.Unmarshal(j.payload, &m) })
 		return m, err
 	}
 	return nil, fmt.Errorf("unknown kind %q", kind)

@@ -53,6 +53,14 @@ func CompactJWS(jws string) (compact string, chainSHA []byte, chain string, ok b
 // a caller that checks a larger whole (encodePayload) and falls back to
 // verified forms when that fails.
 func compactJWS(jws string, verify bool) (compact string, chainSHA []byte, chain string, ok bool) {
+	return compactJWSHeader(jws, nil, verify)
+}
+
+// compactJWSHeader is compactJWS given jws's header already decoded (nil:
+// decode it here). A decoded header is taken on trust: only a caller that
+// then checks the result rebuilds to jws (verify, or a larger whole) may
+// pass one, since a non-canonical segment decodes to the same bytes.
+func compactJWSHeader(jws string, header []byte, verify bool) (compact string, chainSHA []byte, chain string, ok bool) {
 	dot1 := strings.IndexByte(jws, '.')
 	if dot1 < 0 {
 		return "", nil, "", false
@@ -62,9 +70,10 @@ func compactJWS(jws string, verify bool) (compact string, chainSHA []byte, chain
 	if dot2 < 0 || strings.IndexByte(rest[dot2+1:], '.') >= 0 {
 		return "", nil, "", false
 	}
-	header, ok := decodeCanonical(jws[:dot1])
-	if !ok {
-		return "", nil, "", false
+	if header == nil {
+		if header, ok = decodeCanonical(jws[:dot1]); !ok {
+			return "", nil, "", false
+		}
 	}
 	at, ok := x5cValueAt(header)
 	if !ok || at >= len(header) || header[at] != '[' {
@@ -80,7 +89,7 @@ func compactJWS(jws string, verify bool) (compact string, chainSHA []byte, chain
 	// ASCII keeps the SQL rebuild (storesync_jws) and the text column
 	// independent of encodings; json.Valid keeps non-chains out of
 	// certificate_chains.
-	if !isPlainASCII(cut) || !isPlainASCII([]byte(chain)) || !json.Valid([]byte(chain)) {
+	if !isPlainASCII(cut) || !isPlainASCII(header[at:end]) || !isJSONChain(header[at:end]) {
 		return "", nil, "", false
 	}
 	compact = base64.RawURLEncoding.EncodeToString(cut) + jws[dot1:]
@@ -195,3 +204,53 @@ func jsonArrayEnd(b []byte, start int) (int, bool) {
 }
 
 var x5cKey = []byte(`"x5c"`)
+
+// isJSONChain reports whether b is valid JSON (json.Valid). An x5c chain
+// is an array of base64 strings, recognised here in one pass; anything
+// else is left to json.Valid, so the answer is json.Valid's either way.
+func isJSONChain(b []byte) bool {
+	if isArrayOfPlainStrings(b) {
+		return true
+	}
+	return json.Valid(b)
+}
+
+// isArrayOfPlainStrings reports whether b is `[` then zero or more
+// strings of base64 characters separated by `,`, then `]`, with JSON
+// whitespace between tokens: a subset of valid JSON.
+func isArrayOfPlainStrings(b []byte) bool {
+	i := skipJSONSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return false
+	}
+	i = skipJSONSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return skipJSONSpace(b, i+1) == len(b)
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		for i++; i < len(b) && isBase64Char(b[i]); i++ {
+		}
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		i = skipJSONSpace(b, i+1)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case ']':
+			return skipJSONSpace(b, i+1) == len(b)
+		case ',':
+			i = skipJSONSpace(b, i+1)
+		default:
+			return false
+		}
+	}
+}
+
+func isBase64Char(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '='
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -209,4 +210,27 @@ func BenchmarkRebuildNotificationPayload(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestIsJSONChainIsJSONValid: the one-pass chain check answers as
+// json.Valid does, on chains and on near misses.
+func TestIsJSONChainIsJSONValid(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{`[]`, ` [ ] `, `["QUJD"]`, `["QUJD","RA==", "a+/b"]`, "[\n\"QUJD\" ,\t\"RA==\"\r]",
+		`[`, `]`, `["QUJD"`, `["QUJD",]`, `[,"QUJD"]`, `["QU"JD"]`, `["QUJD"] x`, `["\u0041"]`, `[1,"a"]`, `["a" "b"]`,
+		`[""]`, `["a",""]`, `{"a":1}`, ``, `["a\"b"]`, `[["a"]]`} {
+		if got, want := isJSONChain([]byte(s)), json.Valid([]byte(s)); got != want {
+			t.Errorf("isJSONChain(%q) = %v, json.Valid says %v", s, got, want)
+		}
+	}
+}
+
+// FuzzIsJSONChain: the one-pass check never disagrees with json.Valid.
+func FuzzIsJSONChain(f *testing.F) {
+	f.Add(`["QUJD","RA=="]`)
+	f.Fuzz(func(t *testing.T, s string) {
+		if isArrayOfPlainStrings([]byte(s)) && !json.Valid([]byte(s)) {
+			t.Errorf("%q: accepted, json.Valid refuses", s)
+		}
+	})
 }

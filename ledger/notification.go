@@ -33,6 +33,12 @@ type Notification struct {
 	SignedPayload         string
 	Source                string
 	SendAttempts          []appstore.SendAttemptItem // from notification history; nil for webhooks
+	// Decoded is what the verifier decoded of SignedPayload
+	// (appstore.Verifier.VerifyNotificationDecoded), handed on so the
+	// write does not decode it again; nil makes the write decode it. It
+	// never changes what is stored: a Decoded that does not match
+	// SignedPayload only costs the decode it was meant to save.
+	Decoded *appstore.DecodedJWS
 }
 
 // CountNotifications returns how many stored notifications reached the
@@ -129,7 +135,7 @@ func (l *Ledger) RecordNotifications(ctx context.Context, ns []Notification) ([]
 			}
 			attempts = string(raw)
 		}
-		stored := encodePayload(n.SignedPayload)
+		stored := encodePayloadDecoded(n.SignedPayload, n.Decoded)
 		chains.add(stored.ChainSHA, stored.Chain)
 		cols.uuid = append(cols.uuid, n.UUID)
 		cols.typ = append(cols.typ, n.Type)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/storesync/storesync/appstore"
 )
 
 // storedPayload is a notification's signedPayload as a row holds it
@@ -35,21 +37,19 @@ var nestedJWSKeys = []string{`"signedTransactionInfo":"`, `"signedRenewalInfo":"
 // rebuilds to it byte for byte. It never fails: the last resort is
 // signedPayload itself.
 func encodePayload(signedPayload string) storedPayload {
+	return encodePayloadDecoded(signedPayload, nil)
+}
+
+// encodePayloadDecoded is encodePayload given what the verifier decoded of
+// signedPayload (nil: decode here), so the webhook's write decodes
+// nothing twice. It returns the same form whether or not decoded is
+// given: decoded only replaces base64url decodes whose result the
+// whole's rebuild check then confirms.
+func encodePayloadDecoded(signedPayload string, decoded *appstore.DecodedJWS) storedPayload {
 	// The fast path checks only the whole (one rebuild), then falls back
 	// to forms each checked on their own.
-	if compact, sha, chain, ok := compactJWS(signedPayload, false); ok {
-		if d, ok := decodeSignedPayload(compact); ok {
-			d = mapNestedJWS(d, func(jws string) string {
-				if c, _, nestedChain, ok := compactJWS(jws, false); ok && nestedChain == chain {
-					return c
-				}
-				return jws
-			})
-			p := storedPayload{Decoded: d, ChainSHA: sha, Chain: chain}
-			if back, err := p.rebuild(); err == nil && back == signedPayload {
-				return p
-			}
-		}
+	if p, ok := encodePayloadWhole(signedPayload, decoded); ok {
+		return p
 	}
 	compact, sha, chain, ok := CompactJWS(signedPayload)
 	if !ok {
@@ -74,6 +74,67 @@ func encodePayload(signedPayload string) storedPayload {
 	return storedPayload{Signed: compact, ChainSHA: sha, Chain: chain}
 }
 
+// encodePayloadWhole is encodePayload's best form (Decoded with a chain)
+// built without checking its parts, then kept only if the whole rebuilds
+// to signedPayload: that check also confirms the segments given decoded
+// (a wrong or non-canonical one re-encodes to other text).
+func encodePayloadWhole(signedPayload string, decoded *appstore.DecodedJWS) (storedPayload, bool) {
+	var header, payload []byte
+	if decoded != nil {
+		header, payload = decoded.Header, decoded.Payload
+	}
+	compact, sha, chain, ok := compactJWSHeader(signedPayload, header, false)
+	if !ok {
+		return storedPayload{}, false
+	}
+	var d string
+	if payload != nil {
+		d, ok = withPayload(compact, payload)
+	} else {
+		d, ok = decodeSignedPayload(compact)
+	}
+	if !ok {
+		return storedPayload{}, false
+	}
+	// A nested JWS signed with the notification's chain carries the outer
+	// header segment as is; compactJWS would give it the outer's compact
+	// header, so it gets that without decoding the header again.
+	outerSeg := signedPayload[:strings.IndexByte(signedPayload, '.')]
+	compactSeg := compact[:strings.IndexByte(compact, '.')]
+	d = mapNestedJWS(d, func(jws string) string {
+		if seg, rest, found := strings.Cut(jws, "."); found && seg == outerSeg && strings.Count(rest, ".") == 1 {
+			return compactSeg + "." + rest
+		}
+		if c, _, nestedChain, ok := compactJWS(jws, false); ok && nestedChain == chain {
+			return c
+		}
+		return jws
+	})
+	p := storedPayload{Decoded: d, ChainSHA: sha, Chain: chain}
+	if back, err := p.rebuild(); err == nil && back == signedPayload {
+		return p, true
+	}
+	return storedPayload{}, false
+}
+
+// withPayload is decodeSignedPayload given the payload segment already
+// decoded: jws with its middle segment replaced by payload, or false when
+// payload is not ASCII without NUL. Whether payload is the segment's one
+// encoding is left to the caller's rebuild check.
+func withPayload(jws string, payload []byte) (string, bool) {
+	first := strings.IndexByte(jws, '.')
+	last := strings.LastIndexByte(jws, '.')
+	if first < 0 || first == last || !isPlainASCII(payload) {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(first + 1 + len(payload) + len(jws) - last)
+	b.WriteString(jws[:first+1])
+	b.Write(payload)
+	b.WriteString(jws[last:])
+	return b.String(), true
+}
+
 // rebuild returns the signedPayload p stores. It is the one place a
 // notification's stored form becomes Apple's JWS again; an error names
 // what is inconsistent in the row.
@@ -88,7 +149,11 @@ func (p storedPayload) rebuild() (string, error) {
 		return encodeSignedPayload(p.Decoded)
 	}
 	var nestedErr error
+	var m headerMemo
 	decoded := mapNestedJWS(p.Decoded, func(jws string) string {
+		if full, ok := m.rebuilt(jws); ok {
+			return full
+		}
 		if !isCompactJWS(jws) {
 			return jws
 		}
@@ -96,6 +161,7 @@ func (p storedPayload) rebuild() (string, error) {
 		if err != nil {
 			nestedErr = err
 		}
+		m.remember(jws, full)
 		return full
 	})
 	if nestedErr != nil {
@@ -105,7 +171,36 @@ func (p storedPayload) rebuild() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if full, ok := m.rebuilt(outer); ok {
+		return full, nil
+	}
 	return RebuildJWS(outer, p.Chain)
+}
+
+// headerMemo remembers the last compact header segment rebuilt with a
+// row's chain and its full form: a notification's nested JWS and its
+// outer one share that segment, and RebuildJWS's result is that full
+// segment followed by the rest of its input as is, so the header is
+// decoded and re-encoded once instead of three times.
+type headerMemo struct{ compact, full string }
+
+// remember records the header segments of compact and of full, its
+// RebuildJWS result.
+func (m *headerMemo) remember(compact, full string) {
+	c, f := strings.IndexByte(compact, '.'), strings.IndexByte(full, '.')
+	if c > 0 && f > 0 && full[f:] == compact[c:] {
+		m.compact, m.full = compact[:c], full[:f]
+	}
+}
+
+// rebuilt is RebuildJWS(jws, chain) when jws's header segment is the one
+// remembered; false otherwise.
+func (m *headerMemo) rebuilt(jws string) (string, bool) {
+	dot := strings.IndexByte(jws, '.')
+	if m.compact == "" || dot < 0 || jws[:dot] != m.compact {
+		return "", false
+	}
+	return m.full + jws[dot:], true
 }
 
 // rowPayload is storedPayload from a row's columns (signed_payload,

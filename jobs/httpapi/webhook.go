@@ -133,7 +133,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.logger().Error("webhook: no verifier configured; answering 500 so Apple retries")
 		return webhookError, http.StatusInternalServerError
 	}
-	env, p, err := h.verify(signed)
+	env, p, decoded, err := h.verify(signed)
 	if err != nil {
 		var verr *appstore.VerificationError
 		if !errors.As(err, &verr) {
@@ -152,6 +152,7 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		return webhookUnverified, http.StatusBadRequest
 	}
 	n := jobs.NotificationRecord(p, env, signed, ledger.SourceWebhook, nil)
+	n.Decoded = decoded
 	if !ledger.IsUUID(n.UUID) {
 		h.reject(r, webhookMalformed, n.UUID, errors.New("notificationUUID is not a UUID"))
 		return webhookMalformed, http.StatusBadRequest
@@ -217,20 +218,23 @@ func isJWSText(b []byte) bool {
 // (jobs.ProcessNotificationArgs) verifies them in full before applying
 // anything (an inner field that fails cancels the job and records why). Verifying them here too cost two
 // more ECDSA verifications per request, the webhook's largest cost.
-func (h *webhook) verify(signed string) (appstore.Environment, *appstore.NotificationPayload, error) {
-	p, err := h.verifier[h.primary].VerifyNotification(signed)
+//
+// It also returns what the verifier decoded of signed, which the ledger's
+// write reuses (ledger.Notification.Decoded) instead of decoding it again.
+func (h *webhook) verify(signed string) (appstore.Environment, *appstore.NotificationPayload, *appstore.DecodedJWS, error) {
+	p, d, err := h.verifier[h.primary].VerifyNotificationDecoded(signed)
 	if appstore.StatusOf(err) != appstore.InvalidEnvironment {
-		return h.primary, p, err
+		return h.primary, p, d, err
 	}
 	other := appstore.Sandbox
 	if h.primary == appstore.Sandbox {
 		other = appstore.Production
 	}
 	if claimed, perr := appstore.PeekNotificationEnvironment(signed); perr != nil || claimed != other {
-		return h.primary, nil, err
+		return h.primary, nil, nil, err
 	}
-	p, err = h.verifier[other].VerifyNotification(signed)
-	return other, p, err
+	p, d, err = h.verifier[other].VerifyNotificationDecoded(signed)
+	return other, p, d, err
 }
 
 // keepAside stores aside a notification that verify refused for its
