@@ -23,6 +23,7 @@ type ClientOptions struct {
 	InteractiveWorkers  int // default 10
 	NotificationWorkers int // default 20
 	BulkWorkers         int // default 60
+	HistoryWorkers      int // bulk_history (import histories); default 60
 	MaintenanceWorkers  int // default 4
 	// ReconcileCron and BackfillCron are cron specs (UTC) of the periodic
 	// jobs; empty disables that schedule.
@@ -66,6 +67,7 @@ func addWorkers(workers *river.Workers, d *Deps) {
 	river.AddWorker(workers, &eventDeliverWorker{d: d})
 	river.AddWorker(workers, &eventFanOutWorker{d: d})
 	river.AddWorker(workers, &ImportWorker{d: d})
+	river.AddWorker(workers, &ImportHistoryWorker{d: d})
 	river.AddWorker(workers, &resolveReceiptWorker{d: d})
 	river.AddWorker(workers, &setAppAccountTokenWorker{d: d})
 	river.AddWorker(workers, &processNotificationWorker{d: d})
@@ -131,6 +133,7 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 			QueueInteractive:   {MaxWorkers: orInt(opts.InteractiveWorkers, 10)},
 			QueueNotifications: {MaxWorkers: orInt(opts.NotificationWorkers, 20)},
 			QueueBulk:          {MaxWorkers: orInt(opts.BulkWorkers, 60)},
+			QueueBulkHistory:   {MaxWorkers: orInt(opts.HistoryWorkers, 60)},
 			QueueMaintenance:   {MaxWorkers: orInt(opts.MaintenanceWorkers, 4)},
 		}
 		periodic, err := periodicJobs(deps, &opts)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/ledger"
@@ -55,8 +55,9 @@ func (ImportArgs) InsertOpts() river.InsertOpts {
 // ImportSource is the conflict source of customer links made by imports.
 const ImportSource = "import"
 
-// importHistoryCursor is the durable position of the history step: the
-// revision of the last page stored.
+// importHistoryCursor is the durable position of a history step (of
+// ImportHistoryWorker, and of ImportWorker in older binaries): the revision
+// of the last page stored.
 type importHistoryCursor struct {
 	Revision string `json:"revision"`
 }
@@ -79,7 +80,10 @@ const (
 	historyStopMargin = 10 * time.Second
 )
 
-// ImportWorker migrates one import row:
+// ImportWorker brings one import row to its current state, then hands the
+// history to an ImportHistoryArgs job on its own queue (bulk_history), so
+// that when the history endpoint binds, statuses keep running at their own
+// limit and every row's current state is right after statuses alone:
 //
 //  1. statuses: one Get All Subscription Statuses call per Apple account.
 //     Apple's answer lists every subscription of the account, so every row
@@ -90,15 +94,15 @@ const (
 //     take turns: while one is fetching, the others wait (snooze) for its
 //     answer and then look again. Rows with neither column cannot be
 //     grouped before Apple answers and may each make the call.
-//  2. history: the whole transaction history of the subscription's group in
-//     its environment (sandbox after fallback), page by page, each page
-//     stored in the same transaction as the job's cursor
-//     (river.ResumableSetStepCursorTx), so a crash resumes at the next
-//     page. A job nearing its timeout stops between pages and snoozes for
-//     under a second; the next run resumes where it stopped.
-//  3. finish: links the row's customer id and appAccountToken to the
-//     subscription (a disagreement with Apple becomes a conflict) and marks
-//     the row done, in one transaction.
+//  2. history: only for a job of an older binary that checkpointed a
+//     history page here (its cursor): it is handed over, cursor and all, as
+//     in finish. A job of this binary passes through.
+//  3. finish: in one transaction, links the row's customer id and
+//     appAccountToken to the subscription (a disagreement with Apple becomes
+//     a conflict), so entitlements are right as soon as the current state
+//     is, and enqueues the history job (unique by originalTransactionId, so
+//     a retry or a concurrent run enqueues it once). The history job marks
+//     the row done. A subscription Apple does not know fails the row here.
 //
 // Errors: transient ones are retried inside the job (retryTransient), then
 // by River; a 429 snoozes the job until Retry-After; a permanent one (the
@@ -145,28 +149,47 @@ func (w *ImportWorker) Work(ctx context.Context, job *river.Job[ImportArgs]) err
 		outcome = w.statuses(ctx, job, row)
 		return outcome
 	})
+	// The step keeps its name and cursor type so that a job checkpointed
+	// mid-history by an older binary resumes here (River matches steps by
+	// name) and its pages are not asked again.
 	river.ResumableStepCursor(ctx, importStepHistory, nil, func(ctx context.Context, cur importHistoryCursor) error {
-		if finished {
+		if finished || cur.Revision == "" {
 			return nil
 		}
-		outcome = w.history(ctx, job, cur)
+		outcome = w.handOff(ctx, job, token, customer, cur.Revision)
 		return outcome
 	})
 	river.ResumableStep(ctx, importStepFinish, nil, func(ctx context.Context) error {
 		if finished {
 			return nil
 		}
-		outcome = pgx.BeginFunc(ctx, w.d.Ledger.Pool(), func(tx pgx.Tx) error {
-			if _, err := w.d.Ledger.WithTx(tx).LinkCustomer(ctx, otid, token, customer, ImportSource); err != nil {
-				return err
-			}
-			return w.d.Ledger.WithTx(tx).MarkImportRowDone(ctx, otid)
-		})
-		if outcome != nil {
-			outcome = w.outcome(ctx, job, "linking the customer", outcome)
-		}
+		outcome = w.handOff(ctx, job, token, customer, "")
 		return outcome
 	})
+	return nil
+}
+
+// handOff links the customer and enqueues the history job from revision
+// (empty: the ledger's), in one transaction. Both are idempotent, so a run
+// repeated after a crash changes nothing more.
+func (w *ImportWorker) handOff(ctx context.Context, job *river.Job[ImportArgs], token, customer, revision string) error {
+	otid := job.Args.OriginalTransactionID
+	if _, err := w.d.Ledger.Subscription(ctx, otid); errors.Is(err, ledger.ErrNotFound) {
+		return failImportRow(ctx, w.d, otid, errors.New("Apple reports no subscription with this originalTransactionId (is it the id of a renewal, or of a purchase that is not a subscription?)"))
+	} else if err != nil {
+		return err
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	err := pgx.BeginFunc(ctx, w.d.Ledger.Pool(), func(tx pgx.Tx) error {
+		if _, err := w.d.Ledger.WithTx(tx).LinkCustomer(ctx, otid, token, customer, ImportSource); err != nil {
+			return err
+		}
+		_, err := client.InsertTx(ctx, tx, ImportHistoryArgs{OriginalTransactionID: otid, RunID: job.Args.RunID, FromRevision: revision}, nil)
+		return err
+	})
+	if err != nil {
+		return importOutcome(ctx, w.d, job.JobRow, otid, "linking the customer", err)
+	}
 	return nil
 }
 
@@ -203,7 +226,7 @@ func (w *ImportWorker) statuses(ctx context.Context, job *river.Job[ImportArgs],
 	}
 	changes, _, err := d.syncStatuses(ctx, otid)
 	if err != nil {
-		return w.outcome(ctx, job, "statuses", err)
+		return importOutcome(ctx, w.d, job.JobRow, otid, "statuses", err)
 	}
 	ids := make([]string, 0, len(changes)+1)
 	ids = append(ids, otid)
@@ -294,64 +317,20 @@ func (d *Deps) acquireAccountLeases(ctx context.Context, keys []string, holder s
 	return release, nil
 }
 
-// history pages the subscription's transaction history from cur (or the
-// ledger's saved revision), checkpointing every page durably.
-func (w *ImportWorker) history(ctx context.Context, job *river.Job[ImportArgs], cur importHistoryCursor) error {
-	d := w.d
-	otid := job.Args.OriginalTransactionID
-	sub, err := d.Ledger.Subscription(ctx, otid)
-	if errors.Is(err, ledger.ErrNotFound) {
-		return w.failRow(ctx, job, errors.New("Apple reports no subscription with this originalTransactionId (is it the id of a renewal, or of a purchase that is not a subscription?)"))
-	}
-	if err != nil {
-		return err
-	}
-	from := cur.Revision
-	if from == "" {
-		from = sub.HistoryRevision
-	}
-	hctx, cancel := historyContext(ctx)
-	defer cancel()
-	checkpoint := func(ctx context.Context, tx pgx.Tx, revision string) error {
-		_, err := river.ResumableSetStepCursorTx[*riverpgxv5.Driver](ctx, tx, job, importHistoryCursor{Revision: revision})
-		return err
-	}
-	_, err = d.syncHistory(hctx, otid, appstore.Environment(sub.Environment), sub.SubscriptionGroupIdentifier, from, checkpoint)
-	if err != nil && hctx.Err() != nil && ctx.Err() == nil {
-		// Near the timeout: every stored page is checkpointed; go on in a
-		// fresh run almost at once.
-		return river.JobSnooze(time.Duration(rand.Int64N(int64(time.Second))))
-	}
-	if err != nil {
-		return w.outcome(ctx, job, "history", err)
-	}
-	return nil
-}
-
-// historyContext ends historyStopMargin before ctx's deadline (the job's
-// timeout), or a quarter of the remaining time before it when that is short.
-func historyContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
-	}
-	margin := min(historyStopMargin, time.Until(deadline)/4)
-	return context.WithDeadline(ctx, deadline.Add(-margin))
-}
-
-// outcome turns an error of stage into the job's result: a permanent
-// Apple error fails the row and cancels the job; a 429 snoozes; a
-// transient error retries (and fails the row when attempts run out).
-func (w *ImportWorker) outcome(ctx context.Context, job *river.Job[ImportArgs], stage string, err error) error {
+// importOutcome turns an error of stage, in the job of row otid, into the
+// job's result: a permanent Apple error fails the row and cancels the job;
+// a 429 snoozes; a transient error retries (and fails the row when attempts
+// run out).
+func importOutcome(ctx context.Context, d *Deps, job *rivertype.JobRow, otid, stage string, err error) error {
 	var apiErr *appstore.APIError
 	if errors.As(err, &apiErr) && apiErr.Unauthorized() {
 		// Not this row's fault: every row would fail the same way. Keep
 		// the rows pending until the key is fixed.
-		w.d.logger().Error("storesync: Apple refused the API key; import jobs wait until it is fixed", "error", err)
+		d.logger().Error("storesync: Apple refused the API key; import jobs wait until it is fixed", "error", err)
 		return river.JobSnooze(time.Minute)
 	}
 	if isPermanentAppleError(err) {
-		return w.failRow(ctx, job, fmt.Errorf("%s: %s", stage, reasonOf(err)))
+		return failImportRow(ctx, d, otid, fmt.Errorf("%s: %s", stage, reasonOf(err)))
 	}
 	if ctx.Err() != nil {
 		// Shutting down (or out of time): no attempt is used.
@@ -362,7 +341,7 @@ func (w *ImportWorker) outcome(ctx context.Context, job *river.Job[ImportArgs], 
 	var snooze *river.JobSnoozeError
 	var cancel *river.JobCancelError
 	if !errors.As(out, &snooze) && !errors.As(out, &cancel) && job.Attempt >= job.MaxAttempts {
-		if ferr := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), job.Args.OriginalTransactionID,
+		if ferr := d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), otid,
 			fmt.Sprintf("%s: gave up after %d attempts: %s", stage, job.Attempt, reasonOf(err))); ferr != nil {
 			return errors.Join(out, ferr)
 		}
@@ -370,9 +349,9 @@ func (w *ImportWorker) outcome(ctx context.Context, job *river.Job[ImportArgs], 
 	return out
 }
 
-// failRow marks the row failed with reason and cancels the job.
-func (w *ImportWorker) failRow(ctx context.Context, job *river.Job[ImportArgs], reason error) error {
-	if err := w.d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), job.Args.OriginalTransactionID, reason.Error()); err != nil {
+// failImportRow marks row otid failed with reason and cancels the job.
+func failImportRow(ctx context.Context, d *Deps, otid string, reason error) error {
+	if err := d.Ledger.MarkImportRowFailed(context.WithoutCancel(ctx), otid, reason.Error()); err != nil {
 		return err // retried: the row must not stay pending with its job cancelled
 	}
 	return river.JobCancel(reason)

@@ -7,7 +7,10 @@ const (
 	QueueInteractive   = "interactive"
 	QueueNotifications = "notifications"
 	QueueBulk          = "bulk"
-	QueueMaintenance   = "maintenance"
+	// QueueBulkHistory pages the histories of imports, apart from bulk's
+	// statuses so that each runs at its own endpoint's limit.
+	QueueBulkHistory = "bulk_history"
+	QueueMaintenance = "maintenance"
 )
 
 // Job priorities (River: 1 is worked first).
