@@ -208,26 +208,38 @@ func (l *Ledger) ReleaseImportAccountLease(ctx context.Context, key, holder stri
 // ImportProgress counts the rows of one import run by state.
 type ImportProgress struct {
 	Total, Pending, Done, Failed int64
+	// Current counts the rows whose current state is stored (their
+	// account's statuses fetched), done or not; a done row has its full
+	// history too. Rows imported before statuses were recorded count only
+	// once done (Current may then be below Done).
+	Current int64
+	// CurrentWaiting counts the pending rows still without their current
+	// state: what the statuses phase has left.
+	CurrentWaiting int64
 }
 
 // Finished reports whether every row has been worked.
 func (p ImportProgress) Finished() bool { return p.Pending == 0 }
 
 // importProgressSQL sums a run's import_run_counts (total, pending, done,
-// failed): counters the triggers of migration 012 keep with every write of
-// import_rows, so progress costs a few rows to read, not a count of the
-// run's rows (a million on a big import, read on each status and each
-// refresh of the ops overview).
-const importProgressSQL = `SELECT COALESCE(sum(n), 0)::bigint AS total,
+// failed, current, current_waiting): counters the triggers of migrations
+// 012 and 014 keep with every write of import_rows, so progress costs a few
+// rows to read, not a count of the run's rows (a million on a big import,
+// read on each status and each refresh of the ops overview). Keys
+// 'current:<state>' count the rows of that state whose statuses are
+// fetched, on top of their count under the state itself.
+const importProgressSQL = `SELECT COALESCE(sum(n) FILTER (WHERE state NOT LIKE 'current:%'), 0)::bigint AS total,
 	COALESCE(sum(n) FILTER (WHERE state = 'pending'), 0)::bigint AS pending,
 	COALESCE(sum(n) FILTER (WHERE state = 'done'), 0)::bigint AS done,
-	COALESCE(sum(n) FILTER (WHERE state = 'failed'), 0)::bigint AS failed
+	COALESCE(sum(n) FILTER (WHERE state = 'failed'), 0)::bigint AS failed,
+	COALESCE(sum(n) FILTER (WHERE state LIKE 'current:%'), 0)::bigint AS current,
+	(COALESCE(sum(n) FILTER (WHERE state = 'pending'), 0) - COALESCE(sum(n) FILTER (WHERE state = 'current:pending'), 0))::bigint AS current_waiting
 	FROM import_run_counts`
 
 // ImportProgressOf counts the rows of run by state.
 func (l *Ledger) ImportProgressOf(ctx context.Context, runID int64) (ImportProgress, error) {
 	var p ImportProgress
-	err := l.db.QueryRow(ctx, importProgressSQL+` WHERE run_id = $1`, runID).Scan(&p.Total, &p.Pending, &p.Done, &p.Failed)
+	err := l.db.QueryRow(ctx, importProgressSQL+` WHERE run_id = $1`, runID).Scan(&p.Total, &p.Pending, &p.Done, &p.Failed, &p.Current, &p.CurrentWaiting)
 	if err != nil {
 		return p, fmt.Errorf("ledger: counting rows of import run %d: %w", runID, err)
 	}
@@ -247,7 +259,8 @@ type ImportRun struct {
 // ImportRuns returns the latest import runs, newest first, at most limit.
 func (l *Ledger) ImportRuns(ctx context.Context, limit int) ([]ImportRun, error) {
 	rows, err := l.db.Query(ctx, `SELECT r.id, r.source, r.started_at, r.finished_at, r.total_rows, r.rejected_rows,
-			r.duplicate_rows, r.enqueued, COALESCE(p.total, 0), COALESCE(p.pending, 0), COALESCE(p.done, 0), COALESCE(p.failed, 0)
+			r.duplicate_rows, r.enqueued, COALESCE(p.total, 0), COALESCE(p.pending, 0), COALESCE(p.done, 0), COALESCE(p.failed, 0),
+			COALESCE(p.current, 0), COALESCE(p.current_waiting, 0)
 		FROM (SELECT * FROM import_runs ORDER BY id DESC LIMIT $1) r
 		LEFT JOIN LATERAL (`+importProgressSQL+` WHERE run_id = r.id) p ON true
 		ORDER BY r.id DESC`, limit)
@@ -258,7 +271,7 @@ func (l *Ledger) ImportRuns(ctx context.Context, limit int) ([]ImportRun, error)
 		var r ImportRun
 		err := row.Scan(&r.ID, &r.Source, &r.StartedAt, &r.FinishedAt, &r.Counts.Rows, &r.Counts.Rejected,
 			&r.Counts.Duplicates, &r.Counts.Enqueued, &r.Progress.Total, &r.Progress.Pending, &r.Progress.Done,
-			&r.Progress.Failed)
+			&r.Progress.Failed, &r.Progress.Current, &r.Progress.CurrentWaiting)
 		return r, err
 	})
 }
