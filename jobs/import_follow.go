@@ -27,6 +27,9 @@ type ImportFollow struct {
 	// RowsPerSecond is how many rows finished (done or failed) per second
 	// over the polls of the last 30 s; 0 at the first poll.
 	RowsPerSecond float64
+	// CurrentPerSecond is how many rows got their current state (statuses
+	// fetched) per second over the same window; 0 at the first poll.
+	CurrentPerSecond float64
 	// Throttled counts Apple's 429 answers since FollowImportOptions.Since.
 	Throttled int64
 	// Elapsed is the time since FollowImport started.
@@ -43,6 +46,19 @@ func (f ImportFollow) ETA() (eta time.Duration, ok bool) {
 		return 0, false
 	}
 	return (time.Duration(float64(f.Progress.Pending)/f.RowsPerSecond) * time.Second).Round(time.Second), true
+}
+
+// CurrentETA is how long the rows still without their current state will
+// take at CurrentPerSecond, to the second; ok is false while none got it in
+// the window (unknown), and true with 0 once every row has it.
+func (f ImportFollow) CurrentETA() (eta time.Duration, ok bool) {
+	if f.Progress.CurrentWaiting == 0 {
+		return 0, true
+	}
+	if f.CurrentPerSecond <= 0 {
+		return 0, false
+	}
+	return (time.Duration(float64(f.Progress.CurrentWaiting)/f.CurrentPerSecond) * time.Second).Round(time.Second), true
 }
 
 // rateWindow is how far back FollowImport measures the rate: long enough
@@ -62,6 +78,7 @@ func FollowImport(ctx context.Context, l *ledger.Ledger, runID int64, opts Follo
 	type sample struct {
 		at       time.Time
 		finished int64
+		current  int64
 	}
 	var window []sample
 	tick := time.NewTicker(poll)
@@ -85,14 +102,16 @@ func FollowImport(ctx context.Context, l *ledger.Ledger, runID int64, opts Follo
 		}
 		p.Pending += unresolved
 		p.Total += unresolved
+		p.CurrentWaiting += unresolved
 		now := time.Now()
-		window = append(window, sample{now, p.Done + p.Failed})
+		window = append(window, sample{now, p.Done + p.Failed, p.Current})
 		for len(window) > 2 && now.Sub(window[0].at) > rateWindow {
 			window = window[1:]
 		}
 		f := ImportFollow{RunID: runID, Progress: p, Throttled: throttled, Elapsed: time.Since(started)}
 		if first := window[0]; now.Sub(first.at) > 0 {
 			f.RowsPerSecond = float64(p.Done+p.Failed-first.finished) / now.Sub(first.at).Seconds()
+			f.CurrentPerSecond = float64(p.Current-first.current) / now.Sub(first.at).Seconds()
 		}
 		if p.Finished() {
 			if p.Failed > 0 {

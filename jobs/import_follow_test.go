@@ -31,11 +31,14 @@ func TestFollowImportStopsWithCtxAndReportsFailures(t *testing.T) {
 			cancel()
 		}
 	}})
-	if !errors.Is(err, context.Canceled) || polls < 2 || f.RunID != run || f.Progress != (ledger.ImportProgress{Total: 3, Pending: 3}) {
+	if !errors.Is(err, context.Canceled) || polls < 2 || f.RunID != run || f.Progress != (ledger.ImportProgress{Total: 3, Pending: 3, CurrentWaiting: 3}) {
 		t.Fatalf("interrupted: %+v, %v after %d polls", f, err, polls)
 	}
 	if _, ok := f.ETA(); ok {
 		t.Errorf("an ETA with nothing finished: %+v", f)
+	}
+	if _, ok := f.CurrentETA(); ok {
+		t.Errorf("a current-state ETA with no statuses fetched: %+v", f)
 	}
 
 	for _, otid := range []string{"2000000000000002", "2000000000000003"} {
@@ -58,5 +61,13 @@ func TestImportFollowETA(t *testing.T) {
 	f := ImportFollow{Progress: ledger.ImportProgress{Pending: 90}, RowsPerSecond: 2}
 	if eta, ok := f.ETA(); !ok || eta != 45*time.Second {
 		t.Fatalf("ETA %s %v, want 45s", eta, ok)
+	}
+	f = ImportFollow{Progress: ledger.ImportProgress{Pending: 90, CurrentWaiting: 30}, RowsPerSecond: 2, CurrentPerSecond: 10}
+	if eta, ok := f.CurrentETA(); !ok || eta != 3*time.Second {
+		t.Fatalf("current-state ETA %s %v, want 3s", eta, ok)
+	}
+	f.Progress.CurrentWaiting = 0
+	if eta, ok := f.CurrentETA(); !ok || eta != 0 {
+		t.Fatalf("current-state ETA of a run with every current state %s %v, want 0", eta, ok)
 	}
 }

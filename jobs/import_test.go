@@ -325,7 +325,7 @@ func TestImportHistoryResumesAtCheckpoint(t *testing.T) {
 		t.Fatalf("history requests %d (%v) for %d pages: want %d, one failed", hist.Requests, hist.ByStatus, pages, pages+1)
 	}
 	var attempt int
-	if err := h.pool.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'import'`).Scan(&attempt); err != nil || attempt != 2 {
+	if err := h.pool.QueryRow(context.Background(), `SELECT attempt FROM river_job WHERE kind = 'import_history'`).Scan(&attempt); err != nil || attempt != 2 {
 		t.Fatalf("job attempts %d (%v): want a failed run and a resumed one", attempt, err)
 	}
 }

@@ -70,37 +70,60 @@ type ImportStatus struct {
 	// ETA is when, at Rate, the pending rows are settled; 0 when unknown
 	// or finished.
 	ETA time.Duration
+	// CurrentPercent, CurrentRate and CurrentETA are the same for the
+	// first phase: rows whose current state is stored (statuses fetched),
+	// which runs ahead of the full history (issue 15). CurrentRate is 0
+	// once no pending row waits for its statuses.
+	CurrentPercent float64
+	CurrentRate    float64
+	CurrentETA     time.Duration
 }
 
 // RateText is Rate for people: "1,234 rows/s", "2.5 rows/s" or
 // "30 rows/min"; "—" while a running import has no rate yet, "" for a
 // finished run.
-func (s ImportStatus) RateText() string {
-	switch {
-	case s.Progress.Pending == 0:
-		return ""
-	case s.Rate <= 0:
-		return "—"
-	case s.Rate >= 10:
-		return Commas(int64(s.Rate+0.5)) + " rows/s"
-	case s.Rate >= 1:
-		return strconv.FormatFloat(s.Rate, 'f', 1, 64) + " rows/s"
-	}
-	return strconv.FormatFloat(s.Rate*60, 'f', 1, 64) + " rows/min"
-}
+func (s ImportStatus) RateText() string { return importRateText(s.Progress.Pending, s.Rate) }
 
 // ETAText is ETA rounded to the second, or to the minute from ten
 // minutes on, where seconds are noise ("—" unknown, "" finished).
-func (s ImportStatus) ETAText() string {
+func (s ImportStatus) ETAText() string { return importETAText(s.Progress.Pending, s.ETA) }
+
+// CurrentRateText is CurrentRate as RateText shows Rate; "" once every
+// row has its current state.
+func (s ImportStatus) CurrentRateText() string {
+	return importRateText(s.Progress.CurrentWaiting, s.CurrentRate)
+}
+
+// CurrentETAText is CurrentETA as ETAText shows ETA; "" once every row
+// has its current state.
+func (s ImportStatus) CurrentETAText() string {
+	return importETAText(s.Progress.CurrentWaiting, s.CurrentETA)
+}
+
+func importRateText(waiting int64, rate float64) string {
 	switch {
-	case s.Progress.Pending == 0:
+	case waiting == 0:
 		return ""
-	case s.ETA <= 0:
+	case rate <= 0:
 		return "—"
-	case s.ETA >= 10*time.Minute:
-		return s.ETA.Round(time.Minute).String()
+	case rate >= 10:
+		return Commas(int64(rate+0.5)) + " rows/s"
+	case rate >= 1:
+		return strconv.FormatFloat(rate, 'f', 1, 64) + " rows/s"
 	}
-	return s.ETA.Round(time.Second).String()
+	return strconv.FormatFloat(rate*60, 'f', 1, 64) + " rows/min"
+}
+
+func importETAText(waiting int64, eta time.Duration) string {
+	switch {
+	case waiting == 0:
+		return ""
+	case eta <= 0:
+		return "—"
+	case eta >= 10*time.Minute:
+		return eta.Round(time.Minute).String()
+	}
+	return eta.Round(time.Second).String()
 }
 
 // Watermark is an environment's backfill watermark: every notification
@@ -270,6 +293,18 @@ func importStatus(r ledger.ImportRun, now time.Time) ImportStatus {
 		if el := now.Sub(r.StartedAt).Seconds(); el > 0 {
 			v.Rate = float64(settled) / el
 			v.ETA = time.Duration(float64(r.Progress.Pending) / v.Rate * float64(time.Second))
+		}
+	}
+	// Rows that failed before their statuses count as settled here too:
+	// they will never get a current state.
+	current := settled + r.Progress.Pending - r.Progress.CurrentWaiting
+	if total := settled + r.Progress.Pending; total > 0 {
+		v.CurrentPercent = 100 * float64(current) / float64(total)
+	}
+	if r.Progress.CurrentWaiting > 0 && current > 0 {
+		if el := now.Sub(r.StartedAt).Seconds(); el > 0 {
+			v.CurrentRate = float64(current) / el
+			v.CurrentETA = time.Duration(float64(r.Progress.CurrentWaiting) / v.CurrentRate * float64(time.Second))
 		}
 	}
 	return v

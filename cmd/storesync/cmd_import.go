@@ -198,8 +198,14 @@ func followImport(ctx context.Context, c *cli, l *ledger.Ledger, run int64, sinc
 		if d, ok := f.ETA(); ok {
 			eta = d.String()
 		}
-		progress.update(fmt.Sprintf("import run %d: %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s, 429s %s",
-			run, withCommas(p.Done), withCommas(p.Total), 100*float64(p.Done+p.Failed)/float64(max(p.Total, 1)),
+		currentETA := "unknown"
+		if d, ok := f.CurrentETA(); ok {
+			currentETA = d.String()
+		}
+		// Two phases: current state (statuses) runs ahead of full history.
+		progress.update(fmt.Sprintf("import run %d: current state %s/%s (%.0f rows/s, ETA %s); full history %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s; 429s %s",
+			run, withCommas(p.Total-p.CurrentWaiting), withCommas(p.Total), f.CurrentPerSecond, currentETA,
+			withCommas(p.Done), withCommas(p.Total), 100*float64(p.Done+p.Failed)/float64(max(p.Total, 1)),
 			withCommas(p.Failed), f.RowsPerSecond, eta, withCommas(f.Throttled)))
 	}})
 	progress.clear()

@@ -152,12 +152,15 @@ func writeImportStatus(_ context.Context, s *statusContext, w io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "run\tsource\tstarted\trows\tdone\tfailed\tpending\trejected\tduplicates\tprogress\trate\tETA\tstate")
+	// done/progress/rate/ETA are full history (the row is done); the
+	// current-state columns are the statuses phase running ahead of it.
+	fmt.Fprintln(tw, "run\tsource\tstarted\trows\tdone\tfailed\tpending\trejected\tduplicates\tprogress\trate\tETA\tcurrent\tcurrent-rate\tcurrent-ETA\tstate")
 	for _, r := range s.Status.Imports {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%s\n", r.ID, r.Source,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%.1f%%\t%s\t%s\t%s\n", r.ID, r.Source,
 			r.StartedAt.UTC().Format(time.RFC3339), withCommas(r.Counts.Rows), withCommas(r.Progress.Done),
 			withCommas(r.Progress.Failed), withCommas(r.Progress.Pending), withCommas(r.Counts.Rejected),
-			withCommas(r.Counts.Duplicates), r.Percent, dash(r.RateText()), dash(r.ETAText()), r.State)
+			withCommas(r.Counts.Duplicates), r.Percent, dash(r.RateText()), dash(r.ETAText()),
+			r.CurrentPercent, dash(r.CurrentRateText()), dash(r.CurrentETAText()), r.State)
 	}
 	return tw.Flush()
 }

@@ -122,8 +122,8 @@ func TestStatusAndOverviewShowTheSameNumbers(t *testing.T) {
 		classes []string // of the overview row's cells, in cols' order
 	}
 	for _, p := range []pair{
-		{"import progress", "Imports", "901", []int{4, 5, 6, 7, 9, 10, 11, 12}, `class="import" data-run="901"`,
-			[]string{"done", "failed", "pending", "rejected", "percent", "rate", "eta", "state"}},
+		{"import progress", "Imports", "901", []int{4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15}, `class="import" data-run="901"`,
+			[]string{"done", "failed", "pending", "rejected", "percent", "rate", "eta", "current", "current-rate", "current-eta", "state"}},
 		{"budget", "Apple rate budget", "com.example.storesync Production statuses", []int{4, 6, 7},
 			`data-endpoint="Production/statuses"`, []string{"minute", "hour", "throttled"}},
 		{"webhook, last hour", "Webhook", "last hour", []int{1, 2, 3, 5, 6}, `data-over="hour"`,
