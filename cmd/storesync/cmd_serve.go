@@ -22,7 +22,7 @@ func serveCommand() *command {
 	return &command{
 		name:    "serve",
 		summary: "run the workers, periodic jobs, webhook, admin API, /metrics and /healthz",
-		usage: `storesync serve [--bulk-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--verbose]
+		usage: `storesync serve [--bulk-workers N] [--history-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--verbose]
 
 Works every job (imports, notifications, re-syncs, backfills, reconciliation)
 with River, runs the periodic jobs (only the elected leader enqueues them),
@@ -42,7 +42,12 @@ up to 2 webhook committers. Behind PgBouncer in transaction mode set
 STORESYNC_DB_POOLER=pgbouncer-transaction (River polls, no prepared
 statements).
 
-  --bulk-workers N   concurrent bulk jobs (imports) in this process (default 60)
+  --bulk-workers N   concurrent bulk jobs (imports: current state) in this
+                     process (default 60)
+  --history-workers N
+                     concurrent import history jobs in this process (default
+                     60); they page histories at the history endpoint's limit
+                     while the bulk jobs fetch statuses at theirs
   --stop-timeout D   how long jobs in flight may take to finish on stop (default 20s)
   --job-timeout D    longest run of one job (default 45s); long work checkpoints
                      and continues in a new run
@@ -60,6 +65,7 @@ statements).
 func runServe(ctx context.Context, c *cli, args []string) error {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
 	bulk := fset.Int("bulk-workers", 60, "")
+	history := fset.Int("history-workers", 60, "")
 	stopTimeout := fset.Duration("stop-timeout", 20*time.Second, "")
 	verbose := fset.Bool("verbose", false, "")
 	noSchedules := fset.Bool("no-schedules", false, "")
@@ -74,6 +80,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	if *bulk < 1 || *bulk > 1000 {
 		return usagef("--bulk-workers %d: use 1..1000", *bulk)
+	}
+	if *history < 1 || *history > 1000 {
+		return usagef("--history-workers %d: use 1..1000", *history)
 	}
 	if *stopTimeout <= 0 {
 		return usagef("--stop-timeout %s: use a positive duration such as 20s", *stopTimeout)
@@ -117,7 +126,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	deps.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	opts := jobs.ClientOptions{
-		Work: true, BulkWorkers: *bulk, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
+		Work: true, BulkWorkers: *bulk, HistoryWorkers: *history, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
 		EventFanOutEvery: time.Second, // change-feed webhooks go out within about a second
 		JobTimeout:       *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
 		PollOnly: cfg.Pooler.TransactionPooling(), // LISTEN needs a session of its own
