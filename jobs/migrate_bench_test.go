@@ -122,7 +122,7 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 	start := time.Now()
 	var serves []*exec.Cmd
 	for range procs {
-		serves = append(serves, startProcess(b, bin, env, "serve", "--bulk-workers", "60", "--no-schedules"))
+		serves = append(serves, startProcess(b, bin, env, "serve", "--bulk-workers", "60", "--history-workers", "60", "--no-schedules"))
 	}
 
 	type sample struct {
