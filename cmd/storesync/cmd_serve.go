@@ -175,8 +175,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	} else if job != nil {
 		fmt.Fprintf(c.stdout, "certificate compaction unfinished: resuming it (job %d)\n", job.ID)
 	}
-	fmt.Fprintf(c.stdout, "storesync serving on http://%s (%s, Apple API at %s, %d bulk workers)\n",
-		ln.Addr(), cfg.Environment, appleTarget(cfg), *bulk)
+	fmt.Fprintf(c.stdout, "storesync serving on http://%s (%s, Apple API at %s, %d bulk workers, %d history workers)\n",
+		ln.Addr(), cfg.Environment, appleTarget(cfg), *bulk, *history)
 	fmt.Fprintf(c.stdout, "ops console: http://%s/ops/ (log in with STORESYNC_ADMIN_TOKEN)\n", ln.Addr())
 
 	var runErr error
