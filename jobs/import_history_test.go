@@ -75,25 +75,31 @@ func TestImportCurrentStateBeforeHistory(t *testing.T) {
 // finish correctly: one checkpointed mid-history (step "history" with a
 // cursor) goes on from its cursor without asking the stored pages again;
 // one that finished its history but not its last step ("history" done, no
-// cursor) is finished too.
+// cursor) is finished too; and one that died after its statuses, before
+// any hand-off (as a job of this binary may), enqueues its history job.
 func TestImportLegacyJobsFinish(t *testing.T) {
 	t.Parallel()
 	h := startImportHarness(t, sim.Options{Seed: 1, Subscribers: 150, DisableRateLimits: true}, Settings{})
 	ctx := context.Background()
-	var long, other sim.SubscriptionTruth
+	var long, other, third sim.SubscriptionTruth
 	for _, tr := range h.simulator.Truth() {
 		if tr.Environment == appstore.Production && tr.TransactionCount > long.TransactionCount {
 			long = tr
 		}
 	}
 	for _, tr := range h.simulator.Truth() {
-		if tr.Environment == appstore.Production && tr.AccountID != long.AccountID && tr.TransactionCount > 20 {
+		if tr.Environment != appstore.Production || tr.AccountID == long.AccountID || tr.TransactionCount <= 20 {
+			continue
+		}
+		switch {
+		case other.OriginalTransactionID == "":
 			other = tr
-			break
+		case tr.AccountID != other.AccountID && third.OriginalTransactionID == "":
+			third = tr
 		}
 	}
-	if long.TransactionCount <= 40 || other.OriginalTransactionID == "" {
-		t.Fatalf("seed gives no fit subscriptions: %+v, %+v", long, other)
+	if long.TransactionCount <= 40 || other.OriginalTransactionID == "" || third.OriginalTransactionID == "" {
+		t.Fatalf("seed gives no fit subscriptions: %+v, %+v, %+v", long, other, third)
 	}
 	run, err := h.deps.Ledger.CreateImportRun(ctx, "legacy.csv")
 	if err != nil {
@@ -102,17 +108,18 @@ func TestImportLegacyJobsFinish(t *testing.T) {
 	if _, err := h.deps.Ledger.InsertImportRows(ctx, run, []ledger.ImportRow{
 		{OriginalTransactionID: long.OriginalTransactionID, CustomerID: "cust-long"},
 		{OriginalTransactionID: other.OriginalTransactionID, CustomerID: "cust-other"},
+		{OriginalTransactionID: third.OriginalTransactionID, CustomerID: "cust-third"},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	// What the older binary's job had done: statuses of both, the first
 	// page of long's history (its cursor), the whole history of other.
-	for _, tr := range []sim.SubscriptionTruth{long, other} {
+	for _, tr := range []sim.SubscriptionTruth{long, other, third} {
 		if _, _, err := h.deps.syncStatuses(ctx, tr.OriginalTransactionID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := h.deps.Ledger.MarkStatusesFetched(ctx, []string{long.OriginalTransactionID, other.OriginalTransactionID}); err != nil {
+	if err := h.deps.Ledger.MarkStatusesFetched(ctx, []string{long.OriginalTransactionID, other.OriginalTransactionID, third.OriginalTransactionID}); err != nil {
 		t.Fatal(err)
 	}
 	client, err := h.deps.Apple.InEnvironment(appstore.Production)
@@ -155,22 +162,25 @@ func TestImportLegacyJobsFinish(t *testing.T) {
 	legacy(long.OriginalTransactionID, map[string]any{"river:resumable_step": "history",
 		"river:resumable_cursor": map[string]any{"history": importHistoryCursor{Revision: page.Revision}}})
 	legacy(other.OriginalTransactionID, map[string]any{"river:resumable_step": "history"})
+	legacy(third.OriginalTransactionID, map[string]any{"river:resumable_step": "statuses"})
 	p := h.waitRun(t, run, 2*time.Minute)
-	if p.Done != 2 {
-		t.Fatalf("progress %+v, want both rows done", p)
+	if p.Done != 3 {
+		t.Fatalf("progress %+v, want every row done", p)
 	}
-	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, []sim.SubscriptionTruth{long, other})
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, []sim.SubscriptionTruth{long, other, third})
 	after := h.simulator.Stats()
 	calls := func(s sim.Stats, ep appstore.Endpoint) int64 { return s.Endpoint(appstore.Production, ep).Requests }
 	longPages := int64((long.TransactionCount + 19) / 20)
-	// long: its remaining pages once; other: one call finding nothing new.
-	if got, want := calls(after, appstore.EndpointHistory)-calls(before, appstore.EndpointHistory), longPages-1+1; got != want {
-		t.Errorf("%d history calls after the upgrade, want %d (long's %d pages but the first, one for other)", got, want, longPages)
+	thirdPages := int64((third.TransactionCount + 19) / 20)
+	// long: its remaining pages once; other: one call finding nothing new;
+	// third: its pages once.
+	if got, want := calls(after, appstore.EndpointHistory)-calls(before, appstore.EndpointHistory), longPages-1+1+thirdPages; got != want {
+		t.Errorf("%d history calls after the upgrade, want %d (long's %d pages but the first, one for other, third's %d)", got, want, longPages, thirdPages)
 	}
 	if got := calls(after, appstore.EndpointStatuses) - calls(before, appstore.EndpointStatuses); got != 0 {
 		t.Errorf("%d statuses calls after the upgrade, want none (they were fetched)", got)
 	}
-	for _, c := range []struct{ otid, customer string }{{long.OriginalTransactionID, "cust-long"}, {other.OriginalTransactionID, "cust-other"}} {
+	for _, c := range []struct{ otid, customer string }{{long.OriginalTransactionID, "cust-long"}, {other.OriginalTransactionID, "cust-other"}, {third.OriginalTransactionID, "cust-third"}} {
 		var customer string
 		if err := h.pool.QueryRow(ctx, `SELECT COALESCE(customer_id, '') FROM subscriptions WHERE original_transaction_id = $1`, c.otid).Scan(&customer); err != nil {
 			t.Fatal(err)
