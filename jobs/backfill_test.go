@@ -23,7 +23,7 @@ func (e *hookEnv) sweep(end time.Time) {
 			e.t.Fatal(err)
 		}
 	}
-	e.waitIdle(90*time.Second, "backfill", "process_notification", "import")
+	e.waitIdle(90*time.Second, "backfill", "process_notification", "import", "import_history")
 }
 
 // TestBackfillRecoversDroppedDeliveries: the simulator drops 30% of its
@@ -47,7 +47,7 @@ func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
 	if err := e.simulator.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.waitIdle(90*time.Second, "process_notification", "import")
+	e.waitIdle(90*time.Second, "process_notification", "import", "import_history")
 	var sent []string
 	for _, env := range []appstore.Environment{appstore.Production, appstore.Sandbox} {
 		for _, n := range e.simulator.Notifications(env) {
@@ -132,7 +132,7 @@ func TestBackfillRecoversDroppedDeliveries(t *testing.T) {
 	if _, err := e.river.Insert(ctx, BackfillArgs{Environment: appstore.Production, Start: e.simulator.Now().Add(-26 * 24 * time.Hour), End: e.simulator.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
-	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
+	e.waitIdle(60*time.Second, "backfill", "process_notification", "import", "import_history")
 	if got := ledgerDump(t, e.pool); !reflect.DeepEqual(got, dump) {
 		t.Fatal("a second sweep changed the ledger")
 	}
@@ -177,7 +177,7 @@ func TestBackfillResumesFromItsCursorAndRestartsOnExpiredToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitIdle(60*time.Second, "backfill", "process_notification", "import")
+	e.waitIdle(60*time.Second, "backfill", "process_notification", "import", "import_history")
 	got, err := e.deps.Ledger.BackfillWindowByID(ctx, win.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ func TestBackfillStopsBeforeTheJobTimeoutAndGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.waitIdle(3*time.Minute, "backfill", "process_notification", "import")
+	e.waitIdle(3*time.Minute, "backfill", "process_notification", "import", "import_history")
 	job, err := e.river.JobGet(ctx, res.Job.ID)
 	if err != nil {
 		t.Fatal(err)

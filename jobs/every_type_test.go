@@ -63,7 +63,7 @@ func testEveryNotificationType(t *testing.T, backfill bool) {
 			t.Fatal(err)
 		}
 	}
-	e.waitIdle(3*time.Minute, "import")
+	e.waitIdle(3*time.Minute, "import", "import_history")
 
 	// Each change on demand, on the first subscription it applies to.
 	mutate := func(kind sim.MutationKind, ok func(sim.SubscriptionTruth) bool) string {
@@ -130,7 +130,7 @@ func testEveryNotificationType(t *testing.T, backfill bool) {
 		if err := e.simulator.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		e.waitIdle(3*time.Minute, "process_notification", "import")
+		e.waitIdle(3*time.Minute, "process_notification", "import", "import_history")
 	}
 
 	// Every notification sent since the start reached the ledger by its

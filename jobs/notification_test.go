@@ -206,7 +206,7 @@ func TestNotificationProcessing(t *testing.T) {
 	if c := e.postSigned(n.Sign(t, e.ca)); c != 200 {
 		t.Fatalf("status %d", c)
 	}
-	e.waitIdle(30*time.Second, "process_notification", "import")
+	e.waitIdle(30*time.Second, "process_notification", "import", "import_history")
 	s, err := e.deps.Ledger.Subscription(ctx, truth.OriginalTransactionID)
 	if err != nil {
 		t.Fatal(err)
