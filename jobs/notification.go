@@ -46,9 +46,9 @@ func (w *processNotificationWorker) Work(ctx context.Context, job *river.Job[Pro
 	}
 	if !ok {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return w.d.jobDone(ctx, job.JobRow, ctx.Err())
 		}
-		return river.JobSnooze(time.Second)
+		return w.d.jobDone(ctx, job.JobRow, river.JobSnooze(time.Second), slog.String("notification_uuid", job.Args.NotificationUUID))
 	}
 	defer release()
 	res, err := w.d.processNotification(ctx, job.Args.NotificationUUID)
