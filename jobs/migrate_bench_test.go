@@ -121,8 +121,12 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 	defer pool.Close()
 	start := time.Now()
 	var serves []*exec.Cmd
-	for range procs {
-		serves = append(serves, startProcess(b, bin, env, "serve", "--bulk-workers", "60", "--history-workers", "60", "--no-schedules"))
+	for i := range procs {
+		args := []string{"serve", "--bulk-workers", "60", "--history-workers", "60", "--no-schedules"}
+		if dir := os.Getenv("STORESYNC_BENCH_PROFILE_DIR"); dir != "" {
+			args = append(args, "--cpu-profile", filepath.Join(dir, fmt.Sprintf("migrate-procs%d-serve%d.pprof", procs, i)))
+		}
+		serves = append(serves, startProcess(b, bin, env, args...))
 	}
 
 	type sample struct {

@@ -22,7 +22,7 @@ func serveCommand() *command {
 	return &command{
 		name:    "serve",
 		summary: "run the workers, periodic jobs, webhook, admin API, /metrics and /healthz",
-		usage: `storesync serve [--bulk-workers N] [--history-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--verbose]
+		usage: `storesync serve [--bulk-workers N] [--history-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--cpu-profile FILE] [--verbose]
 
 Works every job (imports, notifications, re-syncs, backfills, reconciliation)
 with River, runs the periodic jobs (only the elected leader enqueues them),
@@ -57,6 +57,8 @@ statements).
                      sweep) from this process: for extra worker processes,
                      e.g. during a migration; at least one process should
                      keep them
+  --cpu-profile FILE write a Go CPU profile of this process to FILE until it
+                     stops (read it with go tool pprof; see CONTRIBUTING.md)
   --verbose          log River's informational messages too`,
 		run: runServe,
 	}
@@ -71,6 +73,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	noSchedules := fset.Bool("no-schedules", false, "")
 	jobTimeout := fset.Duration("job-timeout", jobs.DefaultJobTimeout, "")
 	rescueAfter := fset.Duration("rescue-after", jobs.DefaultRescueStuckJobsAfter, "")
+	cpuProfile := fset.String("cpu-profile", "", "")
 	rest, err := parseFlags(fset, args)
 	if err != nil {
 		return err
@@ -89,6 +92,13 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	if *jobTimeout < time.Second || *rescueAfter <= *jobTimeout {
 		return usagef("--job-timeout %s, --rescue-after %s: use a job timeout of at least 1s and a longer rescue delay", *jobTimeout, *rescueAfter)
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	cfg, err := loadConfig(c)
 	if err != nil {

@@ -197,8 +197,17 @@ func startServeProcess(t testing.TB, env map[string]string, args ...string) *exe
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		// Stopped as an operator would (SIGTERM), so it writes what it
+		// writes on exit (a --cpu-profile); killed if it hangs.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		if t.Failed() {
 			t.Logf("serve process %d output:\n%s", cmd.Process.Pid, out.String())
 		}

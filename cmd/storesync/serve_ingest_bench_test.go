@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -83,7 +84,11 @@ func BenchmarkServeIngest(b *testing.B) {
 	burst := newBenchNotes(subscribers, max(1, rate*seconds/subscribers), ca, b)
 	seedSubscriptions(b, pool, append(append(distinct.otids, perSub.otids...), burst.otids...))
 
-	startServeProcess(b, env, "serve", "--no-schedules")
+	serveArgs := []string{"serve", "--no-schedules"}
+	if dir := os.Getenv("STORESYNC_BENCH_PROFILE_DIR"); dir != "" {
+		serveArgs = append(serveArgs, "--cpu-profile", filepath.Join(dir, "ingest-serve.pprof"))
+	}
+	startServeProcess(b, env, serveArgs...)
 	waitHTTP(b, port)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, MaxConnsPerHost: 512}, Timeout: 30 * time.Second}
