@@ -50,7 +50,8 @@ type IngestGovernorOptions struct {
 // one process. Answering Apple quickly matters more than applying what was
 // stored a second earlier: the notification is durable once answered, and
 // processing it is CPU (three signature verifications) and Postgres work
-// on the same cores. The webhook reports each request (Arrived); while the
+// on the same cores. The webhook reports each verified notification
+// (Arrived; forged posts do not count, so they cannot stall processing); while the
 // arrival rate is at least BusyRate, at most YieldWorkers processing jobs
 // run (Acquire waits), and the backlog drains at full width once the rate
 // falls. A nil *IngestGovernor never makes anyone wait.

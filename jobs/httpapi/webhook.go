@@ -92,7 +92,6 @@ const webhookReadTimeout = 10 * time.Second
 
 func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	h.deps.Ingest.Arrived(1) // processing yields while requests pour in
 	// Not every ResponseWriter supports deadlines (recorders): best effort.
 	_ = http.NewResponseController(w).SetReadDeadline(start.Add(webhookReadTimeout))
 	outcome, status := h.handle(r)
@@ -151,6 +150,9 @@ func (h *webhook) handle(r *http.Request) (string, int) {
 		h.reject(r, webhookUnverified, "", err)
 		return webhookUnverified, http.StatusBadRequest
 	}
+	// Processing yields while Apple's notifications pour in. Only verified
+	// ones count: a flood of forged posts must not stall processing.
+	h.deps.Ingest.Arrived(1)
 	n := jobs.NotificationRecord(p, env, signed, ledger.SourceWebhook, nil)
 	n.Decoded = decoded
 	if !ledger.IsUUID(n.UUID) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/appstore/sim"
+	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 )
@@ -412,5 +413,39 @@ func TestSignedPayloadOfBodies(t *testing.T) {
 		if (err == nil) != c.ok || got != c.want {
 			t.Errorf("%q: got %q, %v", c.body, got, err)
 		}
+	}
+}
+
+// Only notifications that verify make processing yield: forged posts, however
+// many, leave the ingest governor's rate at zero, so they cannot stall
+// processing; Apple's count.
+func TestWebhookOnlyVerifiedPostsMakeProcessingYield(t *testing.T) {
+	t.Parallel()
+	e := newHookEnv(t, hookEnvOptions{})
+	g, err := jobs.NewIngestGovernor(jobs.IngestGovernorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.deps.Ingest = g
+	forger, err := sim.NewCA() // a chain that is not the trusted root's
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if code := e.postSigned(jobstest.NewNote(appstore.Production, time.Now()).Sign(t, forger)); code != http.StatusBadRequest {
+			t.Fatalf("forged notification answered %d, want 400", code)
+		}
+	}
+	if code := e.post([]byte(`{"signedPayload":"not-a-jws"}`)); code != http.StatusBadRequest {
+		t.Fatalf("malformed notification answered %d, want 400", code)
+	}
+	if r := g.Rate(); r != 0 {
+		t.Fatalf("after forged and malformed posts the governor counts %v/s, want 0", r)
+	}
+	if code := e.postSigned(jobstest.NewNote(appstore.Production, time.Now()).Sign(t, e.ca)); code != http.StatusOK {
+		t.Fatalf("Apple's notification answered %d", code)
+	}
+	if r := g.Rate(); r != 1 {
+		t.Fatalf("after one verified post the governor counts %v/s, want 1", r)
 	}
 }
