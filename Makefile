@@ -39,7 +39,7 @@ bench-import: ## enqueue a generated 1,000,000-row CSV with `storesync import` (
 	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkImportCommandMillionRows' -benchtime 1x -count=1 -timeout 30m ./jobs/
 	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkImporterEnqueue' -benchtime 200000x -count=1 -timeout 30m ./jobs/
 
-bench-migrate: ## migrate 2,000 simulated subscribers with 1, 2 and 4 serve processes (% of Apple's limit, 429 share, call counts)
+bench-migrate: ## migrate STORESYNC_BENCH_SUBSCRIBERS (default 2000) simulated customers from ids and from receipts with 1, 2 and 4 serve processes: % of Apple's limit per endpoint with work, 429 share, Apple calls per subscriber, time to current state vs full history
 	.ci/with-postgres $(GO) test -run '^$$' -bench 'BenchmarkMigrateServeProcesses' -benchtime 1x -count=1 -timeout 60m ./jobs/
 
 .PHONY: chaos

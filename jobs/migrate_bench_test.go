@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,41 +26,92 @@ import (
 )
 
 // BenchmarkMigrateServeProcesses is the issue's budget measurement: a
-// `storesync sim` process with 2,000 customers and Apple's default limits
-// (L = 50 requests/s per endpoint in production), and 1, 2 or 4
-// `storesync serve` processes on one database migrating all of them after
-// `storesync import`. It reports the busiest endpoint's use as a share of
-// L in the steady state — after the first 5% of its requests, while jobs
-// were still waiting in the queue — (goal ≥ 97%), the share of
-// requests answered 429 (goal ≤ 0.1%), and the calls made against the
-// minimum (statuses answers per account, history pages per
-// Σ ceil(transactions/20)), then checks the ledger equals the truth.
-// Run it with `make bench-migrate` (a few minutes).
+// `storesync sim` process with STORESYNC_BENCH_SUBSCRIBERS customers
+// (default 2,000) and Apple's default limits (L = 50 requests/s per
+// endpoint in production), and 1, 2 or 4 `storesync serve` processes on one
+// database migrating all of them after `storesync import`, from either
+// import file a company may hold:
+//
+//   - source=ids: original_transaction_id,app_account_token,customer_id
+//     (every subscription of the simulator's truth);
+//   - source=receipts: the simulator's GET /sim/receipts
+//     (app_receipt,customer_id,app_account_token, one receipt per
+//     customer), so each receipt first costs a Get Transaction Info call
+//     (the import_receipt job) before the usual import.
+//
+// Each sub-benchmark (source=S/procs=N) reports, per production endpoint
+// with work (statuses, history, and transaction for receipts), its use of
+// L between 5% and 95% of its own requests (%L-statuses, %L-history,
+// %L-transaction; goal ≥ 97%); the busiest endpoint's use in the steady
+// state — after the first 5% of its requests, while import jobs were still
+// waiting in the queue — (%L-busiest); the share of requests answered 429
+// (goal ≤ 0.1%); Apple calls per subscriber (calls/subscriber,
+// statuses/subscriber) and against the minimum (statuses answers per
+// account, history pages per Σ ceil(transactions/20)); and the time to
+// every subscription's current state (s-current-state) against the time
+// to full history (s). It then checks the ledger equals the truth.
+// Run it with `make bench-migrate` (several minutes); a quick smoke run:
+//
+//	STORESYNC_BENCH_SUBSCRIBERS=300 .ci/with-postgres go test -run '^$' -bench 'BenchmarkMigrateServeProcesses/source=receipts/procs=1' -benchtime 1x ./jobs/
 func BenchmarkMigrateServeProcesses(b *testing.B) {
 	bin := buildStoresync(b)
-	for _, procs := range []int{1, 2, 4} {
-		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
-			for range b.N {
-				m := measureMigration(b, bin, procs, 2000)
-				b.ReportMetric(m.utilization*100, "%L-busiest")
-				b.ReportMetric(m.share429*100, "%429")
-				b.ReportMetric(m.statusesPerAccount, "statuses/account")
-				b.ReportMetric(m.statusesPerSubscriber, "statuses/subscriber")
-				b.ReportMetric(m.callsPerSubscriber, "calls/subscriber")
-				b.ReportMetric(m.pagesPerNeeded, "pages/needed")
-				b.ReportMetric(m.seconds, "s")
-				b.ReportMetric(float64(m.maxGranted10s)/(10*m.limit)*100, "%L-max-10s-granted")
-				b.ReportMetric(m.endpointUse[appstore.EndpointStatuses]*100, "%L-statuses")
-				b.ReportMetric(m.endpointUse[appstore.EndpointHistory]*100, "%L-history")
-				b.ReportMetric(m.currentStateSeconds, "s-current-state")
-				b.Logf("%d serve processes: statuses at %.1f%% and history at %.1f%% of L while each had work; current state after %.0fs, full history after %.0fs",
-					procs, m.endpointUse[appstore.EndpointStatuses]*100, m.endpointUse[appstore.EndpointHistory]*100, m.currentStateSeconds, m.seconds)
-				b.Logf("%d serve processes: busiest %s at %.1f%% of %g/s over %.0fs (budget granted at most %d in 10 s); %d of %d requests answered 429 %v; %d statuses answers for %d accounts; %d history pages for %d needed",
-					procs, m.busiest, m.utilization*100, m.limit, m.window, m.maxGranted10s, m.throttled, m.requests, m.throttledBy, m.okStatuses, m.accounts, m.pages, m.neededPages)
-				b.Logf("%d serve processes: %.3f statuses answers and %.3f Apple calls per subscriber", procs, m.statusesPerSubscriber, m.callsPerSubscriber)
+	subscribers := benchSubscribers(b)
+	for _, source := range []migrationSource{sourceIDs, sourceReceipts} {
+		b.Run("source="+string(source), func(b *testing.B) {
+			for _, procs := range []int{1, 2, 4} {
+				b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
+					for range b.N {
+						m := measureMigration(b, bin, source, procs, subscribers)
+						m.report(b, source, procs)
+					}
+				})
 			}
 		})
 	}
+}
+
+// migrationSource is the kind of import file a migration starts from.
+type migrationSource string
+
+const (
+	sourceIDs      migrationSource = "ids"
+	sourceReceipts migrationSource = "receipts"
+)
+
+// endpointsWithWork are the production endpoints a migration from source
+// spends its budget on: the ones whose use of L is reported.
+func (s migrationSource) endpointsWithWork() []appstore.Endpoint {
+	eps := []appstore.Endpoint{appstore.EndpointStatuses, appstore.EndpointHistory}
+	if s == sourceReceipts {
+		eps = append(eps, appstore.EndpointTransaction)
+	}
+	return eps
+}
+
+// queuedKinds are the job kinds whose available jobs mean the statuses
+// phase still has work waiting (the steady-state window of %L-busiest):
+// for ids the import jobs, as the earlier figures were measured; for
+// receipts also the import_receipt jobs that enqueue them.
+func (s migrationSource) queuedKinds() []string {
+	if s == sourceReceipts {
+		return []string{"import_receipt", "import"}
+	}
+	return []string{"import"}
+}
+
+// benchSubscribers is STORESYNC_BENCH_SUBSCRIBERS (default 2,000): the
+// simulator's customers, smaller for a quick smoke run.
+func benchSubscribers(b *testing.B) int {
+	const name = "STORESYNC_BENCH_SUBSCRIBERS"
+	v := os.Getenv(name)
+	if v == "" {
+		return 2000
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+	if err != nil || n < 1 || n > sim.MaxSubscribers {
+		b.Fatalf("%s=%q is not a number of customers from 1 to %d: set it like %s=300 (or unset it for 2,000)", name, v, sim.MaxSubscribers, name)
+	}
+	return n
 }
 
 type migrationMeasure struct {
@@ -71,22 +123,49 @@ type migrationMeasure struct {
 	accounts, neededPages  int
 	statusesPerAccount     float64
 	// Apple calls (statuses answers; every request) per subscription of
-	// the file: the import's cost per subscriber.
+	// the truth: the import's cost per subscriber.
 	statusesPerSubscriber, callsPerSubscriber float64
 	pagesPerNeeded                            float64
 	throttledBy                               []string // per endpoint with 429s
 	maxGranted10s                             int64    // the budget's grants to the busiest endpoint in its busiest 10 s
-	// Per production endpoint with work (statuses, history): its use of L
-	// between 5% and 95% of its own requests, i.e. while it had work.
-	endpointUse map[appstore.Endpoint]float64
+	// Per production endpoint with work (statuses, history; transaction
+	// for receipts): its use of L between 5% and 95% of its own requests,
+	// i.e. while it had work, and its requests.
+	endpointUse      map[appstore.Endpoint]float64
+	endpointRequests map[appstore.Endpoint]int64
 	// currentStateSeconds is when the last statuses answer came (every
 	// subscription's current state known); seconds is the full history.
 	currentStateSeconds float64
 }
 
-// measureMigration runs one migration of subscribers customers with procs
-// serve processes.
-func measureMigration(b *testing.B, bin string, procs, subscribers int) migrationMeasure {
+// report prints m as the benchmark's metrics and log lines. The metric
+// names of source=ids are those of the earlier ids-only benchmark, so its
+// figures compare.
+func (m migrationMeasure) report(b *testing.B, source migrationSource, procs int) {
+	b.ReportMetric(m.utilization*100, "%L-busiest")
+	b.ReportMetric(m.share429*100, "%429")
+	b.ReportMetric(m.statusesPerAccount, "statuses/account")
+	b.ReportMetric(m.statusesPerSubscriber, "statuses/subscriber")
+	b.ReportMetric(m.callsPerSubscriber, "calls/subscriber")
+	b.ReportMetric(m.pagesPerNeeded, "pages/needed")
+	b.ReportMetric(m.seconds, "s")
+	b.ReportMetric(float64(m.maxGranted10s)/(10*m.limit)*100, "%L-max-10s-granted")
+	var use []string
+	for _, ep := range source.endpointsWithWork() {
+		b.ReportMetric(m.endpointUse[ep]*100, "%L-"+string(ep))
+		use = append(use, fmt.Sprintf("%s at %.1f%% (%d requests)", ep, m.endpointUse[ep]*100, m.endpointRequests[ep]))
+	}
+	b.ReportMetric(m.currentStateSeconds, "s-current-state")
+	b.Logf("%s, %d serve processes: %s of L while each had work; current state after %.0fs, full history after %.0fs",
+		source, procs, strings.Join(use, ", "), m.currentStateSeconds, m.seconds)
+	b.Logf("%s, %d serve processes: busiest %s at %.1f%% of %g/s over %.0fs (budget granted at most %d in 10 s); %d of %d requests answered 429 %v; %d statuses answers for %d accounts; %d history pages for %d needed",
+		source, procs, m.busiest, m.utilization*100, m.limit, m.window, m.maxGranted10s, m.throttled, m.requests, m.throttledBy, m.okStatuses, m.accounts, m.pages, m.neededPages)
+	b.Logf("%s, %d serve processes: %.3f statuses answers and %.3f Apple calls per subscriber", source, procs, m.statusesPerSubscriber, m.callsPerSubscriber)
+}
+
+// measureMigration runs one migration of subscribers customers from source
+// with procs serve processes.
+func measureMigration(b *testing.B, bin string, source migrationSource, procs, subscribers int) migrationMeasure {
 	ctx := context.Background()
 	const limit = 50.0 // Apple's production limit: the simulator's and storesync's default
 	base, env := startSimProcess(b, bin, subscribers)
@@ -108,8 +187,14 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 		needed += (t.TransactionCount + 19) / 20
 		fmt.Fprintf(&csv, "%s,%s,%s\n", t.OriginalTransactionID, t.AppAccountToken, t.AccountID)
 	}
+	importFile := []byte(csv.String())
+	if source == sourceReceipts {
+		// What a company that used verifyReceipt kept: one app receipt per
+		// customer, naming all of its subscriptions.
+		importFile = getBody(b, base+"/sim/receipts?env=all")
+	}
 	file := filepath.Join(b.TempDir(), "subscribers.csv")
-	if err := os.WriteFile(file, []byte(csv.String()), 0o600); err != nil {
+	if err := os.WriteFile(file, importFile, 0o600); err != nil {
 		b.Fatal(err)
 	}
 	runCmd(b, bin, env, "import", file)
@@ -124,7 +209,7 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 	for i := range procs {
 		args := []string{"serve", "--bulk-workers", "60", "--history-workers", "60", "--no-schedules"}
 		if dir := os.Getenv("STORESYNC_BENCH_PROFILE_DIR"); dir != "" {
-			args = append(args, "--cpu-profile", filepath.Join(dir, fmt.Sprintf("migrate-procs%d-serve%d.pprof", procs, i)))
+			args = append(args, "--cpu-profile", filepath.Join(dir, fmt.Sprintf("migrate-%s-procs%d-serve%d.pprof", source, procs, i)))
 		}
 		serves = append(serves, startProcess(b, bin, env, args...))
 	}
@@ -140,17 +225,24 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 		var s sample
 		getJSON(b, base+"/sim/stats", &s.stats)
 		s.at = time.Now()
-		var pending int64
-		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM river_job WHERE kind = 'import' AND state = 'available'),
-			(SELECT count(*) FROM import_rows WHERE state = 'pending')`).Scan(&s.available, &pending); err != nil {
+		// Done when no import row waits and no job of the migration is left
+		// to run: receipts become import rows only once their job has asked
+		// Apple, and the history of a subscription found beside an imported
+		// one (statuses name the whole account) has a job but no row.
+		var pending, unfinished int64
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM river_job WHERE kind = ANY($1) AND state = 'available'),
+			(SELECT count(*) FROM import_rows WHERE state = 'pending'),
+			(SELECT count(*) FROM river_job WHERE kind IN ('import_receipt', 'import', 'import_history')
+				AND state NOT IN ('completed', 'cancelled', 'discarded'))`,
+			source.queuedKinds()).Scan(&s.available, &pending, &unfinished); err != nil {
 			b.Fatal(err)
 		}
 		samples = append(samples, s)
-		if pending == 0 {
+		if pending == 0 && unfinished == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("migration unfinished after 15 minutes: %d rows pending", pending)
+			b.Fatalf("migration unfinished after 15 minutes: %d rows pending, %d jobs unfinished", pending, unfinished)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -184,12 +276,16 @@ func measureMigration(b *testing.B, bin string, procs, subscribers int) migratio
 			break
 		}
 	}
-	m.window = samples[to].at.Sub(samples[from].at).Seconds()
-	m.utilization = float64(count(samples[to].stats)-count(samples[from].stats)) / (limit * m.window)
+	if from >= 0 && to > from {
+		m.window = samples[to].at.Sub(samples[from].at).Seconds()
+		m.utilization = float64(count(samples[to].stats)-count(samples[from].stats)) / (limit * m.window)
+	}
 	m.endpointUse = map[appstore.Endpoint]float64{}
-	for _, ep := range []appstore.Endpoint{appstore.EndpointStatuses, appstore.EndpointHistory} {
+	m.endpointRequests = map[appstore.Endpoint]int64{}
+	for _, ep := range source.endpointsWithWork() {
 		n := func(s sample) int64 { return s.stats.Endpoint(appstore.Production, ep).Requests }
 		total := n(samples[len(samples)-1])
+		m.endpointRequests[ep] = total
 		lo, hi := -1, -1
 		for i, s := range samples {
 			if lo < 0 && n(s) >= total/20 {
@@ -293,6 +389,20 @@ func runCmd(b *testing.B, bin string, env []string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("storesync %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// getBody returns the body of a 200 answer to GET url.
+func getBody(b *testing.B, url string) []byte {
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return body
 }
 
 func getJSON(b *testing.B, url string, v any) {

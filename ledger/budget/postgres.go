@@ -33,9 +33,11 @@ type PostgresOptions struct {
 	// positive limit is an error, never unlimited.
 	Limits map[appstore.Environment]map[appstore.Endpoint]float64
 	// LeaseSize is the most tokens one process takes from the shared bucket
-	// at once. Zero means a tenth of a second's worth (at least 1): small
-	// enough that leased tokens are spent within ~100 ms, so bursts stay
-	// far below what Apple tolerates.
+	// at once, and the most it sends at once to catch up after its
+	// dispatcher was held up. Zero means a tenth of a second's worth (at
+	// least 1): small enough that leased tokens are spent within ~100 ms,
+	// so bursts stay far below what Apple tolerates (about a second's
+	// worth; the simulator's default Burst is one second too).
 	LeaseSize int
 	// Burst is how much unused budget may pile up in the shared bucket, as
 	// time's worth of tokens; zero means 250 ms (and never less than
@@ -85,7 +87,10 @@ func (o *PostgresOptions) validate() error {
 // callers already waiting, and hands them out through its own
 // x/time/rate limiter, so N processes on one database together never send
 // more than the limit (plus one bucket's Burst), and each process's calls are
-// evenly spaced.
+// evenly spaced. A process whose dispatcher was held up while it had leased
+// tokens in hand (CPU contention, a slow lease round trip) catches up: it
+// sends up to one lease of them at once rather than losing that time for
+// good, which would leave a lone process below the limit on a busy host.
 //
 // Interactive callers (appstore.WithPriority(ctx, PriorityInteractive)) of
 // a process are served before its bulk callers, whatever order they came in.
@@ -129,7 +134,7 @@ type budgetBucket struct {
 	rate     float64
 	capacity float64
 	lease    int
-	limiter  *rate.Limiter // smooths this process's calls
+	limiter  *rate.Limiter // smooths this process's calls; burst: one lease (see catchUpFrom)
 	kick     chan struct{} // wakes the dispatcher (Throttle); buffered 1
 
 	waiters [2][]*budgetWaiter // [0] interactive, [1] bulk; FIFO each
@@ -206,8 +211,13 @@ func (b *Postgres) bucketLocked(env appstore.Environment, ep appstore.Endpoint) 
 		rate:     l,
 		capacity: capacity,
 		lease:    lease,
-		limiter:  rate.NewLimiter(rate.Limit(l), 1),
-		kick:     make(chan struct{}, 1),
+		// The burst lets the dispatcher catch up a stall of up to one lease
+		// (the tokens are leased already, so the shared limit still holds);
+		// with burst 1, every delay of the dispatcher goroutine past one
+		// spacing was lost for good. dispatch keeps it from catching up
+		// time it spent without tokens.
+		limiter: rate.NewLimiter(rate.Limit(l), lease),
+		kick:    make(chan struct{}, 1),
 	}
 	b.buckets[k] = bk
 	return bk, nil
@@ -294,6 +304,9 @@ func (b *Postgres) dispatch(bk *budgetBucket) {
 		stash := bk.stash
 		want := min(n, bk.lease) - stash
 		b.mu.Unlock()
+		if stash == 0 {
+			bk.catchUpFrom(now)
+		}
 
 		// Lease the next batch while the last leased token is being handed
 		// out, so the database round trip overlaps the local spacing
@@ -323,7 +336,7 @@ func (b *Postgres) dispatch(bk *budgetBucket) {
 			}
 		}
 
-		_ = bk.limiter.Wait(context.Background()) // rate > 0, burst 1: never fails
+		_ = bk.limiter.Wait(context.Background()) // rate > 0, burst ≥ 1: never fails
 		b.mu.Lock()
 		if time.Now().Before(bk.until) || bk.stash == 0 {
 			b.mu.Unlock() // a 429 arrived meanwhile and cleared the stash
@@ -335,6 +348,19 @@ func (b *Postgres) dispatch(bk *budgetBucket) {
 			bk.stash--
 		}
 		b.mu.Unlock()
+	}
+}
+
+// catchUpFrom starts the limiter's catch-up at now: the dispatcher holds
+// no leased token, so whatever time the limiter saved up (idle, waiting for
+// the shared bucket, a 429's back-off) was no stall of its own. The shared
+// bucket refilled meanwhile and will lease those tokens; letting the limiter
+// also burst them out would only bunch calls, right after a 429 too. One
+// token is kept, so the first call after a pause goes at once, as with
+// burst 1. Only the dispatcher calls it.
+func (bk *budgetBucket) catchUpFrom(now time.Time) {
+	if saved := int(bk.limiter.TokensAt(now)); saved > 1 {
+		bk.limiter.AllowN(now, saved-1)
 	}
 }
 

@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,5 +264,71 @@ func TestBudgetLeaseFunctionNeverOvergrantsUnderContention(t *testing.T) {
 	// At most what was left after the first lease plus the refill since.
 	if upper := int64(capacity + rate*elapsed); total.Load() > upper {
 		t.Fatalf("16 concurrent callers were granted %d tokens in %.2fs; the bucket allows at most %d", total.Load(), elapsed, upper)
+	}
+}
+
+// A process whose dispatcher is held up while it holds leased tokens (CPU
+// contention, a slow lease round trip) catches up afterwards instead of
+// losing that time: stalled for half of the run, in stalls shorter than one
+// lease's worth, it still gets close to the limit (with burst 1 it lost
+// about 2 of every 3 tokens each stall was worth); and in no window does it
+// get more than the limit plus the shared bucket's burst.
+func TestPostgresBudgetCatchesUpAStalledDispatcher(t *testing.T) {
+	t.Parallel()
+	_, pool := migrationstest.NewDatabase(t)
+	const limit = 50.0 // leases of 5 tokens (100 ms), a bucket of 12.5 (250 ms)
+	b := newTestBudget(t, pool, limit)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var grants []time.Time
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b.Wait(ctx, appstore.Production, appstore.EndpointHistory) == nil {
+				at := time.Now()
+				mu.Lock()
+				grants = append(grants, at)
+				mu.Unlock()
+			}
+		}()
+	}
+	// Holding the budget's lock stops the dispatcher between two hand-outs,
+	// as a starved CPU does, while the shared bucket keeps refilling.
+	const stall, stalls = 60 * time.Millisecond, 20 // 3 tokens' worth each
+	for range stalls {
+		time.Sleep(stall)
+		b.mu.Lock()
+		time.Sleep(stall)
+		b.mu.Unlock()
+	}
+	time.Sleep(stall)
+	cancel()
+	wg.Wait()
+	elapsed := time.Since(start).Seconds()
+
+	mu.Lock()
+	defer mu.Unlock()
+	slices.SortFunc(grants, time.Time.Compare)
+	total := len(grants)
+	t.Logf("%d tokens in %.2fs, stalled half of it: %.0f%% of %v/s", total, elapsed, 100*float64(total)/(limit*elapsed), limit)
+	if float64(total) < 0.85*limit*elapsed {
+		t.Fatalf("%d tokens in %.2fs at %v/s (%.0f%%): the stalls were lost, not caught up", total, elapsed, limit, 100*float64(total)/(limit*elapsed))
+	}
+	// The bucket's burst, as the shared limit allows (one process's catch-up
+	// is at most one lease, less than that), plus 2 for rounding.
+	burst := limit*0.25 + 2
+	if float64(total) > limit*elapsed+burst {
+		t.Fatalf("%d tokens in %.2fs: more than %v/s plus the bucket's burst", total, elapsed, limit)
+	}
+	for i := range grants {
+		for j := i + 1; j < len(grants); j++ {
+			if n, d := j-i+1, grants[j].Sub(grants[i]).Seconds(); float64(n) > limit*d+burst {
+				t.Fatalf("%d tokens within %.3fs (from %.3fs): more than %v/s plus the bucket's burst", n, d, grants[i].Sub(start).Seconds(), limit)
+			}
+		}
 	}
 }
