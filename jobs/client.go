@@ -22,8 +22,8 @@ type ClientOptions struct {
 	// wait for the budget, so bulk can be wide.
 	InteractiveWorkers  int // default 10
 	NotificationWorkers int // default 20
-	BulkWorkers         int // default 60
-	HistoryWorkers      int // bulk_history (import histories); default 60
+	BulkWorkers         int // default 120
+	HistoryWorkers      int // bulk_history (import histories); default 120
 	MaintenanceWorkers  int // default 4
 	// ReconcileCron and BackfillCron are cron specs (UTC) of the periodic
 	// jobs; empty disables that schedule.
@@ -132,8 +132,8 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 			river.QueueDefault: {MaxWorkers: 2},
 			QueueInteractive:   {MaxWorkers: orInt(opts.InteractiveWorkers, 10)},
 			QueueNotifications: {MaxWorkers: orInt(opts.NotificationWorkers, 20)},
-			QueueBulk:          {MaxWorkers: orInt(opts.BulkWorkers, 60)},
-			QueueBulkHistory:   {MaxWorkers: orInt(opts.HistoryWorkers, 60)},
+			QueueBulk:          {MaxWorkers: orInt(opts.BulkWorkers, 120)},
+			QueueBulkHistory:   {MaxWorkers: orInt(opts.HistoryWorkers, 120)},
 			QueueMaintenance:   {MaxWorkers: orInt(opts.MaintenanceWorkers, 4)},
 		}
 		periodic, err := periodicJobs(deps, &opts)

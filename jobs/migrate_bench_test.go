@@ -207,7 +207,7 @@ func measureMigration(b *testing.B, bin string, source migrationSource, procs, s
 	start := time.Now()
 	var serves []*exec.Cmd
 	for i := range procs {
-		args := []string{"serve", "--bulk-workers", "60", "--history-workers", "60", "--no-schedules"}
+		args := []string{"serve", "--no-schedules"} // the default workers, as an operator runs it
 		if dir := os.Getenv("STORESYNC_BENCH_PROFILE_DIR"); dir != "" {
 			args = append(args, "--cpu-profile", filepath.Join(dir, fmt.Sprintf("migrate-%s-procs%d-serve%d.pprof", source, procs, i)))
 		}

@@ -43,10 +43,13 @@ STORESYNC_DB_POOLER=pgbouncer-transaction (River polls, no prepared
 statements).
 
   --bulk-workers N   concurrent bulk jobs (imports: current state) in this
-                     process (default 60)
+                     process (default 120: they mostly wait for the budget,
+                     and enough of them must wait that a slow round of
+                     Apple, Postgres and CPU on a busy host leaves no token
+                     unused)
   --history-workers N
                      concurrent import history jobs in this process (default
-                     60); they page histories at the history endpoint's limit
+                     120); they page histories at the history endpoint's limit
                      while the bulk jobs fetch statuses at theirs
   --stop-timeout D   how long jobs in flight may take to finish on stop (default 20s)
   --job-timeout D    longest run of one job (default 45s); long work checkpoints
@@ -66,8 +69,8 @@ statements).
 
 func runServe(ctx context.Context, c *cli, args []string) error {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
-	bulk := fset.Int("bulk-workers", 60, "")
-	history := fset.Int("history-workers", 60, "")
+	bulk := fset.Int("bulk-workers", 120, "")
+	history := fset.Int("history-workers", 120, "")
 	stopTimeout := fset.Duration("stop-timeout", 20*time.Second, "")
 	verbose := fset.Bool("verbose", false, "")
 	noSchedules := fset.Bool("no-schedules", false, "")
