@@ -11,10 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/jobs/jobstest"
 )
@@ -68,7 +64,7 @@ func BenchmarkProcessNotification(b *testing.B) {
 		}
 		uuids[i] = note.N.NotificationUUID
 	}
-	wctx := benchWorkContext(b, e.pool)
+	wctx := e.workContext()
 	for _, id := range uuids[:subs] {
 		if _, err := e.deps.processNotification(wctx, id); err != nil {
 			b.Fatal(err)
@@ -99,47 +95,6 @@ func BenchmarkProcessNotification(b *testing.B) {
 	b.ReportMetric(float64(goCPU.Microseconds())/float64(b.N), "go-cpu-us")
 	if pgCPU > 0 {
 		b.ReportMetric(float64(pgCPU.Microseconds())/float64(b.N), "pg-cpu-us")
-	}
-}
-
-// captureContextArgs is the job benchWorkContext has worked.
-type captureContextArgs struct{}
-
-func (captureContextArgs) Kind() string { return "bench_capture_context" }
-
-// benchWorkContext returns a context as River gives a worker (holding a
-// River client: processNotification would enqueue imports through it),
-// without running processNotification inside River's job machinery, whose
-// CPU is not processing's. It is the context of a job worked by a client
-// made for that alone (stopped before returning: the imports enqueued
-// through it are never worked), kept past its job.
-func benchWorkContext(b *testing.B, pool *pgxpool.Pool) context.Context {
-	got := make(chan context.Context, 1)
-	workers := river.NewWorkers()
-	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[captureContextArgs]) error {
-		got <- context.WithoutCancel(ctx)
-		return nil
-	}))
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers,
-		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, SkipUnknownJobCheck: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := client.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = client.Stop(context.Background()) }()
-	if _, err := client.Insert(ctx, captureContextArgs{}, nil); err != nil {
-		b.Fatal(err)
-	}
-	select {
-	case wctx := <-got:
-		return wctx
-	case <-ctx.Done():
-		b.Fatal("the context-capturing job was not worked")
-		return nil
 	}
 }
 

@@ -88,7 +88,10 @@ const insertNotifications = `WITH chains AS (` + insertChainsSQL + `)
 
 // RecordNotifications stores each of ns unless its UUID is already stored
 // (or appears earlier in ns), in one statement, and reports for each
-// whether it was new. Every notification is checked first (a UUID in
+// whether it was new. Callers store only notifications whose
+// signedPayload they verified (signature, chain and identity, with
+// appstore.Verifier): processing a stored notification does not verify
+// its outer signature again (jobs.verifyStored). Every notification is checked first (a UUID in
 // canonical form, a known Source, a signedPayload, no NUL byte in a text
 // field): if one is invalid, nothing is sent and
 // the error names it. The statement stores all of them or, on a database
