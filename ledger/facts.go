@@ -96,18 +96,7 @@ func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 	if len(ids) == 0 && len(others) == 0 {
 		return nil, nil
 	}
-	if len(ids) > 0 {
-		if _, err := l.db.Exec(ctx, `INSERT INTO subscriptions (original_transaction_id)
-		SELECT id FROM unnest($1::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING`, ids); err != nil {
-			return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
-		}
-	}
-	beforeRows, err := l.db.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
-		ORDER BY s.original_transaction_id FOR UPDATE OF s`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: locking subscriptions: %w", err)
-	}
-	before, err := collectSubscriptions(beforeRows)
+	before, err := l.createAndLock(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -143,18 +132,16 @@ func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 			s.OriginalTransactionID, s.Status, int64(s.SignedDate))
 	}
 	batch.Queue(projectSQL, ids)
+	// The subscriptions as projected, read in the same round trip.
+	var after []*Subscription
+	batch.Queue(subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+		ORDER BY s.original_transaction_id`, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		after, err = collectSubscriptions(rows)
+		return err
+	})
 	if err := l.db.SendBatch(ctx, batch).Close(); err != nil {
 		return nil, fmt.Errorf("ledger: applying facts: %w", err)
-	}
-
-	afterRows, err := l.db.Query(ctx, subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
-		ORDER BY s.original_transaction_id`, ids)
-	if err != nil {
-		return nil, err
-	}
-	after, err := collectSubscriptions(afterRows)
-	if err != nil {
-		return nil, err
 	}
 	byID := make(map[string]*Subscription, len(before))
 	for _, s := range before {
@@ -171,6 +158,39 @@ func (l *Ledger) apply(ctx context.Context, facts Facts) ([]Change, error) {
 		return nil, err
 	}
 	return changes, nil
+}
+
+// createAndLock creates the subscriptions ids that do not exist yet and
+// returns all of them as they are, locked (in id order, so that
+// concurrent Applies cannot deadlock) until the transaction ends. Both
+// statements go in one round trip.
+func (l *Ledger) createAndLock(ctx context.Context, ids []string) ([]*Subscription, error) {
+	batch := &pgx.Batch{}
+	if len(ids) > 0 {
+		batch.Queue(`INSERT INTO subscriptions (original_transaction_id)
+		SELECT id FROM unnest($1::text[]) AS id ORDER BY id ON CONFLICT DO NOTHING`, ids)
+	}
+	batch.Queue(subscriptionSelect+` WHERE s.original_transaction_id = ANY($1)
+		ORDER BY s.original_transaction_id FOR UPDATE OF s`, ids)
+	br := l.db.SendBatch(ctx, batch)
+	defer br.Close()
+	if len(ids) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return nil, fmt.Errorf("ledger: creating subscriptions: %w", err)
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("ledger: locking subscriptions: %w", err)
+	}
+	before, err := collectSubscriptions(rows)
+	if err != nil {
+		return nil, err
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("ledger: locking subscriptions: %w", err)
+	}
+	return before, nil
 }
 
 // factIDs returns the sorted, distinct subscriptions facts touch, the
