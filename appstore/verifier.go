@@ -406,9 +406,26 @@ func PeekNotification(signedPayload string) (*NotificationPayload, error) {
 	if err != nil {
 		return nil, err
 	}
+	return peekNotificationPayload(string(b))
+}
+
+// PeekNotificationPayload is PeekNotification given the JSON of the
+// signedPayload's payload segment, already decoded (as the ledger stores
+// it), with the same one use and errors. It must be a JSON object.
+func PeekNotificationPayload(payloadJSON string) (*NotificationPayload, error) {
+	if t := strings.TrimLeft(payloadJSON, " \t\r\n"); t == "" || t[0] != '{' { // as isJSONObject
+		return nil, verificationErr(VerificationFailure, "JWS payload is not a JSON object", nil)
+	}
+	return peekNotificationPayload(payloadJSON)
+}
+
+func peekNotificationPayload(s string) (*NotificationPayload, error) {
 	n := new(NotificationPayload)
-	if err := decodeNotification(b, n); err != nil {
-		return nil, verificationErr(VerificationFailure, "payload does not decode", err)
+	if !decodeNotificationFast(s, n) {
+		*n = NotificationPayload{}
+		if err := json.Unmarshal([]byte(s), n); err != nil {
+			return nil, verificationErr(VerificationFailure, "payload does not decode", err)
+		}
 	}
 	return n, nil
 }

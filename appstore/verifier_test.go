@@ -856,6 +856,22 @@ func TestVerifyNotificationNested(t *testing.T) {
 	if _, err := PeekNotification("a.b.c"); StatusOf(err) != VerificationFailure {
 		t.Errorf("peek garbage: %v", err)
 	}
+	// The payload segment already decoded (as the ledger stores it) peeks
+	// the same.
+	seg, err := base64.RawURLEncoding.DecodeString(strings.Split(jws, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromJWS, err1 := PeekNotification(jws)
+	fromJSON, err2 := PeekNotificationPayload(" " + string(seg))
+	if err1 != nil || err2 != nil || !reflect.DeepEqual(fromJWS, fromJSON) {
+		t.Errorf("peeked payload %+v (%v) differs from %+v (%v)", fromJSON, err2, fromJWS, err1)
+	}
+	for _, bad := range []string{"", "  ", "[1]", "null", `{"data":1}`} {
+		if _, err := PeekNotificationPayload(bad); StatusOf(err) != VerificationFailure {
+			t.Errorf("peek payload %q: %v", bad, err)
+		}
+	}
 }
 
 // realisticNotification signs a SUBSCRIBED notification carrying the given

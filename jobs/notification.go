@@ -98,7 +98,7 @@ var refreshTypes = map[string]bool{
 // note says why the refresh was skipped; only transient errors retry.
 func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
 	ctx = ledger.WithCause(ctx, ledger.Cause{NotificationUUID: uuid}) // the change feed names the notification
-	stored, err := d.Ledger.NotificationByUUID(ctx, uuid)
+	stored, err := d.Ledger.NotificationPayloadByUUID(ctx, uuid)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, river.JobCancel(fmt.Errorf("notification %s is not stored", uuid))
 	}
@@ -111,7 +111,7 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 	if err != nil {
 		return res, err
 	}
-	vn, err := verifyStored(v, stored.SignedPayload)
+	vn, err := verifyStored(v, stored)
 	if err != nil {
 		d.Metrics.VerifyFailure(err)
 		var verr *appstore.VerificationError
@@ -210,8 +210,9 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 	return res, nil
 }
 
-// verifyStored finishes the verification of a stored notification's
-// signedPayload with v (the verifier of the environment it was stored
+// verifyStored finishes the verification of a stored notification (read
+// by NotificationPayloadByUUID: its payload as stored, decoded, when it
+// is) with v (the verifier of the environment it was stored
 // under): its identity claims (bundle id, app Apple id, environment, as v
 // is configured now) and its nested signedTransactionInfo and
 // signedRenewalInfo in full (signature, chain, bundle, environment), but
@@ -243,8 +244,14 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 // the next reconciliation, which asks Apple). A new way of storing
 // notifications must verify before it writes (ledger.RecordNotifications
 // says so), or this must verify its rows in full again.
-func verifyStored(v *appstore.Verifier, signedPayload string) (*appstore.VerifiedNotification, error) {
-	p, err := appstore.PeekNotification(signedPayload)
+func verifyStored(v *appstore.Verifier, stored *ledger.StoredNotification) (*appstore.VerifiedNotification, error) {
+	var p *appstore.NotificationPayload
+	var err error
+	if stored.PayloadJSON != "" {
+		p, err = appstore.PeekNotificationPayload(stored.PayloadJSON)
+	} else {
+		p, err = appstore.PeekNotification(stored.SignedPayload)
+	}
 	if err != nil {
 		return nil, err
 	}
