@@ -309,6 +309,44 @@ func (v *Verifier) VerifyNotificationDeepAt(signedPayload string, at time.Time) 
 	if err != nil {
 		return nil, err
 	}
+	return v.verifyNested(n, at)
+}
+
+// VerifyNotificationNested finishes verifying a notification whose
+// signedPayload's signature and certificate chain were verified before
+// (VerifyNotification or VerifyNotificationDecoded, then stored) and which
+// was decoded since without verifying (PeekNotification). It returns what
+// VerifyNotificationDeep returns for that signedPayload, checking all it
+// checks except the outer ES256 signature and chain: n's identity claims
+// against v (bundleId, appAppleId in Production, environment: v's
+// configuration may have changed since), then data.signedTransactionInfo
+// and data.signedRenewalInfo in full, each at its own signedDate.
+//
+// It exists for the ledger's notifications: every writer verifies a
+// notification before storing it, so verifying its outer signature again
+// when it is applied costs one ECDSA verification and proves nothing new.
+// Never pass it a payload whose signature was not verified: whatever the
+// outer payload says beyond its nested JWS (notificationType, data.status,
+// signedDate, summary) would be trusted unchecked.
+func (v *Verifier) VerifyNotificationNested(n *NotificationPayload) (*VerifiedNotification, error) {
+	if v.cfgErr != nil {
+		return nil, v.cfgErr // a notification without nested JWS never reaches verifySigned
+	}
+	if n == nil {
+		return nil, verificationErr(VerificationFailure, "no notification payload", nil)
+	}
+	bundleID, appAppleID, env := notificationIdentity(n)
+	if err := v.checkIdentity("notification", bundleID, appAppleID, true, env); err != nil {
+		return nil, err
+	}
+	return v.verifyNested(n, time.Time{})
+}
+
+// verifyNested verifies and decodes the nested signed fields of n, whose
+// own signature and identity are verified, at effective time at (zero:
+// each one's default).
+func (v *Verifier) verifyNested(n *NotificationPayload, at time.Time) (*VerifiedNotification, error) {
+	var err error
 	out := &VerifiedNotification{Payload: n}
 	if n.Data == nil {
 		return out, nil
@@ -353,6 +391,43 @@ func PeekNotificationEnvironment(signedPayload string) (Environment, error) {
 		return env, nil
 	}
 	return "", verificationErr(InvalidEnvironment, "notification claims no environment", nil)
+}
+
+// PeekNotification decodes a notification's signedPayload WITHOUT
+// verifying anything (its header and signature are not even decoded).
+//
+// The result is untrusted by itself. Its one use is a signedPayload whose
+// signature and chain were verified before it was stored (the ledger's
+// notifications), decoded again to finish its verification with
+// VerifyNotificationNested. An error is a *VerificationError with status
+// VERIFICATION_FAILURE (not a JWS, not a notification).
+func PeekNotification(signedPayload string) (*NotificationPayload, error) {
+	b, err := peekPayload(signedPayload)
+	if err != nil {
+		return nil, err
+	}
+	return peekNotificationPayload(string(b))
+}
+
+// PeekNotificationPayload is PeekNotification given the JSON of the
+// signedPayload's payload segment, already decoded (as the ledger stores
+// it), with the same one use and errors. It must be a JSON object.
+func PeekNotificationPayload(payloadJSON string) (*NotificationPayload, error) {
+	if t := strings.TrimLeft(payloadJSON, " \t\r\n"); t == "" || t[0] != '{' { // as isJSONObject
+		return nil, verificationErr(VerificationFailure, "JWS payload is not a JSON object", nil)
+	}
+	return peekNotificationPayload(payloadJSON)
+}
+
+func peekNotificationPayload(s string) (*NotificationPayload, error) {
+	n := new(NotificationPayload)
+	if !decodeNotificationFast(s, n) {
+		*n = NotificationPayload{}
+		if err := json.Unmarshal([]byte(s), n); err != nil {
+			return nil, verificationErr(VerificationFailure, "payload does not decode", err)
+		}
+	}
+	return n, nil
 }
 
 // verifySigned runs the checks every payload kind shares (steps 1 to 5 of

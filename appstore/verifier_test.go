@@ -785,6 +785,95 @@ func TestVerifyNotificationDeep(t *testing.T) {
 	}
 }
 
+// TestVerifyNotificationNested: a notification verified before (then
+// stored) and decoded again unverified is finished by
+// VerifyNotificationNested with VerifyNotificationDeep's result and inner
+// checks, and its identity checks against the verifier as configured now;
+// the outer signature is the one thing it leaves to its caller.
+func TestVerifyNotificationNested(t *testing.T) {
+	t.Parallel()
+	c := loadTestChain(t)
+	v := newTestVerifier(t, c, nil)
+	tx, ri := c.sign(t, sandboxModel(t, "signedTransaction.json")), c.sign(t, sandboxModel(t, "signedRenewalInfo.json"))
+	nested := func(v *Verifier, signed string) (*VerifiedNotification, error) {
+		t.Helper()
+		n, err := PeekNotification(signed)
+		if err != nil {
+			t.Fatalf("peek: %v", err)
+		}
+		return v.VerifyNotificationNested(n)
+	}
+
+	jws := realisticNotification(t, c, tx, ri)
+	deep, err := v.VerifyNotificationDeep(jws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := nested(v, jws)
+	if err != nil || !reflect.DeepEqual(got, deep) {
+		t.Fatalf("nested %+v, %v; deep %+v", got, err, deep)
+	}
+	summary, err := nested(v, c.sign(t, sandboxModel(t, "signedSummaryNotification.json")))
+	if err != nil || summary.Payload.Summary == nil || summary.Transaction != nil || summary.RenewalInfo != nil {
+		t.Errorf("summary: %+v, %v", summary, err)
+	}
+
+	// Nested JWS are verified in full: a forged transaction, renewal info
+	// of another environment.
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	forgedTx := signJWS(t, otherKey, map[string]any{"alg": "ES256", "x5c": c.x5c}, sandboxModel(t, "signedTransaction.json"))
+	_, err = nested(v, realisticNotification(t, c, forgedTx, ri))
+	wantStatus(t, "forged nested transaction", err, VerificationFailure)
+	if !strings.Contains(err.Error(), "data.signedTransactionInfo") {
+		t.Errorf("error %q does not name the nested field", err)
+	}
+	prodRenewal := c.sign(t, bytes.ReplaceAll(sandboxModel(t, "signedRenewalInfo.json"), []byte(`"Sandbox"`), []byte(`"Production"`)))
+	_, err = nested(v, realisticNotification(t, c, tx, prodRenewal))
+	wantStatus(t, "nested renewal info environment", err, InvalidEnvironment)
+
+	// The identity is checked against the verifier it is given (the
+	// configuration may have changed since the signature was verified).
+	_, err = nested(newTestVerifier(t, c, func(o *VerifierOptions) { o.BundleID = "com.example.x" }), jws)
+	wantStatus(t, "other bundle", err, InvalidAppIdentifier)
+	_, err = nested(v.WithEnvironment(Production), jws)
+	wantStatus(t, "Sandbox payload, Production verifier", err, InvalidEnvironment)
+	if _, err := nested(v.WithEnvironment("staging"), c.sign(t, sandboxModel(t, "signedSummaryNotification.json"))); err == nil ||
+		!strings.Contains(err.Error(), "staging") {
+		t.Errorf("unusable environment, nothing nested: %v", err)
+	}
+	if _, err := v.VerifyNotificationNested(nil); StatusOf(err) != VerificationFailure {
+		t.Errorf("nil payload: %v", err)
+	}
+
+	// The outer signature is the caller's: a forged one is not looked at.
+	forgedOuter := signJWS(t, otherKey, map[string]any{"alg": "ES256", "x5c": c.x5c}, sandboxModel(t, "signedSummaryNotification.json"))
+	if _, err := v.VerifyNotification(forgedOuter); StatusOf(err) != VerificationFailure {
+		t.Fatalf("forged outer signature verified: %v", err)
+	}
+	if _, err := nested(v, forgedOuter); err != nil {
+		t.Errorf("VerifyNotificationNested looked at the outer signature: %v", err)
+	}
+	if _, err := PeekNotification("a.b.c"); StatusOf(err) != VerificationFailure {
+		t.Errorf("peek garbage: %v", err)
+	}
+	// The payload segment already decoded (as the ledger stores it) peeks
+	// the same.
+	seg, err := base64.RawURLEncoding.DecodeString(strings.Split(jws, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromJWS, err1 := PeekNotification(jws)
+	fromJSON, err2 := PeekNotificationPayload(" " + string(seg))
+	if err1 != nil || err2 != nil || !reflect.DeepEqual(fromJWS, fromJSON) {
+		t.Errorf("peeked payload %+v (%v) differs from %+v (%v)", fromJSON, err2, fromJWS, err1)
+	}
+	for _, bad := range []string{"", "  ", "[1]", "null", `{"data":1}`} {
+		if _, err := PeekNotificationPayload(bad); StatusOf(err) != VerificationFailure {
+			t.Errorf("peek payload %q: %v", bad, err)
+		}
+	}
+}
+
 // realisticNotification signs a SUBSCRIBED notification carrying the given
 // inner JWS, like the ones Apple posts (~15 KB with real certificates).
 func realisticNotification(t testing.TB, c *testChain, signedTx, signedRenewal string) string {

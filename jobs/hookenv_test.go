@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/appstore/sim"
@@ -189,5 +190,47 @@ func (e *hookEnv) waitIdle(timeout time.Duration, kinds ...string) {
 		_ = e.pool.QueryRow(context.Background(), `SELECT kind, state, errors::text FROM river_job
 			WHERE kind = ANY($1) AND state <> 'completed' LIMIT 1`, kinds).Scan(&kind, &state, &errs)
 		e.t.Fatalf("%d jobs did not complete; e.g. %s %s: %.500s", bad, kind, state, errs)
+	}
+}
+
+// captureContextArgs is the job workContext has worked.
+type captureContextArgs struct{}
+
+func (captureContextArgs) Kind() string { return "capture_work_context" }
+
+// workContext returns a context as River gives a worker (holding a River
+// client: processNotification enqueues imports through it), for a test or
+// benchmark to call a worker's function directly, outside River's job
+// machinery. It is the context of a job worked by a client made for that
+// alone (stopped before returning: the imports enqueued through it are
+// never worked), kept past its job.
+func (e *hookEnv) workContext() context.Context {
+	t := e.t
+	got := make(chan context.Context, 1)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[captureContextArgs]) error {
+		got <- context.WithoutCancel(ctx)
+		return nil
+	}))
+	client, err := river.NewClient(riverpgxv5.New(e.pool), &river.Config{Workers: workers,
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, SkipUnknownJobCheck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = client.Stop(context.Background()) }()
+	if _, err := client.Insert(ctx, captureContextArgs{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case wctx := <-got:
+		return wctx
+	case <-ctx.Done():
+		t.Fatal("the context-capturing job was not worked")
+		return nil
 	}
 }

@@ -87,11 +87,9 @@ var refreshTypes = map[string]bool{
 	"RENEWAL_EXTENSION":   true, // FAILURE names one subscription whose extension failed
 }
 
-// processNotification loads a stored notification, verifies it in full,
-// inner signed fields included (the ledger keeps payloads raw and trust is
-// checked where it is used; the webhook verified only the outer
-// signature), applies its signed facts and marks it processed in one
-// transaction, enqueueing a full import when the ledger never synced the
+// processNotification loads a stored notification, finishes its
+// verification (see verifyStored), applies its signed facts and marks it
+// processed in one transaction, enqueueing a full import when the ledger never synced the
 // subscription's history. When the payload cannot settle the state alone it
 // then refreshes the subscription's statuses at interactive priority. TEST
 // and unknown types never fail. A refresh that cannot happen (no App Store
@@ -100,7 +98,7 @@ var refreshTypes = map[string]bool{
 // note says why the refresh was skipped; only transient errors retry.
 func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificationResult, error) {
 	ctx = ledger.WithCause(ctx, ledger.Cause{NotificationUUID: uuid}) // the change feed names the notification
-	stored, err := d.Ledger.NotificationByUUID(ctx, uuid)
+	stored, err := d.Ledger.NotificationPayloadByUUID(ctx, uuid)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, river.JobCancel(fmt.Errorf("notification %s is not stored", uuid))
 	}
@@ -113,14 +111,14 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 	if err != nil {
 		return res, err
 	}
-	vn, err := v.VerifyNotificationDeep(stored.SignedPayload)
+	vn, err := verifyStored(v, stored)
 	if err != nil {
 		d.Metrics.VerifyFailure(err)
 		var verr *appstore.VerificationError
 		if errors.As(err, &verr) && !verr.Retryable() {
-			// Stored after verifying its signature, so either an inner
+			// Stored after verifying its signature, so either a nested
 			// field fails (signed by Apple's key around it, yet not valid
-			// itself: wrong bundle, environment or chain) or the
+			// itself: forged, wrong bundle, environment or chain) or the
 			// configuration changed (roots, bundle id). Retrying cannot
 			// help: keep it, say why, and do not retry ten times.
 			if merr := d.Ledger.MarkNotificationProcessed(ctx, uuid, "verification: "+err.Error()); merr != nil {
@@ -210,6 +208,54 @@ func (d *Deps) processNotification(ctx context.Context, uuid string) (*notificat
 		}
 	}
 	return res, nil
+}
+
+// verifyStored finishes the verification of a stored notification (read
+// by NotificationPayloadByUUID: its payload as stored, decoded, when it
+// is) with v (the verifier of the environment it was stored
+// under): its identity claims (bundle id, app Apple id, environment, as v
+// is configured now) and its nested signedTransactionInfo and
+// signedRenewalInfo in full (signature, chain, bundle, environment), but
+// not the outer signature and chain again.
+//
+// Why that is enough: every way into the notifications table verifies the
+// outer signature and chain first, with the configured roots, and stores
+// nothing that fails:
+//   - the webhook (httpapi): VerifyNotificationDecoded, in the environment
+//     the row is stored under;
+//   - backfill and re-sync from Apple's notification history
+//     (storeHistoryItems): VerifyNotificationDeep;
+//   - kept-aside notifications stored by ResubmitKeptAside:
+//     VerifyNotification, in the environment the row is stored under;
+//   - ledger.RecordNotifications is the only writer of the table and the
+//     three above its only callers that enqueue processing (tests and
+//     benchmarks store notifications signed by the CA their verifier
+//     trusts; population.Fill's COPY rows are processed already).
+//
+// Verifying it again here cost one ECDSA verification per notification
+// (a third of processing's verification) and proved nothing the write did
+// not. What is still checked is what the webhook leaves to processing (the
+// nested JWS, which the outer signature vouches for only as bytes) and what
+// may have changed since (the configured bundle id, app Apple id and
+// environment). A change of trusted roots is still caught through the
+// nested JWS, which carry the same chain; a notification with none applies
+// no fact on the strength of its outer payload alone (see
+// notificationPlan: at most a mass-extension summary moves its product up
+// the next reconciliation, which asks Apple). A new way of storing
+// notifications must verify before it writes (ledger.RecordNotifications
+// says so), or this must verify its rows in full again.
+func verifyStored(v *appstore.Verifier, stored *ledger.StoredNotification) (*appstore.VerifiedNotification, error) {
+	var p *appstore.NotificationPayload
+	var err error
+	if stored.PayloadJSON != "" {
+		p, err = appstore.PeekNotificationPayload(stored.PayloadJSON)
+	} else {
+		p, err = appstore.PeekNotification(stored.SignedPayload)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.VerifyNotificationNested(p)
 }
 
 // notificationPlan decides what a verified notification contributes: the

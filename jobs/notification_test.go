@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -262,8 +264,9 @@ func TestNotificationProcessing(t *testing.T) {
 }
 
 // TestProcessingCancelsWhenStoredPayloadNoLongerVerifies: the trusted
-// roots changed after storing: the notification is marked with the reason
-// and the job cancelled, not retried.
+// roots changed after storing: the nested JWS (signed with the chain the
+// webhook verified) no longer verify, so the notification is marked with
+// the reason and the job cancelled, not retried.
 func TestProcessingCancelsWhenStoredPayloadNoLongerVerifies(t *testing.T) {
 	t.Parallel()
 	e := newHookEnv(t, hookEnvOptions{})
@@ -358,6 +361,123 @@ func TestProcessingCancelsWhenAnInnerFieldDoesNotVerify(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM river_job WHERE kind <> 'process_notification'`); n != 0 {
 		t.Fatalf("%d other jobs enqueued (imports of unverified subscriptions?)", n)
+	}
+}
+
+// TestProcessingAppliesWhatEachPathStoredButNoForgedNestedJWS: processing
+// does not verify a stored notification's outer signature again, only what
+// its writer did not (verifyStored). A notification stored by each way into
+// the ledger (webhook; backfill and re-sync from Apple's notification
+// history; kept aside, then resubmitted once the configuration is fixed) is
+// applied. One whose nested transaction is forged (its payload changed
+// under Apple's signature) inside a genuinely signed notification is stored
+// by the webhook and by the resubmission, which verify only the outer
+// signature, but never applied: its processing is cancelled with the
+// reason; the history path, which verifies in full, does not store it.
+func TestProcessingAppliesWhatEachPathStoredButNoForgedNestedJWS(t *testing.T) {
+	t.Parallel()
+	e := newHookEnv(t, hookEnvOptions{})
+	ctx := context.Background()
+	const otherBundle = "com.other.app"
+	fixed := *e.deps // the configuration the kept-aside notifications are resubmitted and processed with
+	var err error
+	fixed.Verifier, err = appstore.NewVerifier(appstore.VerifierOptions{
+		RootCertificates: [][]byte{e.ca.RootDER()}, Environment: appstore.Production,
+		BundleID: otherBundle, AppAppleID: sim.DefaultAppAppleID,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := func(bundle string) *jobstest.Note {
+		n := jobstest.NewNote(appstore.Production, time.Now())
+		n.N.Data.BundleID, n.Tx.BundleID = bundle, bundle
+		return n
+	}
+	// forged signs n around its transaction signed by the trusted CA, then
+	// given another expiry under the same signature.
+	forged := func(n *jobstest.Note) string {
+		genuine, err := e.ca.Sign(n.Tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx := *n.Tx
+		tx.ExpiresDate = appstore.MillisOf(time.Now().Add(10 * 365 * 24 * time.Hour))
+		payload, err := json.Marshal(&tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(genuine, ".")
+		return signWithInnerTx(t, e, n, parts[0]+"."+base64.RawURLEncoding.EncodeToString(payload)+"."+parts[2])
+	}
+	type row struct {
+		path   string
+		note   *jobstest.Note
+		forged bool
+		deps   *Deps
+	}
+	var rows []row
+
+	webhook, webhookForged := note(sim.DefaultBundleID), note(sim.DefaultBundleID)
+	if c := e.postSigned(webhook.Sign(t, e.ca)); c != 200 {
+		t.Fatalf("webhook: status %d", c)
+	}
+	if c := e.postSigned(forged(webhookForged)); c != 200 {
+		t.Fatalf("webhook, forged nested transaction: status %d, want 200 (the outer signature verifies)", c)
+	}
+	rows = append(rows, row{"webhook", webhook, false, e.deps}, row{"webhook", webhookForged, true, e.deps})
+
+	for _, source := range []string{ledger.SourceBackfill, ledger.SourceResync} {
+		n, nf := note(sim.DefaultBundleID), note(sim.DefaultBundleID)
+		items := []appstore.NotificationHistoryResponseItem{{SignedPayload: n.Sign(t, e.ca)}, {SignedPayload: forged(nf)}}
+		var fresh int
+		err := pgx.BeginFunc(ctx, e.pool, func(tx pgx.Tx) error {
+			_, fresh, err = e.deps.storeHistoryItems(ctx, tx, e.river, appstore.Production, items, source, PriorityBulk)
+			return err
+		})
+		if err != nil || fresh != 1 {
+			t.Fatalf("%s: %d stored (%v), want the genuine one only", source, fresh, err)
+		}
+		if k := e.count(`SELECT count(*) FROM notifications WHERE notification_uuid = $1`, nf.N.NotificationUUID); k != 0 {
+			t.Fatalf("%s stored a notification whose nested transaction is forged", source)
+		}
+		rows = append(rows, row{source, n, false, e.deps})
+	}
+
+	kept, keptForged := note(otherBundle), note(otherBundle)
+	for _, signed := range []string{kept.Sign(t, e.ca), forged(keptForged)} {
+		if c := e.postSigned(signed); c != 400 {
+			t.Fatalf("another bundle's notification: status %d, want 400 (kept aside)", c)
+		}
+	}
+	if res, err := ResubmitKeptAside(ctx, &fixed, e.river); err != nil || res.Resubmitted != 2 {
+		t.Fatalf("resubmitting: %+v, %v", res, err)
+	}
+	rows = append(rows, row{"kept aside", kept, false, &fixed}, row{"kept aside", keptForged, true, &fixed})
+
+	wctx := e.workContext()
+	for _, r := range rows {
+		uuid, otid := r.note.N.NotificationUUID, r.note.Tx.OriginalTransactionID
+		res, err := r.deps.processNotification(wctx, uuid)
+		stored, serr := e.deps.Ledger.NotificationByUUID(ctx, uuid)
+		if serr != nil {
+			t.Fatalf("%s: %v", r.path, serr)
+		}
+		sub, subErr := e.deps.Ledger.Subscription(ctx, otid)
+		if r.forged {
+			if !isJobCancel(err) || stored.ProcessedAt == nil || !strings.Contains(stored.ProcessError, "data.signedTransactionInfo") {
+				t.Errorf("%s, forged nested transaction: %v, process error %q", r.path, err, stored.ProcessError)
+			}
+			if subErr == nil {
+				t.Errorf("%s: a forged nested transaction was applied: %+v", r.path, sub)
+			}
+			continue
+		}
+		if err != nil || res.Changed != 1 || stored.ProcessedAt == nil || stored.ProcessError != "" {
+			t.Errorf("%s: %+v, %v; stored %+v", r.path, res, err, stored)
+		}
+		if subErr != nil || sub.LatestTransactionID != r.note.Tx.TransactionID {
+			t.Errorf("%s: not applied: %+v, %v", r.path, sub, subErr)
+		}
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Certificates once (migration 011). Every JWS Apple signs carries its x5c
@@ -70,6 +72,10 @@ func compactJWSHeader(jws string, header []byte, verify bool) (compact string, c
 	if dot2 < 0 || strings.IndexByte(rest[dot2+1:], '.') >= 0 {
 		return "", nil, "", false
 	}
+	if c, ok := compactedHeaders.load(jws[:dot1]); ok {
+		h := c.(*compactedHeader)
+		return h.compact + jws[dot1:], h.chainSHA, h.chain, true
+	}
 	if header == nil {
 		if header, ok = decodeCanonical(jws[:dot1]); !ok {
 			return "", nil, "", false
@@ -92,14 +98,67 @@ func compactJWSHeader(jws string, header []byte, verify bool) (compact string, c
 	if !isPlainASCII(cut) || !isPlainASCII(header[at:end]) || !isJSONChain(header[at:end]) {
 		return "", nil, "", false
 	}
-	compact = base64.RawURLEncoding.EncodeToString(cut) + jws[dot1:]
+	compactSeg := base64.RawURLEncoding.EncodeToString(cut)
+	compact = compactSeg + jws[dot1:]
 	if verify {
 		if back, err := RebuildJWS(compact, chain); err != nil || back != jws {
 			return "", nil, "", false
 		}
 	}
 	sum := sha256.Sum256([]byte(chain))
+	if verify {
+		// Only a checked result: the rest of compact is jws's own, so the
+		// same header segment compacts, and rebuilds, the same way in any
+		// JWS.
+		compactedHeaders.store(jws[:dot1], &compactedHeader{compact: compactSeg, chainSHA: sum[:], chain: chain})
+	}
 	return compact, sum[:], chain, true
+}
+
+// compactedHeader is what compactJWSHeader made of a header segment.
+type compactedHeader struct {
+	compact  string // the compact header segment
+	chainSHA []byte // shared by every caller: never written to
+	chain    string
+}
+
+// rebuiltHeaderKey is RebuildJWS's input as far as the header goes.
+type rebuiltHeaderKey struct{ compact, chain string }
+
+// compactedHeaders and rebuiltHeaders remember compaction and rebuild
+// results by header segment, process-wide. Both are functions of the
+// header segment alone (and, for a rebuild, the chain), and Apple signs
+// everything of one environment with one leaf certificate for months, so
+// nearly every JWS the ledger writes or reads has one of a handful of
+// header segments. Decoding, scanning, re-encoding and hashing its 4 KB
+// chain each time was the larger part of compaction, and processing does
+// it twice per notification: it rebuilds the nested JWS stored compact to
+// verify them, and compacts them again to store them as transaction and
+// renewal info.
+var (
+	compactedHeaders segmentCache // full header segment → *compactedHeader
+	rebuiltHeaders   segmentCache // rebuiltHeaderKey → full header segment
+)
+
+// segmentCache is a bounded, concurrent map: beyond segmentCacheMax
+// entries (a handful are expected; more would be many leaf certificates)
+// results are computed every time instead of remembered.
+type segmentCache struct {
+	m    sync.Map
+	size atomic.Int64
+}
+
+const segmentCacheMax = 64
+
+func (c *segmentCache) load(key any) (any, bool) { return c.m.Load(key) }
+
+func (c *segmentCache) store(key, value any) {
+	if c.size.Load() >= segmentCacheMax {
+		return
+	}
+	if _, loaded := c.m.LoadOrStore(key, value); !loaded {
+		c.size.Add(1)
+	}
 }
 
 // RebuildJWS returns the JWS that CompactJWS compacted into compact, given
@@ -113,6 +172,10 @@ func RebuildJWS(compact, chain string) (string, error) {
 	if dot < 0 {
 		return "", errors.New("ledger: compact JWS has no '.': want header.payload.signature")
 	}
+	key := rebuiltHeaderKey{compact: compact[:dot], chain: chain}
+	if full, ok := rebuiltHeaders.load(key); ok {
+		return full.(string) + compact[dot:], nil
+	}
 	header, err := base64.RawURLEncoding.DecodeString(compact[:dot])
 	if err != nil {
 		return "", fmt.Errorf("ledger: compact JWS header is not unpadded base64url: %w", err)
@@ -123,9 +186,9 @@ func RebuildJWS(compact, chain string) (string, error) {
 	}
 	full := make([]byte, 0, len(header)+len(chain))
 	full = append(append(append(full, header[:at]...), chain...), header[at:]...)
-	out := make([]byte, 0, base64.RawURLEncoding.EncodedLen(len(full))+len(compact)-dot)
-	out = base64.RawURLEncoding.AppendEncode(out, full)
-	return string(append(out, compact[dot:]...)), nil
+	seg := base64.RawURLEncoding.EncodeToString(full)
+	rebuiltHeaders.store(key, seg)
+	return seg + compact[dot:], nil
 }
 
 // isCompactJWS reports whether s looks like a CompactJWS result: a

@@ -145,6 +145,80 @@ func TestCompactJWSRefusesWhatWouldNotRebuild(t *testing.T) {
 	}
 }
 
+// TestHeaderCachesGiveTheSameBytes: compaction and rebuild results
+// remembered by header segment (compactedHeaders, rebuiltHeaders) are what
+// computing them gives: JWS signed with one leaf (one header segment)
+// compact and rebuild exactly, concurrently; a rebuild with another chain
+// is not the remembered one; and input around a remembered header that
+// would not rebuild (padded header, four segments) is still refused.
+func TestHeaderCachesGiveTheSameBytes(t *testing.T) {
+	t.Parallel()
+	ca, err := sim.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jws []string
+	for i := range 8 {
+		s, err := ca.Sign(map[string]any{"transactionId": fmt.Sprint(i), "signedDate": 1700000000000 + i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws = append(jws, s)
+	}
+	first, _, chain, ok := CompactJWS(jws[0])
+	if !ok {
+		t.Fatal("not compacted")
+	}
+	header := first[:strings.IndexByte(first, '.')]
+	done := make(chan error, len(jws))
+	for _, j := range jws {
+		go func() {
+			for range 20 {
+				compact, sha, c, ok := CompactJWS(j)
+				if sum := sha256.Sum256([]byte(chain)); !ok || c != chain || !bytes.Equal(sha, sum[:]) ||
+					!strings.HasPrefix(compact, header+".") || compact[len(header):] != j[strings.IndexByte(j, '.'):] {
+					done <- fmt.Errorf("compacted %.40q… to %.40q…", j, compact)
+					return
+				}
+				if back, err := RebuildJWS(compact, chain); err != nil || back != j {
+					done <- fmt.Errorf("rebuilt %.40q… differs (%v)", j, err)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range jws {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	other := `["QUJD"]`
+	if back, err := RebuildJWS(first, other); err != nil || !strings.Contains(mustDecodeHeader(t, back), other) {
+		t.Errorf("rebuilt with another chain: %.60q… (%v)", back, err)
+	}
+	dot := strings.IndexByte(jws[0], '.')
+	h := jws[0][:dot]
+	for name, j := range map[string]string{
+		"padded header": h + strings.Repeat("=", (4-len(h)%4)%4+4) + jws[0][dot:],
+		"four segments": jws[0] + ".x",
+		"two segments":  h + ".p",
+	} {
+		if c, _, _, ok := CompactJWS(j); ok {
+			t.Errorf("%s: compacted to %.40q…, want it kept as it came", name, c)
+		}
+	}
+}
+
+func mustDecodeHeader(t *testing.T, jws string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(jws[:strings.IndexByte(jws, '.')])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // FuzzCompactJWS: no input panics, and whatever is compacted rebuilds to
 // itself, as a JWS and as a notification's stored form.
 func FuzzCompactJWS(f *testing.F) {

@@ -88,7 +88,10 @@ const insertNotifications = `WITH chains AS (` + insertChainsSQL + `)
 
 // RecordNotifications stores each of ns unless its UUID is already stored
 // (or appears earlier in ns), in one statement, and reports for each
-// whether it was new. Every notification is checked first (a UUID in
+// whether it was new. Callers store only notifications whose
+// signedPayload they verified (signature, chain and identity, with
+// appstore.Verifier): processing a stored notification does not verify
+// its outer signature again (jobs.verifyStored). Every notification is checked first (a UUID in
 // canonical form, a known Source, a signedPayload, no NUL byte in a text
 // field): if one is invalid, nothing is sent and
 // the error names it. The statement stores all of them or, on a database
@@ -193,10 +196,50 @@ type StoredNotification struct {
 	ReceivedAt   time.Time
 	ProcessedAt  *time.Time
 	ProcessError string
+	// PayloadJSON is set by NotificationPayloadByUUID only: the JSON of
+	// SignedPayload's payload segment (nested JWS as Apple signed them).
+	PayloadJSON string
 }
 
 // NotificationByUUID returns a stored notification, or ErrNotFound.
 func (l *Ledger) NotificationByUUID(ctx context.Context, uuid string) (*StoredNotification, error) {
+	n, p, err := l.notificationRow(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	if n.SignedPayload, err = p.rebuild(); err != nil {
+		return nil, fmt.Errorf("notification %s: %w", uuid, err)
+	}
+	return n, nil
+}
+
+// NotificationPayloadByUUID is NotificationByUUID for a reader of the
+// notification's payload (processing, which trusts it because it was
+// verified before it was stored): exactly one of SignedPayload and
+// PayloadJSON is set. PayloadJSON, when the row holds the payload decoded
+// (as every write since migration 005 stores what it can), is the JSON
+// the signedPayload's payload segment decodes to, given without encoding
+// that 13 KB segment only for the reader to decode it again; otherwise
+// SignedPayload is Apple's JWS, as NotificationByUUID gives it.
+func (l *Ledger) NotificationPayloadByUUID(ctx context.Context, uuid string) (*StoredNotification, error) {
+	n, p, err := l.notificationRow(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	payload, ok, err := p.payloadJSON()
+	if err == nil && !ok {
+		n.SignedPayload, err = p.rebuild()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("notification %s: %w", uuid, err)
+	}
+	n.PayloadJSON = payload
+	return n, nil
+}
+
+// notificationRow reads a stored notification, its signedPayload left in
+// its stored form; or ErrNotFound.
+func (l *Ledger) notificationRow(ctx context.Context, uuid string) (*StoredNotification, storedPayload, error) {
 	var n StoredNotification
 	var env string
 	var attempts []byte
@@ -211,20 +254,21 @@ func (l *Ledger) NotificationByUUID(ctx context.Context, uuid string) (*StoredNo
 			&signed, &decoded, &chainSHA, &n.Source, &attempts, &n.ReceivedAt, &n.ProcessedAt, &n.ProcessError)
 	if err != nil {
 		if isNoRows(err) {
-			return nil, ErrNotFound
+			return nil, storedPayload{}, ErrNotFound
 		}
-		return nil, err
+		return nil, storedPayload{}, err
 	}
 	n.Environment = appstore.Environment(env)
-	if n.SignedPayload, err = l.rebuildPayload(ctx, signed, decoded, chainSHA); err != nil {
-		return nil, fmt.Errorf("notification %s: %w", uuid, err)
+	p, err := l.storedPayload(ctx, signed, decoded, chainSHA)
+	if err != nil {
+		return nil, p, fmt.Errorf("notification %s: %w", uuid, err)
 	}
 	if attempts != nil {
 		if err := json.Unmarshal(attempts, &n.SendAttempts); err != nil {
-			return nil, err
+			return nil, p, err
 		}
 	}
-	return &n, nil
+	return &n, p, nil
 }
 
 // MarkNotificationProcessed records that a notification was applied; a

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -148,8 +149,57 @@ func (p storedPayload) rebuild() (string, error) {
 	if p.ChainSHA == nil {
 		return encodeSignedPayload(p.Decoded)
 	}
+	decoded, m, err := p.withNestedRebuilt()
+	if err != nil {
+		return "", err
+	}
+	outer, err := encodeSignedPayload(decoded)
+	if err != nil {
+		return "", err
+	}
+	if full, ok := m.rebuilt(outer); ok {
+		return full, nil
+	}
+	return RebuildJWS(outer, p.Chain)
+}
+
+// payloadJSON returns the JSON of the payload segment of the
+// signedPayload p stores in its Decoded form, nested JWS rebuilt as Apple
+// signed them: what decoding rebuild's result gives back, without
+// encoding that 13 KB segment for a reader to decode it again. false when
+// p holds the Signed form (stored as it came: only its rebuild is Apple's
+// text).
+func (p storedPayload) payloadJSON() (string, bool, error) {
+	if p.Decoded == "" {
+		return "", false, nil
+	}
+	decoded, m := p.Decoded, (*headerMemo)(nil)
+	if p.ChainSHA != nil {
+		var err error
+		if decoded, m, err = p.withNestedRebuilt(); err != nil {
+			return "", false, err
+		}
+	}
+	first := strings.IndexByte(decoded, '.')
+	last := strings.LastIndexByte(decoded, '.')
+	if first < 0 || first == last {
+		return "", false, errors.New("ledger: stored signed_payload_decoded is not header.payload.signature")
+	}
+	if m != nil && m.compact != decoded[:first] {
+		// The outer header is not rebuilt (the reader does not need it), but
+		// a row whose rebuild fails still fails here, as it does there.
+		if _, err := RebuildJWS(decoded[:first+1], p.Chain); err != nil {
+			return "", false, err
+		}
+	}
+	return decoded[first+1 : last], true, nil
+}
+
+// withNestedRebuilt is p.Decoded (p has a chain) with every nested JWS
+// compacted with p's chain rebuilt, and the memo of the header rebuilt.
+func (p storedPayload) withNestedRebuilt() (string, *headerMemo, error) {
 	var nestedErr error
-	var m headerMemo
+	m := new(headerMemo)
 	decoded := mapNestedJWS(p.Decoded, func(jws string) string {
 		if full, ok := m.rebuilt(jws); ok {
 			return full
@@ -165,16 +215,9 @@ func (p storedPayload) rebuild() (string, error) {
 		return full
 	})
 	if nestedErr != nil {
-		return "", nestedErr
+		return "", nil, nestedErr
 	}
-	outer, err := encodeSignedPayload(decoded)
-	if err != nil {
-		return "", err
-	}
-	if full, ok := m.rebuilt(outer); ok {
-		return full, nil
-	}
-	return RebuildJWS(outer, p.Chain)
+	return decoded, m, nil
 }
 
 // headerMemo remembers the last compact header segment rebuilt with a
@@ -279,18 +322,23 @@ func mapNestedJWS(decoded string, f func(string) string) string {
 // signed_payload_decoded and payload_chain columns. It is the one read
 // path of stored notifications.
 func (l *Ledger) rebuildPayload(ctx context.Context, signed, decoded *string, chainSHA []byte) (string, error) {
-	var chains map[string]string
-	if chainSHA != nil {
-		var err error
-		if chains, err = l.certificateChains(ctx, chainSHA); err != nil {
-			return "", err
-		}
-	}
-	p, err := rowPayload(signed, decoded, chainSHA, chains)
+	p, err := l.storedPayload(ctx, signed, decoded, chainSHA)
 	if err != nil {
 		return "", err
 	}
 	return p.rebuild()
+}
+
+// storedPayload is rowPayload with the chain looked up.
+func (l *Ledger) storedPayload(ctx context.Context, signed, decoded *string, chainSHA []byte) (storedPayload, error) {
+	var chains map[string]string
+	if chainSHA != nil {
+		var err error
+		if chains, err = l.certificateChains(ctx, chainSHA); err != nil {
+			return storedPayload{}, err
+		}
+	}
+	return rowPayload(signed, decoded, chainSHA, chains)
 }
 
 // CompactNotificationPayload returns the columns a notifications (or

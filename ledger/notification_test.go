@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"reflect"
 	"strings"
@@ -185,13 +186,42 @@ func TestRecordNotificationsStoresThePayloadDecoded(t *testing.T) {
 		padded.UUID).Scan(&decodedNull); err != nil || !decodedNull {
 		t.Errorf("non-canonical payload stored decoded (%v)", err)
 	}
-	for _, want := range []ledger.Notification{apple, padded, old} {
+	// Migration 005's form: decoded, the chain inside.
+	parts := strings.Split(signed, ".")
+	payloadJSON, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded005 := testNotification(4, ledger.SourceWebhook)
+	decoded005.SignedPayload = signed
+	if _, err := pool.Exec(ctx, `INSERT INTO notifications (notification_uuid, notification_type, signed_payload_decoded, source)
+		VALUES ($1, $2, $3, $4)`, decoded005.UUID, decoded005.Type, parts[0]+"."+string(payloadJSON)+"."+parts[2], decoded005.Source); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []ledger.Notification{apple, padded, old, decoded005} {
 		got, err := l.NotificationByUUID(ctx, want.UUID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.SignedPayload != want.SignedPayload {
+		if got.SignedPayload != want.SignedPayload || got.PayloadJSON != "" {
 			t.Errorf("%s: signedPayload read back differs from the one stored", want.UUID)
+		}
+		// For a reader of the payload: its JSON when stored decoded (what
+		// the signedPayload's payload segment decodes to), else the JWS.
+		p, err := l.NotificationPayloadByUUID(ctx, want.UUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storedDecoded := want.UUID == apple.UUID || want.UUID == decoded005.UUID
+		seg, _ := base64.RawURLEncoding.DecodeString(strings.Split(want.SignedPayload, ".")[1])
+		switch {
+		case storedDecoded && (p.PayloadJSON != string(seg) || p.SignedPayload != ""):
+			t.Errorf("%s: payload %.40q…, signedPayload %.40q…; want the payload segment decoded only", want.UUID, p.PayloadJSON, p.SignedPayload)
+		case !storedDecoded && (p.PayloadJSON != "" || p.SignedPayload != want.SignedPayload):
+			t.Errorf("%s: payload %.40q…, signedPayload %.40q…; want the signedPayload only", want.UUID, p.PayloadJSON, p.SignedPayload)
+		}
+		if p.Type != want.Type || p.UUID != want.UUID {
+			t.Errorf("%s: read as %+v", want.UUID, p.Notification)
 		}
 	}
 	if _, err := pool.Exec(ctx, `UPDATE notifications SET signed_payload = 'x' WHERE notification_uuid = $1`, apple.UUID); err == nil {
