@@ -152,7 +152,7 @@ func processCPU(b *testing.B, pid int) time.Duration {
 	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
 	utime, _ := strconv.ParseInt(fields[11], 10, 64) // field 14 of the whole line
 	stime, _ := strconv.ParseInt(fields[12], 10, 64) // field 15
-	const ticksPerSecond = 100                        // USER_HZ on Linux
+	const ticksPerSecond = 100                       // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
