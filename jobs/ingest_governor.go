@@ -10,7 +10,7 @@ import (
 // Defaults of IngestGovernorOptions.
 const (
 	DefaultIngestBusyRate     = 100.0
-	DefaultIngestYieldWorkers = 2
+	DefaultIngestYieldWorkers = 1
 )
 
 // ingestWindow is how far back the governor counts webhook arrivals, in
