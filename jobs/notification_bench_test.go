@@ -3,11 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,7 +69,7 @@ func BenchmarkProcessNotification(b *testing.B) {
 	uuids = uuids[subs:]
 	runtime.GC()
 	backends := backendPIDs(b, e)
-	pg0, cpu0 := backendsCPU(backends), processCPU()
+	pg0, cpu0 := jobstest.ProcessesCPU(backends...), jobstest.SelfCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for _, id := range uuids {
@@ -86,9 +82,9 @@ func BenchmarkProcessNotification(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	goCPU := processCPU() - cpu0
+	goCPU := jobstest.SelfCPU() - cpu0
 	backends = backendPIDs(b, e) // the pool may have opened some meanwhile (they started at 0)
-	pgCPU := backendsCPU(backends) - pg0
+	pgCPU := jobstest.ProcessesCPU(backends...) - pg0
 	if n := e.count(`SELECT count(*) FROM notifications WHERE processed_at IS NOT NULL AND process_error IS NULL`); n != subs+b.N {
 		b.Fatalf("%d notifications processed, want %d", n, subs+b.N)
 	}
@@ -116,39 +112,4 @@ func backendPIDs(b *testing.B, e *hookEnv) []int {
 		pids = append(pids, pid)
 	}
 	return pids
-}
-
-// backendsCPU is the user and system CPU time the processes pids used, from
-// Linux's /proc (0 for those it cannot read: a server elsewhere).
-func backendsCPU(pids []int) time.Duration {
-	var ticks int64
-	for _, pid := range pids {
-		raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the command (which may hold spaces), from state
-		// (3rd field): utime and stime are the 14th and 15th.
-		end := strings.LastIndexByte(string(raw), ')')
-		if end < 0 {
-			continue
-		}
-		f := strings.Fields(string(raw[end+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		s, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += u + s
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
-}
-
-// processCPU is the user and system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -107,10 +107,10 @@ func BenchmarkServeIngest(b *testing.B) {
 	perSubRate, perSubEarly := processingRate(b, pool, client, url, perSub.bodies)
 
 	b.ResetTimer()
-	cpuBefore := processCPU(b, serve.Process.Pid)
+	cpuBefore := jobstest.ProcessesCPU(serve.Process.Pid)
 	res := postOpenLoop(b, client, url, burst.bodies, rate)
 	b.StopTimer()
-	burstCPU := processCPU(b, serve.Process.Pid) - cpuBefore
+	burstCPU := jobstest.ProcessesCPU(serve.Process.Pid) - cpuBefore
 	processedAtEnd := countProcessed(b, pool)
 	stored := countStored(b, pool)
 	drainStart := time.Now()
@@ -150,21 +150,6 @@ func BenchmarkServeIngest(b *testing.B) {
 	b.Logf("burst: %d of %d processed while it lasted (%.0f/s), the backlog drained in %s; %.0f processing jobs yielded to ingest",
 		processedAtEnd-len(distinct.bodies)-len(perSub.bodies), len(burst.bodies),
 		float64(processedAtEnd-len(distinct.bodies)-len(perSub.bodies))/res.elapsed.Seconds(), drain.Round(time.Millisecond), yielded)
-}
-
-// processCPU is the user and system CPU time pid has used so far
-// (/proc/PID/stat, Linux).
-func processCPU(b *testing.B, pid int) time.Duration {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command name (which may hold spaces) start at ")".
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64) // field 14 of the whole line
-	stime, _ := strconv.ParseInt(fields[12], 10, 64) // field 15
-	const ticksPerSecond = 100                       // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticksPerSecond
 }
 
 // perSecondP99 summarises latencies (in posting order, rate per second)

@@ -18,7 +18,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -128,14 +127,14 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	b.StopTimer()
 	for r := range webhookBenchRounds {
 		lo, hi := r*n/webhookBenchRounds, (r+1)*n/webhookBenchRounds
-		cpu0, machine0 := processCPU(), machineBusyCPU()
+		cpu0, machine0 := jobstest.SelfCPU(), jobstest.MachineBusyCPU()
 		b.StartTimer()
 		elapsed += postWebhooks(b, addr, requests[lo:hi], lat[lo:hi], clients)
 		b.StopTimer()
 		// This process runs the handler and the load generator; Postgres
 		// and anything else on the machine take the rest of the two cores.
-		goCPU += processCPU() - cpu0
-		machineCPU += machineBusyCPU() - machine0
+		goCPU += jobstest.SelfCPU() - cpu0
+		machineCPU += jobstest.MachineBusyCPU() - machine0
 		pgxElapsed += ceiling.pgx(b, payloads[lo:hi], lo)
 		pgbenchElapsed += ceiling.pgbench(b, hi-lo)
 	}
@@ -376,34 +375,4 @@ func histogramCountSum(h prometheus.Histogram) (uint64, float64) {
 		panic(err)
 	}
 	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
-}
-
-// machineBusyCPU is the CPU time all processes on this machine have used
-// since boot, from Linux's /proc/stat (0 elsewhere): on a saturated
-// machine, its growth per notification is what bounds the rate.
-func machineBusyCPU() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	fields := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	if len(fields) < 9 || fields[0] != "cpu" {
-		return 0
-	}
-	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
-		v, _ := strconv.ParseInt(fields[i], 10, 64)
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
-}
-
-// processCPU is the user and system CPU time this process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
