@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -37,6 +38,10 @@ type Options struct {
 	ResyncWait time.Duration
 	// NoRiverUI leaves /riverui out (tests of the console alone).
 	NoRiverUI bool
+	// RiverUIIdleStop is how long River UI's background work (job counts
+	// refreshed every ten seconds) runs after its last request; it starts
+	// again with the next one. Default DefaultRiverUIIdleStop.
+	RiverUIIdleStop time.Duration
 	// Now is the clock of sessions and "ago" labels; default time.Now.
 	Now func() time.Time
 }
@@ -48,15 +53,15 @@ type Console struct {
 	auth    *auth
 	opts    Options
 	pages   map[string]*template.Template
-	riverUI http.Handler
+	riverUI *lazyRiverUI
 	mux     *http.ServeMux
 	logger  *slog.Logger
 }
 
 // New builds the console. deps needs Ledger (its pool is what the budget
 // usage is read from); client inserts re-syncs and backs River UI, whose
-// background caches run until ctx ends. It fails only when River UI cannot
-// be built.
+// background caches run only while someone uses it, and never after ctx
+// ends. It fails only when River UI cannot be built.
 func New(ctx context.Context, deps *jobs.Deps, client *river.Client[pgx.Tx], opts Options) (*Console, error) {
 	if deps == nil || deps.Ledger == nil || client == nil {
 		return nil, errors.New("opsui: New needs deps with a Ledger and a River client")
@@ -70,6 +75,12 @@ func New(ctx context.Context, deps *jobs.Deps, client *river.Client[pgx.Tx], opt
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RiverUIIdleStop < 0 {
+		return nil, fmt.Errorf("opsui: Options.RiverUIIdleStop %s is negative: use 0 for the default (%s)", opts.RiverUIIdleStop, DefaultRiverUIIdleStop)
+	}
+	if opts.RiverUIIdleStop == 0 {
+		opts.RiverUIIdleStop = DefaultRiverUIIdleStop
+	}
 	c := &Console{deps: deps, client: client, opts: opts, auth: newAuth(opts.AdminToken, opts.SessionTTL, opts.Now, opts.SecureCookies)}
 	var err error
 	if c.pages, err = parsePages(); err != nil {
@@ -80,16 +91,10 @@ func New(ctx context.Context, deps *jobs.Deps, client *river.Client[pgx.Tx], opt
 		c.logger = slog.Default()
 	}
 	if !opts.NoRiverUI {
-		h, err := riverui.NewHandler(&riverui.HandlerOpts{
-			Endpoints: riverui.NewEndpoints(client, nil), Logger: c.logger, Prefix: "/riverui",
-		})
+		c.riverUI, err = newLazyRiverUI(ctx, client, riverui.HandlerOpts{Logger: c.logger, Prefix: "/riverui"}, opts.RiverUIIdleStop, opts.Now)
 		if err != nil {
 			return nil, err
 		}
-		if err := h.Start(ctx); err != nil {
-			return nil, err
-		}
-		c.riverUI = h
 	}
 	c.routes()
 	return c, nil
