@@ -89,6 +89,10 @@ type Config struct {
 	// IngestYieldWorkers is STORESYNC_INGEST_YIELD_WORKERS: how many
 	// processing jobs of one process run while ingest is busy (0: default).
 	IngestYieldWorkers int
+	// IngestYieldRate is STORESYNC_INGEST_YIELD_RATE: how many processing
+	// jobs of one process start per second while ingest is busy (0:
+	// default).
+	IngestYieldRate float64
 }
 
 // Budget is a reconciliation budget: either a share of a day's statuses
@@ -333,6 +337,14 @@ func Load(getenv func(string) string) (*Config, error) {
 			c.IngestYieldWorkers = n
 		}
 	}
+	if v := get("STORESYNC_INGEST_YIELD_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0.1) || f > 1e6 {
+			add("STORESYNC_INGEST_YIELD_RATE=%q is not a rate in 0.1..1000000: use how many notifications may start processing per second while webhooks pour in, e.g. 10", v)
+		} else {
+			c.IngestYieldRate = f
+		}
+	}
 
 	if len(problems) > 0 {
 		return nil, problems
@@ -405,10 +417,10 @@ func (c *Config) String() string {
 	if c.AdminToken != "" {
 		admin = "on (token redacted)"
 	}
-	return fmt.Sprintf("database=%s db_max_conns=%d db_pooler=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s api_tokens=%d(redacted) entitlements_file=%q reconcile_cron=%q backfill_cron=%q reconcile_budget=%s reconcile_full_cycle=%s event_dead_after=%s ingest_busy_rate=%g ingest_yield_workers=%d",
+	return fmt.Sprintf("database=%s db_max_conns=%d db_pooler=%s environment=%s sandbox_fallback=%t base_url=%q key_id=%q issuer_id=%q private_key=%s bundle_id=%q app_apple_id=%d rate_share=%g listen=%s admin=%s api_tokens=%d(redacted) entitlements_file=%q reconcile_cron=%q backfill_cron=%q reconcile_budget=%s reconcile_full_cycle=%s event_dead_after=%s ingest_busy_rate=%g ingest_yield_workers=%d ingest_yield_rate=%g",
 		RedactURL(c.DatabaseURL), c.DBMaxConns, c.Pooler, c.Environment, c.SandboxFallback, c.BaseURL, c.KeyID, c.IssuerID, key,
 		c.BundleID, c.AppAppleID, c.RateShare, c.Listen, admin, len(c.APITokens), c.EntitlementsFile, c.ReconcileCron, c.BackfillCron,
-		c.ReconcileBudget, c.ReconcileFullCycle, c.EventDeadAfter, c.IngestBusyRate, c.IngestYieldWorkers)
+		c.ReconcileBudget, c.ReconcileFullCycle, c.EventDeadAfter, c.IngestBusyRate, c.IngestYieldWorkers, c.IngestYieldRate)
 }
 
 // RedactURL hides the password of a database URL.

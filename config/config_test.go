@@ -145,20 +145,20 @@ func TestOverriddenBaseURLWithFallbackNeedsSandboxURL(t *testing.T) {
 
 func TestIngestSettings(t *testing.T) {
 	t.Parallel()
-	c, err := config.Load(env(map[string]string{"STORESYNC_INGEST_BUSY_RATE": "250", "STORESYNC_INGEST_YIELD_WORKERS": "3"}))
+	c, err := config.Load(env(map[string]string{"STORESYNC_INGEST_BUSY_RATE": "250", "STORESYNC_INGEST_YIELD_WORKERS": "3", "STORESYNC_INGEST_YIELD_RATE": "2.5"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.IngestBusyRate != 250 || c.IngestYieldWorkers != 3 {
-		t.Fatalf("busy rate %g, yield workers %d; want 250 and 3", c.IngestBusyRate, c.IngestYieldWorkers)
+	if c.IngestBusyRate != 250 || c.IngestYieldWorkers != 3 || c.IngestYieldRate != 2.5 {
+		t.Fatalf("busy rate %g, yield workers %d, yield rate %g; want 250, 3 and 2.5", c.IngestBusyRate, c.IngestYieldWorkers, c.IngestYieldRate)
 	}
-	if s := c.String(); !strings.Contains(s, "ingest_busy_rate=250") || !strings.Contains(s, "ingest_yield_workers=3") {
+	if s := c.String(); !strings.Contains(s, "ingest_busy_rate=250") || !strings.Contains(s, "ingest_yield_workers=3") || !strings.Contains(s, "ingest_yield_rate=2.5") {
 		t.Fatalf("String() does not show the ingest settings: %s", s)
 	}
-	_, err = config.Load(env(map[string]string{"STORESYNC_INGEST_BUSY_RATE": "0.5", "STORESYNC_INGEST_YIELD_WORKERS": "0"}))
+	_, err = config.Load(env(map[string]string{"STORESYNC_INGEST_BUSY_RATE": "0.5", "STORESYNC_INGEST_YIELD_WORKERS": "0", "STORESYNC_INGEST_YIELD_RATE": "0"}))
 	problems, ok := err.(config.Problems)
-	if !ok || len(problems) != 2 || !strings.Contains(err.Error(), "STORESYNC_INGEST_BUSY_RATE") ||
-		!strings.Contains(err.Error(), "STORESYNC_INGEST_YIELD_WORKERS") {
-		t.Fatalf("want one problem each for the two bad ingest settings, got %v", err)
+	if !ok || len(problems) != 3 || !strings.Contains(err.Error(), "STORESYNC_INGEST_BUSY_RATE") ||
+		!strings.Contains(err.Error(), "STORESYNC_INGEST_YIELD_WORKERS") || !strings.Contains(err.Error(), "STORESYNC_INGEST_YIELD_RATE") {
+		t.Fatalf("want one problem each for the three bad ingest settings, got %v", err)
 	}
 }

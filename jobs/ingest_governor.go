@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Defaults of IngestGovernorOptions.
 const (
 	DefaultIngestBusyRate     = 100.0
 	DefaultIngestYieldWorkers = 1
+	DefaultIngestYieldRate    = 10.0
 )
 
 // ingestWindow is how far back the governor counts webhook arrivals, in
@@ -39,6 +42,14 @@ type IngestGovernorOptions struct {
 	// process may run while ingest is busy. At least 1, so the backlog
 	// keeps draining during a long burst. Default DefaultIngestYieldWorkers.
 	YieldWorkers int
+	// YieldRate is how many notification-processing jobs of this process
+	// may start per second while ingest is busy (and no more than
+	// YieldWorkers at once). Above zero, so a long burst still drains.
+	// Default DefaultIngestYieldRate: one worker alone processes 60–70
+	// notifications/s, and on a small host each takes CPU the webhook
+	// needs to answer Apple in time (processing one costs serve and
+	// Postgres about twice what storing one does).
+	YieldRate float64
 	// MaxWait bounds how long one processing job waits for a slot before it
 	// snoozes (returning its River worker and its job timeout); default 10s.
 	MaxWait time.Duration
@@ -53,8 +64,8 @@ type IngestGovernorOptions struct {
 // on the same cores. The webhook reports each verified notification
 // (Arrived; forged posts do not count, so they cannot stall processing); while the
 // arrival rate is at least BusyRate, at most YieldWorkers processing jobs
-// run (Acquire waits), and the backlog drains at full width once the rate
-// falls. A nil *IngestGovernor never makes anyone wait.
+// run and at most YieldRate start per second (Acquire waits), and the
+// backlog drains at full width once the rate falls. A nil *IngestGovernor never makes anyone wait.
 //
 // It governs one process: with several serve processes each counts the
 // webhooks it receives and holds back its own workers, which is what a
@@ -67,6 +78,9 @@ type IngestGovernor struct {
 	bucketAt time.Time // start of the bucket counts[index] counts
 	index    int
 	running  int // processing jobs holding a slot
+	// yieldStarts paces the jobs started while busy (YieldRate); its
+	// clock is opts.Now, so tests move it by hand.
+	yieldStarts *rate.Limiter
 }
 
 // NewIngestGovernor validates opts and returns a governor.
@@ -76,6 +90,8 @@ func NewIngestGovernor(opts IngestGovernorOptions) (*IngestGovernor, error) {
 		return nil, fmt.Errorf("jobs: IngestGovernorOptions.BusyRate %g is negative: use a rate in notifications/s such as %g", opts.BusyRate, DefaultIngestBusyRate)
 	case opts.YieldWorkers < 0:
 		return nil, fmt.Errorf("jobs: IngestGovernorOptions.YieldWorkers %d is negative: use at least 1", opts.YieldWorkers)
+	case opts.YieldRate < 0:
+		return nil, fmt.Errorf("jobs: IngestGovernorOptions.YieldRate %g is negative: use processing jobs per second such as %g", opts.YieldRate, DefaultIngestYieldRate)
 	case opts.MaxWait < 0:
 		return nil, fmt.Errorf("jobs: IngestGovernorOptions.MaxWait %s is negative", opts.MaxWait)
 	}
@@ -85,13 +101,16 @@ func NewIngestGovernor(opts IngestGovernorOptions) (*IngestGovernor, error) {
 	if opts.YieldWorkers == 0 {
 		opts.YieldWorkers = DefaultIngestYieldWorkers
 	}
+	if opts.YieldRate == 0 {
+		opts.YieldRate = DefaultIngestYieldRate
+	}
 	if opts.MaxWait == 0 {
 		opts.MaxWait = 10 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &IngestGovernor{opts: opts}, nil
+	return &IngestGovernor{opts: opts, yieldStarts: rate.NewLimiter(rate.Limit(opts.YieldRate), 1)}, nil
 }
 
 // Arrived records n webhook requests now.
@@ -121,7 +140,8 @@ func (g *IngestGovernor) Busy() bool {
 }
 
 // Acquire waits for a processing slot: at once while ingest is not busy,
-// else until fewer than YieldWorkers jobs hold one or the rate falls. It
+// else until fewer than YieldWorkers jobs hold one and YieldRate allows
+// one more start, or the rate falls. It
 // returns the release to call when processing ends and how long it
 // waited; ok is false when it gave up after MaxWait (the caller should
 // snooze) or ctx ended.
@@ -134,7 +154,7 @@ func (g *IngestGovernor) Acquire(ctx context.Context) (release func(), waited ti
 	for {
 		g.mu.Lock()
 		now := g.opts.Now()
-		if g.rate(now) < g.opts.BusyRate || g.running < g.opts.YieldWorkers {
+		if g.rate(now) < g.opts.BusyRate || (g.running < g.opts.YieldWorkers && g.yieldStarts.AllowN(now, 1)) {
 			g.running++
 			g.mu.Unlock()
 			if tick != nil {

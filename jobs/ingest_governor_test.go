@@ -31,7 +31,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func TestIngestGovernorOptionsValidated(t *testing.T) {
 	t.Parallel()
-	for _, o := range []IngestGovernorOptions{{BusyRate: -1}, {YieldWorkers: -1}, {MaxWait: -time.Second}} {
+	for _, o := range []IngestGovernorOptions{{BusyRate: -1}, {YieldWorkers: -1}, {YieldRate: -1}, {MaxWait: -time.Second}} {
 		if _, err := NewIngestGovernor(o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
@@ -40,7 +40,7 @@ func TestIngestGovernorOptionsValidated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.opts.BusyRate != DefaultIngestBusyRate || g.opts.YieldWorkers != DefaultIngestYieldWorkers {
+	if g.opts.BusyRate != DefaultIngestBusyRate || g.opts.YieldWorkers != DefaultIngestYieldWorkers || g.opts.YieldRate != DefaultIngestYieldRate {
 		t.Fatalf("defaults not taken: %+v", g.opts)
 	}
 	var none *IngestGovernor // a nil governor never holds anyone back
@@ -123,6 +123,49 @@ func TestIngestGovernorYieldsThenDrains(t *testing.T) {
 		t.Fatalf("still busy at %g/s a second after the burst", g.Rate())
 	}
 	fourth()
+}
+
+// While busy, jobs start no faster than YieldRate even with slots free;
+// once the burst ends they start at once.
+func TestIngestGovernorPacesStartsWhileBusy(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	g, err := NewIngestGovernor(IngestGovernorOptions{BusyRate: 10, YieldWorkers: 5, YieldRate: 2, MaxWait: time.Hour, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	g.Arrived(20)
+	first, _, ok := g.Acquire(ctx)
+	if !ok {
+		t.Fatal("the first job while busy did not start")
+	}
+	first()
+	got := make(chan func(), 1)
+	go func() {
+		release, _, _ := g.Acquire(ctx)
+		got <- release
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second job started at once while busy, with 4 slots free: want it paced at 2/s")
+	case <-time.After(150 * time.Millisecond):
+	}
+	clock.Advance(500 * time.Millisecond) // one start's worth at 2/s; still busy
+	select {
+	case second := <-got:
+		second()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second job did not start half a second later (2/s)")
+	}
+	clock.Advance(2 * time.Second) // the burst is over
+	for range 5 {
+		release, waited, ok := g.Acquire(ctx)
+		if !ok || waited != 0 {
+			t.Fatalf("after the burst: ok %t, waited %s; want every job at once", ok, waited)
+		}
+		defer release()
+	}
 }
 
 // A job that cannot get a slot within MaxWait gives up (the worker

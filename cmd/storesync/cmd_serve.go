@@ -129,7 +129,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	// One governor for this process's webhook and its workers: processing
 	// yields while webhooks pour in (STORESYNC_INGEST_*).
 	if deps.Ingest, err = jobs.NewIngestGovernor(jobs.IngestGovernorOptions{
-		BusyRate: cfg.IngestBusyRate, YieldWorkers: cfg.IngestYieldWorkers,
+		BusyRate: cfg.IngestBusyRate, YieldWorkers: cfg.IngestYieldWorkers, YieldRate: cfg.IngestYieldRate,
 	}); err != nil {
 		return err
 	}
