@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
 	"github.com/storesync/storesync/appstore"
 	"github.com/storesync/storesync/jobs"
+	"github.com/storesync/storesync/jobs/jobstest"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
@@ -25,49 +24,6 @@ import (
 type proRules struct{}
 
 func (proRules) Grants(product, env string) []string { return []string{"pro"} }
-
-// receiver is the backend's webhook endpoint: it verifies every request with
-// the Standard Webhooks library and keeps the distinct events per
-// subscription in arrival order.
-type receiver struct {
-	t      *testing.T
-	wh     *standardwebhooks.Webhook
-	mu     sync.Mutex
-	seen   map[string]bool
-	bySub  map[string][]int64
-	total  int
-	failed int
-}
-
-func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if err := rc.wh.Verify(body, r.Header); err != nil {
-		rc.mu.Lock()
-		rc.failed++
-		rc.mu.Unlock()
-		http.Error(w, "bad signature", http.StatusUnauthorized)
-		return
-	}
-	var e ledger.Event
-	if err := json.Unmarshal(body, &e); err != nil {
-		http.Error(w, "bad body", http.StatusBadRequest)
-		return
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	id := r.Header.Get("webhook-id")
-	if !rc.seen[id] { // at least once: drop redeliveries by webhook-id
-		rc.seen[id] = true
-		rc.bySub[e.OriginalTransactionID] = append(rc.bySub[e.OriginalTransactionID], e.ID)
-		rc.total++
-	}
-}
-
-func (rc *receiver) count() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.total
-}
 
 // TestDeliveryOutlivesAReceiverOutage closes the receiver mid-stream and
 // opens it again on the same address: every event arrives, each
@@ -88,11 +44,10 @@ func TestDeliveryOutlivesAReceiverOutage(t *testing.T) {
 	defer cancel()
 
 	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	wh, err := standardwebhooks.NewWebhook(secret)
+	rc, err := jobstest.NewFeedReceiver(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := &receiver{t: t, wh: wh, seen: map[string]bool{}, bySub: map[string][]int64{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +89,8 @@ func TestDeliveryOutlivesAReceiverOutage(t *testing.T) {
 	for step := range steps / 2 {
 		apply(step)
 	}
-	waitFor(t, 20*time.Second, func() bool { return rc.count() > 0 })
+	received := func() int { total, _, _ := rc.Counts(); return total }
+	waitFor(t, 20*time.Second, func() bool { return received() > 0 })
 	srv.Close() // the backend goes down mid-stream
 	for step := steps / 2; step < steps; step++ {
 		apply(step)
@@ -154,7 +110,7 @@ func TestDeliveryOutlivesAReceiverOutage(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM subscription_events`).Scan(&want); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 120*time.Second, func() bool { return rc.count() == want })
+	waitFor(t, 120*time.Second, func() bool { return received() == want })
 	var retried int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM event_deliveries WHERE attempts > 1`).Scan(&retried); err != nil {
 		t.Fatal(err)
@@ -162,18 +118,17 @@ func TestDeliveryOutlivesAReceiverOutage(t *testing.T) {
 	if retried == 0 {
 		t.Fatal("no delivery failed while the receiver was down: the outage was not exercised")
 	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if rc.failed > 0 {
-		t.Fatalf("%d requests failed signature verification", rc.failed)
+	if _, _, badSig := rc.Counts(); badSig > 0 {
+		t.Fatalf("%d requests failed signature verification", badSig)
 	}
+	bySub := rc.Events()
 	for s := range subs {
 		otid := "70" + strconv.Itoa(s)
 		evs, err := l.SubscriptionEvents(ctx, otid)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := rc.bySub[otid]
+		got := bySub[otid]
 		if len(got) != len(evs) {
 			t.Fatalf("%s: received %d events, ledger has %d", otid, len(got), len(evs))
 		}
