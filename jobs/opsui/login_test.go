@@ -3,7 +3,6 @@ package opsui_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -11,12 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/jobs/opsui"
-	"github.com/storesync/storesync/ledger"
-	"github.com/storesync/storesync/migrations/migrationstest"
 )
 
 // TestWrongTokenLooksTheSame: a wrong token gets the same status and page
@@ -24,12 +19,7 @@ import (
 // whether the admin API is on.
 func TestWrongTokenLooksTheSame(t *testing.T) {
 	t.Parallel()
-	_, pool := migrationstest.NewDatabase(t)
-	deps := &jobs.Deps{Ledger: ledger.New(pool), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	deps, client := queueOnlyDeps(t)
 	csrfRE := regexp.MustCompile(`name="csrf" value="[^"]*"`)
 	var pages []string
 	for _, token := range []string{"", adminToken} {

@@ -10,11 +10,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
 	"github.com/storesync/storesync/jobs"
 	"github.com/storesync/storesync/jobs/opsui"
 	"github.com/storesync/storesync/ledger"
 	"github.com/storesync/storesync/migrations/migrationstest"
 )
+
+// queueOnlyDeps is a console's dependencies on a fresh database: a ledger
+// and a River client that inserts but works nothing.
+func queueOnlyDeps(t *testing.T) (*jobs.Deps, *river.Client[pgx.Tx]) {
+	t.Helper()
+	_, pool := migrationstest.NewDatabase(t)
+	deps := &jobs.Deps{Ledger: ledger.New(pool), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return deps, client
+}
 
 // TestRiverUIRunsOnlyWhileUsed: River UI's background job counts do not
 // run until a logged-in request asks for River UI (a probe without a
@@ -22,12 +38,7 @@ import (
 // the next request, which River UI answers as before.
 func TestRiverUIRunsOnlyWhileUsed(t *testing.T) {
 	t.Parallel()
-	_, pool := migrationstest.NewDatabase(t)
-	deps := &jobs.Deps{Ledger: ledger.New(pool), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	deps, client := queueOnlyDeps(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const idle = 2 * time.Second
@@ -85,13 +96,8 @@ func TestRiverUIRunsOnlyWhileUsed(t *testing.T) {
 // TestRiverUIIdleStopValidated: a negative idle stop is refused by name.
 func TestRiverUIIdleStopValidated(t *testing.T) {
 	t.Parallel()
-	_, pool := migrationstest.NewDatabase(t)
-	deps := &jobs.Deps{Ledger: ledger.New(pool), Now: time.Now}
-	client, err := jobs.NewRiverClient(deps, jobs.ClientOptions{JobTimeout: time.Minute, RescueStuckJobsAfter: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = opsui.New(context.Background(), deps, client, opsui.Options{AdminToken: adminToken, RiverUIIdleStop: -time.Second})
+	deps, client := queueOnlyDeps(t)
+	_, err := opsui.New(context.Background(), deps, client, opsui.Options{AdminToken: adminToken, RiverUIIdleStop: -time.Second})
 	if err == nil || !strings.Contains(err.Error(), "RiverUIIdleStop") || !strings.Contains(err.Error(), "negative") {
 		t.Fatalf("RiverUIIdleStop -1s: err %v, want one naming the option", err)
 	}
