@@ -29,6 +29,17 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// acquireInBackground calls g.Acquire in a goroutine; the channel gets
+// its release once it returns.
+func acquireInBackground(g *IngestGovernor, ctx context.Context) <-chan func() {
+	got := make(chan func(), 1)
+	go func() {
+		release, _, _ := g.Acquire(ctx)
+		got <- release
+	}()
+	return got
+}
+
 func TestIngestGovernorOptionsValidated(t *testing.T) {
 	t.Parallel()
 	for _, o := range []IngestGovernorOptions{{BusyRate: -1}, {YieldWorkers: -1}, {YieldRate: -1}, {MaxWait: -time.Second}} {
@@ -76,11 +87,7 @@ func TestIngestGovernorYieldsThenDrains(t *testing.T) {
 	if !g.Busy() || g.Rate() != 20 {
 		t.Fatalf("busy %t at rate %g, want busy at 20/s", g.Busy(), g.Rate())
 	}
-	got := make(chan func(), 1)
-	go func() {
-		release, _, _ := g.Acquire(ctx)
-		got <- release
-	}()
+	got := acquireInBackground(g, ctx)
 	select {
 	case <-got:
 		t.Fatal("a fourth job ran while ingest was busy and 3 held slots (yield workers 1)")
@@ -103,10 +110,7 @@ func TestIngestGovernorYieldsThenDrains(t *testing.T) {
 	}
 	// Still busy and the one slot taken: a fifth waits until the burst ages
 	// out of the window.
-	go func() {
-		release, _, _ := g.Acquire(ctx)
-		got <- release
-	}()
+	got = acquireInBackground(g, ctx)
 	select {
 	case <-got:
 		t.Fatal("a fifth job ran while busy with the slot taken")
@@ -141,11 +145,7 @@ func TestIngestGovernorPacesStartsWhileBusy(t *testing.T) {
 		t.Fatal("the first job while busy did not start")
 	}
 	first()
-	got := make(chan func(), 1)
-	go func() {
-		release, _, _ := g.Acquire(ctx)
-		got <- release
-	}()
+	got := acquireInBackground(g, ctx)
 	select {
 	case <-got:
 		t.Fatal("a second job started at once while busy, with 4 slots free: want it paced at 2/s")

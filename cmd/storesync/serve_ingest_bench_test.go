@@ -147,9 +147,7 @@ func BenchmarkServeIngest(b *testing.B) {
 	ceil := max(before, after)
 
 	b.Logf("p99 per second of the burst: %s", perSecondP99(res.latencies, rate))
-	lat := slices.Clone(res.latencies)
-	slices.Sort(lat)
-	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	lat, p := res.quantiles()
 	accepted := float64(res.ok) / res.elapsed.Seconds()
 	yielded := scrapeMetric(b, client, url, "storesync_processing_yielded_total")
 	b.ReportMetric(accepted, "accepted/s")
@@ -194,9 +192,7 @@ func quickBurst(b *testing.B, client *http.Client, url string, bodies [][]byte, 
 		}
 	}
 	b.Logf("answers over 64 ms: %.2f%% in serve's handler, %.2f%% as the generator saw them", 100*(count-fast)/max(count, 1), 100*float64(seenSlow)/float64(max(len(res.latencies), 1)))
-	lat := slices.Clone(res.latencies)
-	slices.Sort(lat)
-	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	lat, p := res.quantiles()
 	b.Logf("p99 per second of the burst: %s", perSecondP99(res.latencies, rate))
 	b.Logf("offered %d/s: %d answered 200, %d not (%d errors); latency p50 %s p99 %s max %s; CPU per accepted: serve %s, this load generator %s",
 		rate, res.ok, res.notOK, res.errs, p(0.50), p(0.99), lat[len(lat)-1],
@@ -289,6 +285,13 @@ type openLoopResult struct {
 	ok, notOK, errs int
 	elapsed         time.Duration
 	latencies       []time.Duration
+}
+
+// quantiles returns the latencies sorted and the q-quantile of them.
+func (r openLoopResult) quantiles() ([]time.Duration, func(q float64) time.Duration) {
+	lat := slices.Clone(r.latencies)
+	slices.Sort(lat)
+	return lat, func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
 }
 
 // postOpenLoop posts bodies at rate per second, each request due at its
