@@ -188,11 +188,14 @@ func TestCompactionCancelledAndResumedLosesNothing(t *testing.T) {
 	if s, c, k := p.Totals(); s != rows || c != rows-2 || k != 2 {
 		t.Errorf("pass totals: scanned %d compacted %d kept %d, want %d, %d, 2", s, c, k, rows, rows-2)
 	}
+	// A header still carrying its x5c chain is kilobytes long (three
+	// certificates); a compacted one is tens of bytes. (Looking for "MII"
+	// anywhere in the JWS also matched base64 of payloads and signatures.)
 	for _, q := range []string{
 		`SELECT count(*) FROM transactions WHERE jws_chain IS NULL AND transaction_id <> 'noncanonical'`,
 		`SELECT count(*) FROM renewal_infos WHERE jws_chain IS NULL`,
 		`SELECT count(*) FROM notifications WHERE payload_chain IS NULL OR signed_payload_decoded IS NULL`,
-		`SELECT count(*) FROM transactions WHERE jws LIKE '%MII%' AND transaction_id <> 'noncanonical'`,
+		`SELECT count(*) FROM transactions WHERE length(split_part(jws, '.', 1)) > 1000 AND transaction_id <> 'noncanonical'`,
 	} {
 		if n := count(t, pool, q); n != 0 {
 			t.Errorf("%d rows left uncompacted: %s", n, q)
