@@ -189,9 +189,10 @@ type SetAppAccountTokenArgs struct {
 // Kind is the River job kind.
 func (SetAppAccountTokenArgs) Kind() string { return "set_app_account_token" }
 
-// InsertOpts: the bulk queue, like imports.
+// InsertOpts: a queue of its own, so that tokens waiting for their
+// endpoint's budget (20/s) never hold the imports' slots.
 func (SetAppAccountTokenArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueBulk, Priority: PriorityBulk, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+	return river.InsertOpts{Queue: QueueBulkTokens, Priority: PriorityBulk, UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }
 
 // EnqueueAppAccountTokens enqueues a SetAppAccountTokenArgs job for every

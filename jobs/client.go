@@ -24,6 +24,8 @@ type ClientOptions struct {
 	NotificationWorkers int // default 20
 	BulkWorkers         int // default 120
 	HistoryWorkers      int // bulk_history (import histories); default 120
+	ReceiptWorkers      int // bulk_receipts (receipts to resolve); default 120
+	TokenWorkers        int // bulk_tokens (appAccountTokens to set); default 40
 	MaintenanceWorkers  int // default 4
 	// ReconcileCron and BackfillCron are cron specs (UTC) of the periodic
 	// jobs; empty disables that schedule.
@@ -134,6 +136,8 @@ func NewRiverClient(deps *Deps, opts ClientOptions) (*river.Client[pgx.Tx], erro
 			QueueNotifications: {MaxWorkers: orInt(opts.NotificationWorkers, 20)},
 			QueueBulk:          {MaxWorkers: orInt(opts.BulkWorkers, 120)},
 			QueueBulkHistory:   {MaxWorkers: orInt(opts.HistoryWorkers, 120)},
+			QueueBulkReceipts:  {MaxWorkers: orInt(opts.ReceiptWorkers, 120)},
+			QueueBulkTokens:    {MaxWorkers: orInt(opts.TokenWorkers, 40)},
 			QueueMaintenance:   {MaxWorkers: orInt(opts.MaintenanceWorkers, 4)},
 		}
 		periodic, err := periodicJobs(deps, &opts)

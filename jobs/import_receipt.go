@@ -45,10 +45,12 @@ type ResolveReceiptArgs struct {
 // Kind is the River job kind.
 func (ResolveReceiptArgs) Kind() string { return "import_receipt" }
 
-// InsertOpts puts the job on the bulk queue with the imports.
+// InsertOpts puts the job on its own queue: on the bulk queue, a migration's
+// receipts waiting for the transaction endpoint's budget held every slot,
+// and the statuses of the receipts already resolved waited for all of them.
 func (ResolveReceiptArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
-		Queue:      QueueBulk,
+		Queue:      QueueBulkReceipts,
 		Priority:   PriorityBulk,
 		UniqueOpts: river.UniqueOpts{ByArgs: true},
 	}

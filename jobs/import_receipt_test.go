@@ -127,3 +127,54 @@ func waitImportJobs(t *testing.T, h *importHarness, within time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestReceiptsDoNotDelayStatuses checks that a migration from receipts
+// fetches current state while its receipts are still being resolved: the
+// receipt jobs wait for the transaction endpoint's budget on a queue of
+// their own, so they do not hold the slots of the import jobs their
+// answers create. (On the bulk queue, with 16 workers, no import job ran
+// until at most 16 receipts were left.)
+func TestReceiptsDoNotDelayStatuses(t *testing.T) {
+	t.Parallel()
+	const transactionLimit = 5 // requests/s: the receipts take many seconds
+	h := startImportHarnessLimited(t, sim.Options{Seed: 8, Subscribers: 80, DisableRateLimits: true}, Settings{},
+		map[appstore.Endpoint]float64{appstore.EndpointTransaction: transactionLimit})
+	rows, err := h.simulator.Receipts(appstore.Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 40 {
+		t.Fatalf("%d production receipts; the test needs at least 40", len(rows))
+	}
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	_ = w.Write([]string{"app_receipt", "customer_id", "app_account_token"})
+	for _, r := range rows {
+		_ = w.Write([]string{r.AppReceipt, r.CustomerID, r.AppAccountToken})
+	}
+	w.Flush()
+	if _, counts, rejects := h.importCSV(t, b.String()); counts.Enqueued != int64(len(rows)) {
+		t.Fatalf("counts %+v, rejects:\n%s", counts, rejects)
+	}
+
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var imported, unresolved int64
+		if err := h.pool.QueryRow(context.Background(), `SELECT
+			count(*) FILTER (WHERE kind = 'import' AND state = 'completed'),
+			count(*) FILTER (WHERE kind = 'import_receipt' AND state NOT IN ('completed', 'cancelled', 'discarded'))
+			FROM river_job`).Scan(&imported, &unresolved); err != nil {
+			t.Fatal(err)
+		}
+		if imported > 0 {
+			if unresolved < int64(len(rows))/2 {
+				t.Fatalf("the first import job finished with only %d of %d receipts left to resolve: statuses waited for the receipts", unresolved, len(rows))
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no import job finished within a minute (%d receipts left)", unresolved)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -33,6 +33,13 @@ type importHarness struct {
 
 func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *importHarness {
 	t.Helper()
+	return startImportHarnessLimited(t, simOpts, settings, nil)
+}
+
+// startImportHarnessLimited is startImportHarness with the budget's limit of
+// some endpoints set to budgetLimits (requests/s; the others 2,000/s).
+func startImportHarnessLimited(t *testing.T, simOpts sim.Options, settings Settings, budgetLimits map[appstore.Endpoint]float64) *importHarness {
+	t.Helper()
 	simulator := simtest.StartTest(t, simOpts)
 	_, pool := migrationstest.NewDatabase(t)
 	limits := map[appstore.Endpoint]float64{}
@@ -40,6 +47,9 @@ func startImportHarness(t *testing.T, simOpts sim.Options, settings Settings) *i
 		limits[ep] = 2000 // the simulator's own limits, when on, are what matters
 	}
 	limits[appstore.EndpointAppAccountToken] = 2000
+	for ep, l := range budgetLimits {
+		limits[ep] = l
+	}
 	rateBudget, err := budget.NewPostgres(budget.PostgresOptions{Pool: pool, App: simulator.BundleID(),
 		Limits: map[appstore.Environment]map[appstore.Endpoint]float64{appstore.Production: limits, appstore.Sandbox: limits}})
 	if err != nil {

@@ -22,7 +22,7 @@ func serveCommand() *command {
 	return &command{
 		name:    "serve",
 		summary: "run the workers, periodic jobs, webhook, admin API, /metrics and /healthz",
-		usage: `storesync serve [--bulk-workers N] [--history-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--cpu-profile FILE] [--verbose]
+		usage: `storesync serve [--bulk-workers N] [--history-workers N] [--receipt-workers N] [--token-workers N] [--stop-timeout D] [--job-timeout D] [--rescue-after D] [--no-schedules] [--cpu-profile FILE] [--verbose]
 
 Works every job (imports, notifications, re-syncs, backfills, reconciliation)
 with River, runs the periodic jobs (only the elected leader enqueues them),
@@ -51,6 +51,12 @@ statements).
                      concurrent import history jobs in this process (default
                      120); they page histories at the history endpoint's limit
                      while the bulk jobs fetch statuses at theirs
+  --receipt-workers N
+                     concurrent receipt resolutions of an import (Get
+                     Transaction Info) in this process (default 120), apart
+                     from the bulk workers so that both endpoints run at once
+  --token-workers N  concurrent appAccountToken updates in this process
+                     (default 40; the endpoint's limit is 20/s)
   --stop-timeout D   how long jobs in flight may take to finish on stop (default 20s)
   --job-timeout D    longest run of one job (default 45s); long work checkpoints
                      and continues in a new run
@@ -71,6 +77,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
 	bulk := fset.Int("bulk-workers", 120, "")
 	history := fset.Int("history-workers", 120, "")
+	receipts := fset.Int("receipt-workers", 120, "")
+	tokens := fset.Int("token-workers", 40, "")
 	stopTimeout := fset.Duration("stop-timeout", 20*time.Second, "")
 	verbose := fset.Bool("verbose", false, "")
 	noSchedules := fset.Bool("no-schedules", false, "")
@@ -89,6 +97,12 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	if *history < 1 || *history > 1000 {
 		return usagef("--history-workers %d: use 1..1000", *history)
+	}
+	if *receipts < 1 || *receipts > 1000 {
+		return usagef("--receipt-workers %d: use 1..1000", *receipts)
+	}
+	if *tokens < 1 || *tokens > 1000 {
+		return usagef("--token-workers %d: use 1..1000", *tokens)
 	}
 	if *stopTimeout <= 0 {
 		return usagef("--stop-timeout %s: use a positive duration such as 20s", *stopTimeout)
@@ -139,7 +153,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	deps.Logger = slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	opts := jobs.ClientOptions{
-		Work: true, BulkWorkers: *bulk, HistoryWorkers: *history, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
+		Work: true, BulkWorkers: *bulk, HistoryWorkers: *history, ReceiptWorkers: *receipts, TokenWorkers: *tokens, ReconcileCron: cfg.ReconcileCron, BackfillCron: cfg.BackfillCron,
 		EventFanOutEvery: time.Second, // change-feed webhooks go out within about a second
 		JobTimeout:       *jobTimeout, RescueStuckJobsAfter: *rescueAfter,
 		PollOnly: cfg.Pooler.TransactionPooling(), // LISTEN needs a session of its own

@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 
 func TestServeUsageErrors(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"serve", "extra"}, {"serve", "--bulk-workers", "0"}, {"serve", "--history-workers", "0"}, {"serve", "--history-workers", "1001"}, {"serve", "--job-timeout", "10s", "--rescue-after", "5s"}} {
+	for _, args := range [][]string{{"serve", "extra"}, {"serve", "--bulk-workers", "0"}, {"serve", "--history-workers", "0"}, {"serve", "--history-workers", "1001"}, {"serve", "--receipt-workers", "0"}, {"serve", "--token-workers", "1001"}, {"serve", "--job-timeout", "10s", "--rescue-after", "5s"}} {
 		code, _, stderr := runCLI(t, nil, args...)
 		if code != 2 || !strings.Contains(stderr, "usage: storesync serve") {
 			t.Errorf("%v: code %d, stderr %q", args, code, stderr)
