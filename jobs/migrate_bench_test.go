@@ -156,8 +156,19 @@ func (m migrationMeasure) report(b *testing.B, source migrationSource, procs int
 		use = append(use, fmt.Sprintf("%s at %.1f%% (%d requests)", ep, m.endpointUse[ep]*100, m.endpointRequests[ep]))
 	}
 	b.ReportMetric(m.currentStateSeconds, "s-current-state")
-	b.Logf("%s, %d serve processes: %s of L while each had work; current state after %.0fs, full history after %.0fs",
-		source, procs, strings.Join(use, ", "), m.currentStateSeconds, m.seconds)
+	// The floors: no migration can be faster than its busiest endpoint's
+	// requests at L, for current state (statuses, and the receipts that
+	// feed them) and for the full history (every endpoint).
+	floor := func(eps ...appstore.Endpoint) float64 {
+		var most int64
+		for _, ep := range eps {
+			most = max(most, m.endpointRequests[ep])
+		}
+		return float64(most) / m.limit
+	}
+	b.Logf("%s, %d serve processes: %s of L while each had work; current state after %.0fs (floor %.0fs), full history after %.0fs (floor %.0fs)",
+		source, procs, strings.Join(use, ", "), m.currentStateSeconds, floor(appstore.EndpointStatuses, appstore.EndpointTransaction),
+		m.seconds, floor(source.endpointsWithWork()...))
 	b.Logf("%s, %d serve processes: busiest %s at %.1f%% of %g/s over %.0fs (budget granted at most %d in 10 s); %d of %d requests answered 429 %v; %d statuses answers for %d accounts; %d history pages for %d needed",
 		source, procs, m.busiest, m.utilization*100, m.limit, m.window, m.maxGranted10s, m.throttled, m.requests, m.throttledBy, m.okStatuses, m.accounts, m.pages, m.neededPages)
 	b.Logf("%s, %d serve processes: %.3f statuses answers and %.3f Apple calls per subscriber", source, procs, m.statusesPerSubscriber, m.callsPerSubscriber)
