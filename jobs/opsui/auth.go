@@ -12,12 +12,13 @@ import (
 	"time"
 )
 
-// Sessions are HMAC-signed cookies, not server-side rows: the cookie holds
+// Sessions are HMAC-signed cookies: the cookie holds
 // "expiry.nonce.signature" with the signature an HMAC-SHA256 under a key
 // derived from the admin token. So every serve process accepts the same
-// session without shared state, and changing STORESYNC_ADMIN_TOKEN logs
-// everybody out. The price: logout clears the browser's cookie but a
-// copied cookie stays valid until it expires (SessionTTL).
+// session without a row per login, and changing STORESYNC_ADMIN_TOKEN
+// logs everybody out. Logout is the one shared state: it records the
+// nonce (hashed) in the ledger until the session's expiry, so a copy of
+// the cookie stops working too (Console.session).
 const (
 	sessionCookie = "storesync_ops"
 	loginCookie   = "storesync_ops_login" // double-submit CSRF token of the login form
@@ -94,6 +95,15 @@ func (a *auth) session(r *http.Request) string {
 		return ""
 	}
 	return c.Value
+}
+
+// sessionID returns the random part of a valid session value (what a
+// logout records) and its expiry.
+func sessionID(session string) (string, time.Time) {
+	exp, rest, _ := strings.Cut(session, ".")
+	nonce, _, _ := strings.Cut(rest, ".")
+	sec, _ := strconv.ParseInt(exp, 10, 64)
+	return nonce, time.Unix(sec, 0)
 }
 
 // csrfToken is bound to the session: a token from another session (or a

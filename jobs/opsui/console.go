@@ -147,7 +147,10 @@ func (c *Console) Wrap(api http.Handler) http.Handler {
 // logged-in operator even where SameSite is not enforced.
 func (c *Console) page(h func(w http.ResponseWriter, r *http.Request, session string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := c.auth.session(r)
+		s, ok := c.session(w, r)
+		if !ok {
+			return
+		}
 		if s == "" {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/ops/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -168,12 +171,38 @@ func (c *Console) page(h func(w http.ResponseWriter, r *http.Request, session st
 	})
 }
 
+// session returns the request's session: "" when it has none, or an
+// expired, forged or logged-out one. When the ledger cannot say whether
+// the session was logged out it answers 503 itself and returns false: a
+// logged-out cookie must not work because Postgres is slow.
+func (c *Console) session(w http.ResponseWriter, r *http.Request) (string, bool) {
+	s := c.auth.session(r)
+	if s == "" {
+		return "", true
+	}
+	id, _ := sessionID(s)
+	out, err := c.deps.Ledger.OpsLoggedOut(r.Context(), id)
+	if err != nil {
+		c.logger.Error("ops console: checking the session", "err", err)
+		http.Error(w, "the ops console could not check your login against the database: try again in a moment", http.StatusServiceUnavailable)
+		return "", false
+	}
+	if out {
+		return "", true
+	}
+	return s, true
+}
+
 // guardRiverUI puts River UI behind the session: its pages redirect to
 // the login, its API answers 401, and its state-changing API calls
 // (cancel, retry, delete) must come from our own origin.
 func (c *Console) guardRiverUI(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c.auth.session(r) == "" {
+		s, ok := c.session(w, r)
+		if !ok {
+			return
+		}
+		if s == "" {
 			if strings.HasPrefix(r.URL.Path, "/riverui/api/") || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
 				http.Error(w, "login required", http.StatusUnauthorized)
 				return
@@ -236,7 +265,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
-func (c *Console) logout(w http.ResponseWriter, r *http.Request, _ string) {
+// logout ends the session everywhere: the browser's cookie is cleared and
+// the session is recorded as logged out, so that copies of the cookie no
+// longer work in any serve process. If that cannot be recorded the cookie
+// is kept, so the operator can try again.
+func (c *Console) logout(w http.ResponseWriter, r *http.Request, session string) {
+	id, expires := sessionID(session)
+	if err := c.deps.Ledger.RecordOpsLogout(r.Context(), id, expires); err != nil {
+		c.logger.Error("ops console: logging out", "err", err)
+		http.Error(w, "logging out failed: the database did not record it, so the session still works; try again", http.StatusServiceUnavailable)
+		return
+	}
 	c.auth.setCookie(w, sessionCookie, "", "/", -1)
 	http.Redirect(w, r, "/ops/login", http.StatusSeeOther)
 }

@@ -57,3 +57,65 @@ func TestWrongTokenLooksTheSame(t *testing.T) {
 		t.Errorf("a wrong token's page differs with and without an admin token:\n%s\n---\n%s", pages[0], pages[1])
 	}
 }
+
+// TestLogoutEndsCopiedSessions: after logout, a copy of the session's
+// cookie (another tab, a proxy's log) is refused like no session at all,
+// while another operator's session goes on working.
+func TestLogoutEndsCopiedSessions(t *testing.T) {
+	t.Parallel()
+	deps, client := queueOnlyDeps(t)
+	c, err := opsui.New(context.Background(), deps, client, opsui.Options{AdminToken: adminToken, NoRiverUI: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	e := &consoleEnv{url: srv.URL}
+	mine, other := loggedIn(t, e), loggedIn(t, e)
+	base, _ := url.Parse(srv.URL + "/ops/")
+	var copied *http.Cookie
+	for _, ck := range mine.Jar.Cookies(base) {
+		if ck.Name == "storesync_ops" {
+			copied = ck
+		}
+	}
+	if copied == nil {
+		t.Fatal("no session cookie after login")
+	}
+	// Without following redirects: a refused session is a 303 to the login.
+	withCookie := func(ck *http.Cookie) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/ops/", nil)
+		req.AddCookie(ck)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := withCookie(copied); code != http.StatusOK {
+		t.Fatalf("the copied cookie before logout: %d, want 200", code)
+	}
+
+	code, page := getPage(t, mine, srv.URL+"/ops/")
+	m := regexp.MustCompile(`action="/ops/logout" class="logout"><input type="hidden" name="csrf" value="([^"]*)"`).FindStringSubmatch(page)
+	if code != http.StatusOK || m == nil {
+		t.Fatalf("overview: %d, no logout form:\n%s", code, page)
+	}
+	resp, err := mine.PostForm(srv.URL+"/ops/logout", url.Values{"csrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `id="token"`) {
+		t.Fatalf("logout ended on %d, not the login page:\n%s", resp.StatusCode, body)
+	}
+	if code := withCookie(copied); code != http.StatusSeeOther {
+		t.Fatalf("the copied cookie after logout: %d, want 303 to the login", code)
+	}
+	if code, _ := getPage(t, other, srv.URL+"/ops/"); code != http.StatusOK {
+		t.Fatalf("another operator's session after this logout: %d, want 200", code)
+	}
+}
