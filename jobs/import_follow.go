@@ -2,6 +2,9 @@ package jobs
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/storesync/storesync/ledger"
@@ -37,6 +40,11 @@ type ImportFollow struct {
 	// Failures are the five most common reasons rows failed, read once the
 	// run has finished with failures; nil otherwise.
 	Failures []ledger.ImportFailure
+	// SiblingsImporting counts the jobs still importing subscriptions the
+	// file did not list but Apple's statuses named beside its rows (other
+	// subscriptions of the same Apple accounts). Read once every row has
+	// finished; the run is finished only when it is 0 too.
+	SiblingsImporting int64
 }
 
 // ETA is how long the pending rows will take at RowsPerSecond, to the
@@ -114,6 +122,13 @@ func FollowImport(ctx context.Context, l *ledger.Ledger, runID int64, opts Follo
 			f.CurrentPerSecond = float64(p.Current-first.current) / now.Sub(first.at).Seconds()
 		}
 		if p.Finished() {
+			// The rows are done; the subscriptions found beside them are
+			// imported by jobs of the run without rows of their own.
+			if f.SiblingsImporting, err = unfinishedRunJobs(read, l, runID, ImportArgs{}.Kind(), ImportHistoryArgs{}.Kind()); err != nil {
+				return f, err
+			}
+		}
+		if p.Finished() && f.SiblingsImporting == 0 {
 			if p.Failed > 0 {
 				if f.Failures, err = l.ImportFailures(read, runID, 5); err != nil {
 					return f, err
@@ -130,4 +145,16 @@ func FollowImport(ctx context.Context, l *ledger.Ledger, runID int64, opts Follo
 		case <-tick.C:
 		}
 	}
+}
+
+// unfinishedRunJobs counts the jobs of kinds enqueued by import run runID
+// that River has not finished yet.
+func unfinishedRunJobs(ctx context.Context, l *ledger.Ledger, runID int64, kinds ...string) (int64, error) {
+	var n int64
+	err := l.Pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = ANY($1) AND args->>'run_id' = $2
+		AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled')`, kinds, strconv.FormatInt(runID, 10)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting the %s jobs of import run %d still to work: %w", strings.Join(kinds, " and "), runID, err)
+	}
+	return n, nil
 }

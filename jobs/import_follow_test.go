@@ -49,6 +49,12 @@ func TestFollowImportStopsWithCtxAndReportsFailures(t *testing.T) {
 	if err := l.MarkImportRowDone(ctx, "2000000000000001"); err != nil {
 		t.Fatal(err)
 	}
+	// As workers would have: the rows' jobs end with them (FollowImport
+	// also waits for the run's jobs, which import subscriptions found
+	// beside the rows).
+	if _, err := l.Pool().Exec(ctx, `DELETE FROM river_job WHERE kind = 'import'`); err != nil {
+		t.Fatal(err)
+	}
 	f, err = FollowImport(ctx, l, run, FollowImportOptions{Progress: func(f ImportFollow) { t.Errorf("progress of a finished run: %+v", f) }})
 	if err != nil || f.Progress != (ledger.ImportProgress{Total: 3, Done: 1, Failed: 2}) ||
 		len(f.Failures) != 1 || f.Failures[0] != (ledger.ImportFailure{Reason: "gone", Rows: 2}) {

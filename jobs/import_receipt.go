@@ -236,11 +236,5 @@ func (im *Importer) storeReceipts(ctx context.Context, runID int64, batch []rece
 // unresolvedReceipts counts run's receipt jobs still to work: FollowImport
 // waits for them, since each becomes an import row only when it finishes.
 func unresolvedReceipts(ctx context.Context, l *ledger.Ledger, runID int64) (int64, error) {
-	var n int64
-	err := l.Pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND args->>'run_id' = $2
-		AND state NOT IN ('completed', 'cancelled', 'discarded')`, ResolveReceiptArgs{}.Kind(), strconv.FormatInt(runID, 10)).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("counting the run's unresolved receipts: %w", err)
-	}
-	return n, nil
+	return unfinishedRunJobs(ctx, l, runID, ResolveReceiptArgs{}.Kind())
 }

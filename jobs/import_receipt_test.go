@@ -108,13 +108,16 @@ func transactionInfoCalls(s *sim.Simulator) int64 {
 	return 0
 }
 
-// waitImportJobs waits until no receipt or import job is left to work.
+// waitImportJobs waits until no receipt, import or history job is left to
+// work: following a run is not enough before comparing the ledger, as the
+// history of a subscription found beside an imported one (statuses name the
+// whole account) has a job but no row of the run.
 func waitImportJobs(t *testing.T, h *importHarness, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
 		var pending int64
-		if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind IN ('import', 'import_receipt')
+		if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind IN ('import', 'import_receipt', 'import_history')
 			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
 			t.Fatal(err)
 		}
@@ -180,4 +183,54 @@ func TestReceiptsDoNotDelayStatuses(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestFollowImportWaitsForSiblings: a file listing one subscription of an
+// Apple account also imports the account's other one (Apple's statuses name
+// it), by jobs of the run without a row; following the run returns only
+// once that one's full history is in the ledger too. (It returned when the
+// file's rows were done, and a receipts test compared the ledger while a
+// sibling's history was still paging.)
+func TestFollowImportWaitsForSiblings(t *testing.T) {
+	t.Parallel()
+	// One history page a second: the sibling's two pages end after the
+	// listed subscription's one.
+	h := startImportHarnessLimited(t, sim.Options{Seed: 1, Subscribers: 100, DisableRateLimits: true}, Settings{},
+		map[appstore.Endpoint]float64{appstore.EndpointHistory: 1})
+	byAccount := map[string][]sim.SubscriptionTruth{}
+	for _, tr := range h.simulator.Truth() {
+		if tr.Environment == appstore.Production {
+			byAccount[tr.AccountID] = append(byAccount[tr.AccountID], tr)
+		}
+	}
+	var listed, sibling sim.SubscriptionTruth
+	for _, trs := range byAccount {
+		if len(trs) != 2 {
+			continue
+		}
+		if trs[0].TransactionCount > trs[1].TransactionCount {
+			trs[0], trs[1] = trs[1], trs[0]
+		}
+		if trs[0].TransactionCount <= 20 && trs[1].TransactionCount > 20 {
+			listed, sibling = trs[0], trs[1]
+			break
+		}
+	}
+	if sibling.OriginalTransactionID == "" {
+		t.Fatal("the seed has no account with a one-page and a longer subscription")
+	}
+	run, counts, rejects := h.importCSV(t, truthCSV([]sim.SubscriptionTruth{listed}, nil))
+	if counts.Enqueued != 1 {
+		t.Fatalf("counts %+v, rejects:\n%s", counts, rejects)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := FollowImport(ctx, h.deps.Ledger, run, FollowImportOptions{Poll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Progress.Done != 1 || f.SiblingsImporting != 0 {
+		t.Fatalf("FollowImport returned with %+v, %d sibling jobs still importing", f.Progress, f.SiblingsImporting)
+	}
+	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, []sim.SubscriptionTruth{listed, sibling})
 }

@@ -44,9 +44,11 @@ written, with their line number and the reason, to FILE.rejects, or to
 import-RUN.rejects in the current directory for standard input; the other
 rows are imported all the same.
 
-  --wait         follow the import until every row is done or failed: a
-                 live line with done/total, rate, ETA, 429s and failures,
-                 then a summary. Ctrl-C stops following, not the import.
+  --wait         follow the import until every row is done or failed, and
+                 so is every other subscription Apple named beside them
+                 (the same customers' other subscriptions): a live line
+                 with done/total, rate, ETA, 429s and failures, then a
+                 summary. Ctrl-C stops following, not the import.
   --rejects PATH where to write rejected rows
   --batch N      rows stored per transaction (default 2000)
 
@@ -203,10 +205,14 @@ func followImport(ctx context.Context, c *cli, l *ledger.Ledger, run int64, sinc
 			currentETA = d.String()
 		}
 		// Two phases: current state (statuses) runs ahead of full history.
-		progress.update(fmt.Sprintf("import run %d: current state %s/%s (%.0f rows/s, ETA %s); full history %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s; 429s %s",
+		line := fmt.Sprintf("import run %d: current state %s/%s (%.0f rows/s, ETA %s); full history %s/%s done (%.1f%%), %s failed, %.0f rows/s, ETA %s; 429s %s",
 			run, withCommas(p.Total-p.CurrentWaiting), withCommas(p.Total), f.CurrentPerSecond, currentETA,
 			withCommas(p.Done), withCommas(p.Total), 100*float64(p.Done+p.Failed)/float64(max(p.Total, 1)),
-			withCommas(p.Failed), f.RowsPerSecond, eta, withCommas(f.Throttled)))
+			withCommas(p.Failed), f.RowsPerSecond, eta, withCommas(f.Throttled))
+		if f.SiblingsImporting > 0 {
+			line += fmt.Sprintf("; %s jobs still importing subscriptions not in the file that Apple named beside its rows", withCommas(f.SiblingsImporting))
+		}
+		progress.update(line)
 	}})
 	progress.clear()
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
