@@ -225,7 +225,21 @@ func TestFollowImportWaitsForSiblings(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f, err := FollowImport(ctx, h.deps.Ledger, run, FollowImportOptions{Poll: 20 * time.Millisecond})
+	// `storesync status` says the same while the sibling is importing.
+	state := func() string {
+		t.Helper()
+		st, err := ReadStatus(ctx, h.deps.Ledger, StatusOptions{})
+		if err != nil || st.ImportsErr != nil || len(st.Imports) == 0 || st.Imports[0].ID != run {
+			t.Fatalf("status: %v, %v, %+v", err, st.ImportsErr, st.Imports)
+		}
+		return st.Imports[0].State
+	}
+	var whileSiblings []string
+	f, err := FollowImport(ctx, h.deps.Ledger, run, FollowImportOptions{Poll: 20 * time.Millisecond, Progress: func(f ImportFollow) {
+		if f.Progress.Finished() && f.SiblingsImporting > 0 {
+			whileSiblings = append(whileSiblings, state())
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,4 +247,10 @@ func TestFollowImportWaitsForSiblings(t *testing.T) {
 		t.Fatalf("FollowImport returned with %+v, %d sibling jobs still importing", f.Progress, f.SiblingsImporting)
 	}
 	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, []sim.SubscriptionTruth{listed, sibling})
+	if len(whileSiblings) == 0 || !strings.HasPrefix(whileSiblings[0], "migrating: ") {
+		t.Errorf("status while the sibling was importing: %q, want migrating: N jobs left", whileSiblings[:min(3, len(whileSiblings))])
+	}
+	if got := state(); got != "finished" {
+		t.Errorf("status once it was imported: %q, want finished", got)
+	}
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -60,7 +61,11 @@ type Status struct {
 // ImportStatus is one import run with its progress, rate and ETA.
 type ImportStatus struct {
 	ledger.ImportRun
-	// State is "file not read completely", "migrating" or "finished".
+	// State is "file not read completely", "migrating", "migrating: N jobs
+	// left" or "finished". The newest run whose rows are all settled is
+	// still migrating while jobs of the run work: receipts not yet resolved
+	// into rows, and subscriptions Apple named beside the rows (older runs
+	// are not asked, to keep status cheap while a big run goes on).
 	State string
 	// Percent is the share of enqueued rows settled (done or failed).
 	Percent float64
@@ -181,6 +186,15 @@ func ReadStatus(ctx context.Context, l *ledger.Ledger, opts StatusOptions) (*Sta
 		runs, s.ImportsErr = l.ImportRuns(ctx, opts.Runs)
 		for _, r := range runs {
 			s.Imports = append(s.Imports, importStatus(r, s.At))
+		}
+		if len(s.Imports) > 0 && s.Imports[0].State == "finished" && s.ImportsErr == nil {
+			newest := &s.Imports[0]
+			left, err := unfinishedRunJobs(ctx, l, newest.ID, ResolveReceiptArgs{}.Kind(), ImportArgs{}.Kind(), ImportHistoryArgs{}.Kind())
+			if err != nil {
+				s.ImportsErr = err
+			} else if left > 0 {
+				newest.State = fmt.Sprintf("migrating: %d jobs left", left)
+			}
 		}
 	})
 	read(func() { s.Budget, s.BudgetErr = budget.Usage(ctx, l.Pool()) })
