@@ -45,6 +45,10 @@ type ImportFollow struct {
 	// subscriptions of the same Apple accounts). Read once every row has
 	// finished; the run is finished only when it is 0 too.
 	SiblingsImporting int64
+	// Siblings counts those subscriptions imported by the run, read once
+	// it has finished (River keeps finished jobs a day: a run followed
+	// later may count fewer).
+	Siblings int64
 }
 
 // ETA is how long the pending rows will take at RowsPerSecond, to the
@@ -129,6 +133,9 @@ func FollowImport(ctx context.Context, l *ledger.Ledger, runID int64, opts Follo
 			}
 		}
 		if p.Finished() && f.SiblingsImporting == 0 {
+			if f.Siblings, err = siblingImports(read, l, runID); err != nil {
+				return f, err
+			}
 			if p.Failed > 0 {
 				if f.Failures, err = l.ImportFailures(read, runID, 5); err != nil {
 					return f, err
@@ -155,6 +162,19 @@ func unfinishedRunJobs(ctx context.Context, l *ledger.Ledger, runID int64, kinds
 		AND state IN ('available', 'pending', 'retryable', 'running', 'scheduled')`, kinds, strconv.FormatInt(runID, 10)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("counting the %s jobs of import run %d still to work: %w", strings.Join(kinds, " and "), runID, err)
+	}
+	return n, nil
+}
+
+// siblingImports counts the import jobs of run runID that River completed
+// for subscriptions Apple named beside the run's rows (ImportArgs with
+// StatusesKnown). Both keys are looked up in River's GIN index of args.
+func siblingImports(ctx context.Context, l *ledger.Ledger, runID int64) (int64, error) {
+	var n int64
+	err := l.Pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND state = 'completed'
+		AND args @> jsonb_build_object('run_id', $2::bigint, 'statuses_known', true)`, ImportArgs{}.Kind(), runID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting the subscriptions import run %d found beside its rows: %w", runID, err)
 	}
 	return n, nil
 }

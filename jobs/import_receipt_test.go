@@ -243,8 +243,8 @@ func TestFollowImportWaitsForSiblings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Progress.Done != 1 || f.SiblingsImporting != 0 {
-		t.Fatalf("FollowImport returned with %+v, %d sibling jobs still importing", f.Progress, f.SiblingsImporting)
+	if f.Progress.Done != 1 || f.SiblingsImporting != 0 || f.Siblings != 1 {
+		t.Fatalf("FollowImport returned with %+v, %d sibling jobs still importing, %d siblings imported (want 1)", f.Progress, f.SiblingsImporting, f.Siblings)
 	}
 	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, []sim.SubscriptionTruth{listed, sibling})
 	if len(whileSiblings) == 0 || !strings.HasPrefix(whileSiblings[0], "migrating: ") {

@@ -235,8 +235,12 @@ func printImportSummary(w io.Writer, f jobs.ImportFollow) {
 		fmt.Fprintf(w, "import run %d: nothing new to import\n", f.RunID)
 		return
 	}
-	fmt.Fprintf(w, "import run %d finished: %s subscriptions migrated, %s failed, in %s; Apple answered 429 %s times\n",
-		f.RunID, withCommas(p.Done), withCommas(p.Failed), f.Elapsed.Round(time.Second), withCommas(f.Throttled))
+	beside := ""
+	if f.Siblings > 0 {
+		beside = fmt.Sprintf(" (and %s more that Apple named beside them: the same customers' other subscriptions)", withCommas(f.Siblings))
+	}
+	fmt.Fprintf(w, "import run %d finished: %s subscriptions migrated%s, %s failed, in %s; Apple answered 429 %s times\n",
+		f.RunID, withCommas(p.Done), beside, withCommas(p.Failed), f.Elapsed.Round(time.Second), withCommas(f.Throttled))
 	if p.Failed == 0 {
 		return
 	}
