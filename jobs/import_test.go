@@ -131,6 +131,19 @@ func (h *importHarness) waitRun(t *testing.T, run int64, within time.Duration) l
 	}
 }
 
+// follow waits for run as `import --wait` does: every row, and every
+// subscription Apple named beside them, imported.
+func (h *importHarness) follow(t *testing.T, run int64) ImportFollow {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := FollowImport(ctx, h.deps.Ledger, run, FollowImportOptions{Poll: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("following import run %d: %v (%+v)", run, err, f)
+	}
+	return f
+}
+
 // truthCSV is an import file of every subscription in truths, customer id
 // = the simulator's account id (so rows of one account share it), with the
 // appAccountToken of tokens[otid] instead of Apple's where given.
@@ -362,21 +375,10 @@ func TestImportBringsInTheAccountsOtherSubscriptions(t *testing.T) {
 		t.Fatal("seed 3 has no account with two subscriptions: pick another seed")
 	}
 	run, _, _ := h.importCSV(t, truthCSV(listed, nil))
-	h.waitRun(t, run, time.Minute)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var pending int64
-		if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'import'
-			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
-			t.Fatal(err)
-		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d import jobs still pending", pending)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// As `import --wait`: the rows, then the subscriptions found beside
+	// them (whose history jobs have no row to wait for).
+	if f := h.follow(t, run); f.Siblings != int64(siblings) {
+		t.Errorf("import --wait counted %d subscriptions found beside the rows, want %d", f.Siblings, siblings)
 	}
 	jobstest.RequireLedgerEqualsTruth(t, h.deps.Ledger, truths)
 	t.Logf("%d subscriptions listed, %d more found through their accounts", len(listed), siblings)
@@ -416,22 +418,7 @@ func TestImportOneStatusesCallPerAccount(t *testing.T) {
 		fmt.Fprintf(&b, "%s,%s,customer-of-%s\n", tr.OriginalTransactionID, tr.AppAccountToken, tr.OriginalTransactionID)
 	}
 	run, _, _ := h.importCSV(t, b.String())
-	h.waitRun(t, run, time.Minute)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var pending int64
-		if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'import'
-			AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&pending); err != nil {
-			t.Fatal(err)
-		}
-		if pending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d import jobs still pending", pending)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	h.follow(t, run)
 	stats := h.simulator.Stats()
 	okStatuses := stats.Endpoint(appstore.Production, appstore.EndpointStatuses).ByStatus[200] +
 		stats.Endpoint(appstore.Sandbox, appstore.EndpointStatuses).ByStatus[200]
